@@ -1,0 +1,73 @@
+"""Which ZeroMQ endpoints the coordinator may bind to.
+
+Worker links are not authenticated yet, so anyone who can reach the coordinator's socket can command
+trading terminals. Until they are, only endpoints reachable from this machine alone are accepted:
+TCP on a loopback address, or an ipc:// socket.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+LOOPBACK_REQUIRED = (
+    "must be a loopback (tcp://127.0.0.1:PORT, tcp://localhost:PORT, tcp://[::1]:PORT) or ipc:// endpoint"
+    ' until worker links are authenticated (remote workers: see README, "Workers on other machines")'
+)
+
+_PORT = re.compile(r"[0-9]+")
+_EXPECTED_FORM = "expected tcp://HOST:PORT or ipc://PATH"
+
+
+def bind_endpoint_problem(endpoint: str) -> str | None:
+    """Why ``endpoint`` is not an acceptable coordinator bind address, or None when it is."""
+    transport, separator, address = endpoint.partition("://")
+    if not separator:
+        return f"malformed endpoint {endpoint!r}: {_EXPECTED_FORM}"
+    if transport == "ipc":
+        return None if address else f"malformed endpoint {endpoint!r}: ipc:// needs a path"
+    if transport == "inproc":
+        return (
+            "inproc:// endpoints only reach sockets inside the coordinator process and workers are "
+            f"separate processes; use tcp://127.0.0.1:PORT or ipc://PATH, got {endpoint!r}"
+        )
+    if transport != "tcp":
+        return f"unsupported transport {transport!r} in {endpoint!r}: {_EXPECTED_FORM}"
+    return _tcp_problem(endpoint, address)
+
+
+def _tcp_problem(endpoint: str, address: str) -> str | None:
+    if address.startswith("["):
+        close = address.find("]")
+        if close < 0 or not address[close + 1 :].startswith(":"):
+            return f"malformed endpoint {endpoint!r}: expected tcp://[IPV6]:PORT"
+        host, port = address[1:close], address[close + 2 :]
+        bracketed = True
+    else:
+        host, separator, port = address.rpartition(":")
+        if not separator:
+            return f"malformed endpoint {endpoint!r}: missing :PORT"
+        bracketed = False
+    if not host:
+        return f"malformed endpoint {endpoint!r}: missing host"
+    if ":" in host and not bracketed:
+        return f"malformed endpoint {endpoint!r}: IPv6 addresses need brackets, e.g. tcp://[::1]:5757"
+    if port != "*":
+        if not _PORT.fullmatch(port):
+            return f"malformed endpoint {endpoint!r}: the port must be a number from 1 to 65535 or '*'"
+        if not 1 <= int(port) <= 65535:
+            return f"port must be from 1 to 65535 or '*' (any free port), got {port} in {endpoint!r}"
+    if not _is_loopback(host, bracketed=bracketed):
+        return f"{LOOPBACK_REQUIRED}, got {endpoint!r}"
+    return None
+
+
+def _is_loopback(host: str, *, bracketed: bool) -> bool:
+    if not bracketed and host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:  # a host name or a network interface name
+        return False
+    # Brackets are for IPv6 only; an IPv4 address is never bracketed in a ZeroMQ endpoint.
+    return address.is_loopback and (address.version == 6) == bracketed

@@ -1,0 +1,144 @@
+"""Turn a TOML config file (or the dict it parses to) into a validated ``AppConfig``.
+
+Two passes, as in freqtrade: first the shape of every key (``config.keys``), collecting every problem;
+then, only when all shapes are valid, the cross-field checks (``config.checks``). Either pass raises
+``ConfigError`` with everything it found.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .checks import cross_field_problems
+from .errors import ConfigError, ConfigProblem
+from .keys import APP
+from .model import (
+    AppConfig,
+    CoordinatorConfig,
+    CopySettings,
+    Role,
+    TargetConfig,
+    TerminalConfig,
+)
+
+EXAMPLE_CONFIG_PATH = Path(__file__).with_name("example.toml")
+"""The complete, commented example config shipped with the package."""
+
+
+def load_config(path: str | os.PathLike[str]) -> AppConfig:
+    """Read, parse and validate the TOML config file at ``path``.
+
+    Relative paths inside it resolve against the file's folder. Raises ``ConfigError`` listing every
+    problem: a missing or unreadable file, a TOML syntax error, or invalid keys and values.
+    """
+    file = Path(path).expanduser().absolute()
+    source = str(file)
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError([ConfigProblem("config", message)], source)
+
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise fail(f"file not found: {file}") from None
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror or exc}") from None
+    try:
+        # utf-8-sig: Windows editors may start the file with a byte order mark.
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise fail(f"{file} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise fail(f"invalid TOML in {file}: {exc}") from None
+    config = parse_config(data, base_dir=file.parent, source=source)
+    return dataclasses.replace(config, path=file)
+
+
+def parse_config(data: dict[str, Any], *, base_dir: Path, source: str = "<string>") -> AppConfig:
+    """Validate already-parsed TOML data and build the typed config.
+
+    Relative paths resolve against ``base_dir``; ``source`` names the data in error messages.
+    Raises ``ConfigError`` listing every problem found.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem("config", f"must be a table, got {type(data).__name__}")], source)
+    problems: list[ConfigProblem] = []
+    checked = APP.validate(data, "", problems)
+    if problems:
+        raise ConfigError(problems, source)
+    config = _build(checked, Path(base_dir).expanduser().absolute())
+    problems = cross_field_problems(config)
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+def _resolve(base_dir: Path, raw: str) -> Path:
+    # normpath, not resolve(): the terminal may not exist yet, and symlinks are the user's business.
+    path = Path(raw).expanduser()
+    return Path(os.path.normpath(path if path.is_absolute() else base_dir / path))
+
+
+def _build(checked: dict[str, Any], base_dir: Path) -> AppConfig:
+    coordinator = checked["coordinator"]
+    return AppConfig(
+        path=None,
+        coordinator=CoordinatorConfig(
+            bind=coordinator["bind"],
+            interval=coordinator["interval"],
+            state_dir=_resolve(base_dir, coordinator["state_dir"]),
+            hello_timeout=coordinator["hello_timeout"],
+            heartbeat_interval=coordinator["heartbeat_interval"],
+            worker_timeout=coordinator["worker_timeout"],
+            command_timeout=coordinator["command_timeout"],
+            log_level=coordinator["log_level"],
+        ),
+        source=_build_terminal(checked["source"], Role.SOURCE, base_dir),
+        targets=tuple(
+            TargetConfig(
+                terminal=_build_terminal(target, Role.TARGET, base_dir),
+                copy=_build_copy(target),
+            )
+            for target in checked["targets"]
+        ),
+    )
+
+
+def _build_terminal(table: dict[str, Any], role: Role, base_dir: Path) -> TerminalConfig:
+    return TerminalConfig(
+        name=table["name"],
+        role=role,
+        backend=table["backend"],
+        path=_resolve(base_dir, table["path"]),
+        login=table["login"],
+        server=table["server"],
+        password_env=table["password_env"],
+        remote=table["remote"],
+        poll_interval=table["poll_interval"],
+        portable=table["portable"],
+        connect_timeout=table["connect_timeout"],
+    )
+
+
+def _build_copy(table: dict[str, Any]) -> CopySettings:
+    return CopySettings(
+        lot_multiplier=table["lot_multiplier"],
+        min_lot=table["min_lot"],
+        max_lot=table["max_lot"],
+        order_types=frozenset(table["order_types"]),
+        symbol_suffix=table["symbol_suffix"],
+        symbol_prefix=table["symbol_prefix"],
+        symbol_map=table["symbol_map"],
+        max_pending_orders=table["max_pending_orders"],
+        enabled=table["enabled"],
+    )

@@ -1,0 +1,177 @@
+"""The typed, frozen configuration objects the rest of the copier reads.
+
+They are plain values: built and validated by ``config.loader``, never mutated afterwards, hashable,
+and safe to log (no secret lives in them, only the names of environment variables holding secrets).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+
+class _TextEnum(str, Enum):
+    # str() and f-strings give the config spelling ("buy_limit"), the same on Python 3.10 to 3.13.
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+
+class Backend(_TextEnum):
+    """Which MetaTrader 5 module a worker drives."""
+
+    MT5 = "mt5"  # the real MetaTrader5 package and terminal (Windows)
+    SIM = "sim"  # mt5sim, the simulated terminal used by tests and the demo
+
+
+class Role(_TextEnum):
+    """What a terminal is for: the one source that is copied, or a target that copies it."""
+
+    SOURCE = "source"
+    TARGET = "target"
+
+
+# MetaTrader5 ORDER_TYPE_* values (see mt5sim/constants.py), repeated here so that loading a config
+# never imports terminal-side code.
+_MT5_ORDER_TYPE: dict[str, int] = {
+    "buy_limit": 2,
+    "sell_limit": 3,
+    "buy_stop": 4,
+    "sell_stop": 5,
+    "buy_stop_limit": 6,
+    "sell_stop_limit": 7,
+}
+
+
+class OrderKind(_TextEnum):
+    """The six pending order types the copier can mirror."""
+
+    BUY_LIMIT = "buy_limit"
+    SELL_LIMIT = "sell_limit"
+    BUY_STOP = "buy_stop"
+    SELL_STOP = "sell_stop"
+    BUY_STOP_LIMIT = "buy_stop_limit"
+    SELL_STOP_LIMIT = "sell_stop_limit"
+
+    @property
+    def mt5_type(self) -> int:
+        """The MetaTrader5 ``ORDER_TYPE_*`` value of this kind."""
+        return _MT5_ORDER_TYPE[self.value]
+
+    @classmethod
+    def from_mt5_type(cls, order_type: int) -> OrderKind | None:
+        """The kind for a MetaTrader5 ``ORDER_TYPE_*`` value, or None for market and close-by types."""
+        for kind in cls:
+            if kind.mt5_type == order_type:
+                return kind
+        return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoordinatorConfig:
+    """Settings of the coordinator process ([coordinator])."""
+
+    bind: str  # ZeroMQ endpoint the workers connect to
+    interval: float  # seconds between full reconciliations
+    state_dir: Path  # absolute
+    hello_timeout: float
+    heartbeat_interval: float
+    worker_timeout: float
+    command_timeout: float
+    log_level: str  # upper case, e.g. "INFO"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminalConfig:
+    """One MT5 terminal and the account logged into it ([source] or one [[targets]])."""
+
+    name: str  # routing id and file-name stem; unique across the config
+    role: Role
+    backend: Backend
+    path: Path  # absolute: terminal64.exe for mt5, the terminal directory for sim
+    login: int
+    server: str
+    # Only the NAME of the environment variable: the password itself is never stored, so the
+    # object can be logged, printed and sent to a worker as it is.
+    password_env: str | None
+    remote: bool  # True: the coordinator waits for this worker to connect instead of spawning it
+    poll_interval: float
+    portable: bool
+    connect_timeout: float
+
+    def password(self) -> str | None:
+        """The password from the environment variable named by ``password_env``.
+
+        None when no variable is configured, or when it is unset or empty.
+        """
+        if self.password_env is None:
+            return None
+        return os.environ.get(self.password_env) or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopySettings:
+    """How orders are copied onto one target."""
+
+    lot_multiplier: float
+    min_lot: float | None
+    max_lot: float | None
+    order_types: frozenset[OrderKind]
+    symbol_suffix: str
+    symbol_prefix: str
+    symbol_map: tuple[tuple[str, str], ...]  # sorted pairs: keeps the dataclass hashable and frozen
+    max_pending_orders: int | None  # cap on the copier's own pending orders on the target
+    enabled: bool
+
+    def map_symbol(self, source_symbol: str) -> str:
+        """The target's symbol for a source symbol: ``symbol_map`` first, else prefix + symbol + suffix."""
+        for source, target in self.symbol_map:
+            if source == source_symbol:
+                return target
+        return f"{self.symbol_prefix}{source_symbol}{self.symbol_suffix}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetConfig:
+    """A target terminal and how orders are copied onto it."""
+
+    terminal: TerminalConfig  # role TARGET
+    copy: CopySettings
+
+    @property
+    def name(self) -> str:
+        """The target terminal's name."""
+        return self.terminal.name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppConfig:
+    """The whole validated configuration."""
+
+    path: Path | None  # the config file; None when parsed from a dict
+    coordinator: CoordinatorConfig
+    source: TerminalConfig  # role SOURCE
+    targets: tuple[TargetConfig, ...]
+
+    def terminals(self) -> tuple[TerminalConfig, ...]:
+        """Every terminal: the source first, then the targets in file order."""
+        return (self.source, *(target.terminal for target in self.targets))
+
+    def terminal(self, name: str) -> TerminalConfig:
+        """The terminal called ``name``; KeyError naming the configured terminals if there is none."""
+        for terminal in self.terminals():
+            if terminal.name == name:
+                return terminal
+        known = ", ".join(terminal.name for terminal in self.terminals())
+        raise KeyError(f"unknown terminal {name!r}; configured terminals: {known}")
+
+    def target(self, name: str) -> TargetConfig:
+        """The target called ``name``; KeyError if there is none (or ``name`` is the source)."""
+        for target in self.targets:
+            if target.name == name:
+                return target
+        if name == self.source.name:
+            raise KeyError(f"{name!r} is the source terminal, not a target")
+        known = ", ".join(target.name for target in self.targets)
+        raise KeyError(f"unknown target {name!r}; configured targets: {known}")

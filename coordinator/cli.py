@@ -1,0 +1,104 @@
+"""The ``mt5-copier`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from loguru import logger
+
+from config import ConfigError, load_config
+from config.logs import add_log_file, setup_console
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG, EXIT_FATAL = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mt5-copier",
+        description="Copy pending orders from one MetaTrader 5 account to many others.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="start the coordinator and its workers")
+    run.add_argument("--config", required=True, type=Path, help="TOML config file")
+    run.add_argument("--once", action="store_true", help="one full sync, a summary, and exit (0 = all done)")
+
+    check = commands.add_parser("check-config", help="validate a config file and exit (0 valid, 2 invalid)")
+    check.add_argument("--config", required=True, type=Path, help="TOML config file")
+
+    from terminal_worker.main import add_arguments as add_worker_arguments
+
+    worker = commands.add_parser("worker", help="run one terminal worker (started by the coordinator, or by "
+                                                "hand on another machine)")
+    add_worker_arguments(worker)
+
+    demo = commands.add_parser("demo", help="watch the copier work on simulated terminals (no MT5 needed)")
+    demo.add_argument("--duration", type=float, default=30.0, help="seconds to run (default 30)")
+    demo.add_argument("--dir", type=Path, default=None,
+                      help="where to create the demo's terminals and state (default: a temporary folder)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "worker":
+        from terminal_worker.main import run as run_worker
+
+        return run_worker(args)
+    setup_console("coordinator")
+    if args.command == "check-config":
+        return check_config(args.config)
+    if args.command == "run":
+        return run(args.config, once=args.once)
+    if args.command == "demo":
+        from coordinator.demo import run_demo
+
+        return run_demo(duration=args.duration, directory=args.dir)
+    return EXIT_CONFIG
+
+
+def check_config(path: Path) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return EXIT_CONFIG
+    print(f"{path}: valid")
+    for terminal in config.terminals():
+        where = "remote worker" if terminal.remote else "local worker"
+        print(f"  {terminal.role.value:<6} {terminal.name}: {terminal.backend.value} terminal {terminal.path}, "
+              f"account {terminal.login}@{terminal.server} ({where})")
+        if terminal.password_env and terminal.password() is None:
+            print(f"    note: environment variable {terminal.password_env} is not set here; the terminal's saved "
+                  "password will be used")
+    for target in config.targets:
+        copy = target.copy
+        types = ", ".join(sorted(kind.value for kind in copy.order_types))
+        print(f"  {target.name}: lots x{copy.lot_multiplier}, types {types}"
+              f"{', disabled' if not copy.enabled else ''}")
+    return EXIT_OK
+
+
+def run(path: Path, *, once: bool) -> int:
+    from coordinator.runner import Coordinator, install_signal_handlers
+
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        logger.error("{}", e)
+        return EXIT_CONFIG
+    setup_console("coordinator", config.coordinator.log_level)
+    add_log_file(config.coordinator.state_dir / "logs", "coordinator")
+    coordinator = Coordinator(config, once=once)
+    install_signal_handlers(coordinator)
+    try:
+        return coordinator.run()
+    except Exception:
+        logger.exception("the coordinator crashed")
+        return EXIT_FATAL
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""``mt5-copier demo``: the copier at work on simulated terminals, on any machine, with no MT5 anywhere.
+
+It creates a source and three target terminals in mt5sim (different symbol names, lot rules and order
+types), starts a scripted trader on the source, runs the real coordinator and workers against them, and
+ends with a table of every source order against its copy on each target.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from loguru import logger
+
+from config import load_config
+from coordinator.runner import Coordinator, install_signal_handlers
+
+SOURCE = {"name": "master", "login": 1001, "server": "Demo-Master"}
+TARGETS = [
+    {"name": "broker-a", "login": 2001, "server": "Alpha-Live", "suffix": ".m", "offset": 2.0},
+    {"name": "broker-b", "login": 3001, "server": "Beta-Trade", "suffix": "pro", "offset": 3.0},
+    {"name": "broker-c", "login": 4001, "server": "Gamma-ECN", "suffix": "", "offset": 0.0},
+]
+TRADED = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD")
+ORDER_TYPES = {2: "buy limit", 3: "sell limit", 4: "buy stop", 5: "sell stop", 6: "buy stop limit",
+               7: "sell stop limit"}
+
+CONFIG = """\
+# Written by `mt5-copier demo`.
+[coordinator]
+bind = "tcp://127.0.0.1:*"
+interval = 2.0
+state_dir = "state"
+hello_timeout = 30.0
+
+[source]
+name = "master"
+backend = "sim"
+path = "terminals/master"
+login = 1001
+server = "Demo-Master"
+
+[[targets]]
+name = "broker-a"            # same symbols with a ".m" suffix, double size, every type
+backend = "sim"
+path = "terminals/broker-a"
+login = 2001
+server = "Alpha-Live"
+lot_multiplier = 2.0
+symbol_suffix = ".m"
+
+[[targets]]
+name = "broker-b"            # "pro" suffix, half size with a floor, limits and stops only
+backend = "sim"
+path = "terminals/broker-b"
+login = 3001
+server = "Beta-Trade"
+lot_multiplier = 0.5
+min_lot = 0.01
+max_lot = 2.0
+symbol_suffix = "pro"
+order_types = ["buy_limit", "sell_limit", "buy_stop", "sell_stop"]
+
+[[targets]]
+name = "broker-c"            # gold is called GOLD here; at most 6 copies at a time
+backend = "sim"
+path = "terminals/broker-c"
+login = 4001
+server = "Gamma-ECN"
+lot_multiplier = 1.0
+max_pending_orders = 6
+[targets.symbol_map]
+XAUUSD = "GOLD"
+"""
+
+GOLD = {
+    "GOLD": {
+        "description": "Gold vs US Dollar", "digits": 2, "point": 0.01, "trade_tick_size": 0.01,
+        "trade_contract_size": 100.0, "volume_min": 0.01, "volume_max": 100.0, "volume_step": 0.01,
+        "trade_stops_level": 20, "currency_base": "XAU", "currency_profit": "USD", "currency_margin": "XAU",
+        "bid": 2650.00, "ask": 2650.30,
+    }
+}
+
+
+def run_demo(*, duration: float, directory: Path | None) -> int:
+    import mt5sim
+
+    if directory is None:
+        directory = Path(tempfile.mkdtemp(prefix="mt5-copier-demo-"))
+    directory = directory.resolve()
+    terminals = directory / "terminals"
+    mt5sim.create_terminal(terminals / "master", login=SOURCE["login"], server=SOURCE["server"])
+    for target in TARGETS:
+        mt5sim.create_terminal(terminals / target["name"], login=target["login"], server=target["server"],
+                               suffix=target["suffix"], server_offset_hours=target["offset"],
+                               symbols=GOLD if target["name"] == "broker-c" else None)
+    config_path = directory / "copier.toml"
+    config_path.write_text(CONFIG, encoding="utf-8")
+    config = load_config(config_path)
+    logger.info("demo: terminals and config in {}", directory)
+    logger.info("demo: a scripted trader places pending orders on 'master' and moves the market for {:.0f}s",
+                duration)
+
+    coordinator = Coordinator(config, once=False)
+    install_signal_handlers(coordinator)
+    trader = ScriptedTrader(terminals / "master", seed=7)
+    trader_thread = threading.Thread(target=trader.run, args=(coordinator,), name="trader", daemon=True)
+    stopper = threading.Timer(duration, coordinator.request_stop, args=(f"demo ran {duration:.0f}s",))
+    stopper.daemon = True
+    trader_thread.start()
+    stopper.start()
+    code = coordinator.run()
+    stopper.cancel()
+    trader.stop = True
+    trader_thread.join(5.0)
+    print(render_table(terminals))
+    print(f"\nThe demo's terminals, config and logs are in {directory}")
+    print(f"Run it yourself: mt5-copier run --config {config_path} --once")
+    return code
+
+
+class ScriptedTrader:
+    """A trader on the source terminal: places pending orders of every type and moves the market."""
+
+    def __init__(self, path: Path, seed: int) -> None:
+        import mt5sim
+
+        self._mt5sim = mt5sim
+        self.path = path
+        self.terminal = mt5sim.Terminal(path)
+        self.random = random.Random(seed)
+        self.stop = False
+
+    def run(self, coordinator: Coordinator) -> None:
+        time.sleep(2.0)  # let the workers connect first, so the copies show up live
+        placed = 0
+        while not self.stop and not coordinator.stopping:
+            try:
+                if placed < 12 and self.random.random() < 0.7:
+                    placed += self.place_random_order()
+                else:
+                    self.move_market()
+            except Exception as e:  # the demo's trader must never take the demo down
+                logger.warning("demo trader: {}", e)
+            time.sleep(self.random.uniform(0.8, 1.6))
+
+    def place_random_order(self) -> int:
+        symbol = self.random.choice(TRADED)
+        order_type = self.random.choice(list(ORDER_TYPES))
+        info = self.terminal.symbol_info(symbol)
+        tick = self.terminal.symbol_info_tick(symbol)
+        point, digits = info.point, info.digits
+        distance = point * self.random.randint(300, 900) * (10 if digits <= 3 else 1)
+        buy = order_type in (2, 4, 6)
+        reference = tick.ask if buy else tick.bid
+        below = order_type in (2, 5, 7)  # buy limit, sell stop, sell stop limit rest below the market
+        price = round(reference - distance if below else reference + distance, digits)
+        stoplimit = 0.0
+        if order_type == 6:
+            stoplimit = round(price - distance / 3, digits)
+        elif order_type == 7:
+            stoplimit = round(price + distance / 3, digits)
+        entry = stoplimit or price
+        sl = round(entry - distance if buy else entry + distance, digits)
+        tp = round(entry + 2 * distance if buy else entry - 2 * distance, digits)
+        volume = self.random.choice((0.01, 0.05, 0.1, 0.2, 0.35, 1.0))
+        result = self.terminal.order_send({
+            "action": 5, "symbol": symbol, "volume": volume, "type": order_type, "price": price,
+            "stoplimit": stoplimit, "sl": sl, "tp": tp, "type_time": 0, "type_filling": 2,
+            "magic": 0, "comment": "demo trader",
+        })
+        if result is None or result.retcode != 10009:
+            logger.warning("demo trader: {} {} rejected: {}", ORDER_TYPES[order_type], symbol,
+                           result.comment if result else "no result")
+            return 0
+        logger.info("demo trader: placed #{} {} {} {} lots @ {}", result.order, ORDER_TYPES[order_type], symbol,
+                    volume, price)
+        return 1
+
+    def move_market(self) -> None:
+        symbol = self.random.choice(TRADED)
+        tick = self.terminal.symbol_info_tick(symbol)
+        info = self.terminal.symbol_info(symbol)
+        step = info.point * self.random.randint(-40, 40)
+        spread = tick.ask - tick.bid
+        bid = round(tick.bid + step, info.digits)
+        self._mt5sim.set_quote(self.path, symbol, bid, round(bid + spread, info.digits))
+
+
+def render_table(terminals: Path) -> str:
+    """Every source order (pending or not) against its copy on each target."""
+    import mt5sim
+    from protocol.tags import parse_tag
+
+    source = mt5sim.Terminal(terminals / "master")
+    names = [target["name"] for target in TARGETS]
+    copies: dict[str, dict[int, str]] = {}
+    for name in names:
+        handle = mt5sim.Terminal(terminals / name)
+        by_source: dict[int, str] = {}
+        for order in handle.orders_get() or ():
+            if parse_tag(order.comment) == order.magic:
+                by_source[order.magic] = f"#{order.ticket} {order.symbol} {order.volume_current:g}"
+        for position in handle.positions_get() or ():
+            if parse_tag(position.comment) == position.magic:
+                by_source[position.magic] = f"filled {position.symbol} {position.volume:g}"
+        copies[name] = by_source
+    header = f"{'source order':<42}" + "".join(f"{name:<26}" for name in names)
+    lines = ["", header, "-" * len(header)]
+    for order in source.orders_get() or ():
+        label = f"#{order.ticket} {ORDER_TYPES.get(order.type, order.type)} {order.symbol} {order.volume_current:g}"
+        row = f"{label:<42}" + "".join(f"{copies[name].get(order.ticket, '-'):<26}" for name in names)
+        lines.append(row)
+    if len(lines) == 3:
+        lines.append("(no pending orders on the source)")
+    return "\n".join(lines)

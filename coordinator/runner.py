@@ -1,0 +1,180 @@
+"""Runs the coordinator: binds the hub, starts the workers, and drives the engine once or forever."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+from loguru import logger
+
+from config import AppConfig
+from coordinator.engine import Engine
+from coordinator.hub import Hub
+from coordinator.state import StateError, StateStore
+from coordinator.summary import once_exit_code, render_summary
+from coordinator.supervisor import EXIT_CONFIG, Supervisor
+from protocol import Shutdown
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG_ERROR, EXIT_FATAL = 0, 1, 2, 3
+ONCE_MAX_ROUNDS = 10
+LOOP_TICK_MS = 50
+
+
+class Coordinator:
+    def __init__(self, config: AppConfig, *, once: bool, worker_console_level: str = "WARNING",
+                 print_summary: Callable[[str], None] = print) -> None:
+        if config.path is None:
+            raise ValueError("the coordinator needs a config file on disk: workers load it too")
+        self.config = config
+        self.once = once
+        self.worker_console_level = worker_console_level
+        self._print = print_summary
+        self._stop_reason = ""
+        self.engine: Engine | None = None
+        self._hub: Hub | None = None
+        self._supervisor: Supervisor | None = None
+        self._failed_workers: dict[str, int] = {}
+
+    def request_stop(self, reason: str) -> None:
+        self._stop_reason = self._stop_reason or reason
+
+    @property
+    def stopping(self) -> bool:
+        return bool(self._stop_reason)
+
+    def run(self) -> int:
+        coordinator = self.config.coordinator
+        try:
+            state = StateStore(coordinator.state_dir)
+        except StateError as e:
+            logger.critical("{}", e)
+            return EXIT_FATAL
+        try:
+            self._hub = Hub(coordinator.bind)
+        except OSError as e:
+            logger.critical("{}", e)
+            state.close()
+            return EXIT_FATAL
+        logger.info("coordinator listening on {} (state in {})", self._hub.endpoint, coordinator.state_dir)
+        self.engine = Engine(self.config, state, self._hub.send)
+        local = [terminal for terminal in self.config.terminals() if not terminal.remote
+                 and terminal.name in self.engine.views]
+        for terminal in self.config.terminals():
+            if terminal.remote:
+                logger.info("waiting for remote worker {} to connect to {}", terminal.name, self._hub.endpoint)
+        self._supervisor = Supervisor(self.config.path, self._hub.endpoint, local, restart=not self.once,
+                                      console_level=self.worker_console_level)
+        self._supervisor.start_all()
+        try:
+            return self._run_once() if self.once else self._run_forever()
+        finally:
+            self._shutdown()
+            state.close()
+
+    def _shutdown(self) -> None:
+        assert self._hub is not None and self._supervisor is not None and self.engine is not None
+        for view in self.engine.views.values():
+            if view.welcomed or not view.config.remote:
+                self._hub.send(view.name, Shutdown(reason=self._stop_reason or "coordinator stopping"))
+        self._supervisor.stop_all()
+        self._hub.close()
+        logger.info("coordinator stopped{}", f": {self._stop_reason}" if self._stop_reason else "")
+
+    def pump(self, timeout_ms: int) -> None:
+        """Receive and handle what arrived within ``timeout_ms``, run timers, watch the workers."""
+        assert self._hub is not None and self._supervisor is not None and self.engine is not None
+        for name, message in self._hub.poll(timeout_ms):
+            self.engine.on_message(name, message)
+        self.engine.tick()
+        for name, code in self._supervisor.check():
+            view = self.engine.views[name]
+            view.online = False
+            view.forget_boot()
+            if code != 0:
+                self._failed_workers[name] = code
+                view.last_error = view.last_error or f"worker exited with code {code}"
+
+    def _wait(self, seconds: float, until: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            if until():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.pump(min(LOOP_TICK_MS, int(remaining * 1000) + 1))
+        return False
+
+    # ---- scheduler -----------------------------------------------------------------------------
+
+    def _run_forever(self) -> int:
+        assert self.engine is not None
+        interval = self.config.coordinator.interval
+        next_full = time.monotonic()
+        while not self.stopping:
+            self.pump(LOOP_TICK_MS)
+            dirty = self.engine.take_dirty()
+            now = time.monotonic()
+            if now >= next_full:
+                self.engine.reconcile()
+                next_full = now + interval
+            elif dirty:
+                # React to a change at once; the timer is only the safety net.
+                self.engine.reconcile(dirty)
+        return EXIT_OK
+
+    # ---- one sync ------------------------------------------------------------------------------
+
+    def _ready(self, name: str) -> bool:
+        assert self.engine is not None
+        view = self.engine.views[name]
+        return view.welcomed and view.snapshot is not None
+
+    def _given_up(self, name: str) -> bool:
+        code = self._failed_workers.get(name)
+        return code is not None and (code == EXIT_CONFIG or self.once)
+
+    def _run_once(self) -> int:
+        assert self.engine is not None
+        engine = self.engine
+        names = list(engine.views)
+        self._wait(self.config.coordinator.hello_timeout,
+                   lambda: all(self._ready(name) or self._given_up(name) for name in names))
+        if self.stopping:
+            return EXIT_INCOMPLETE
+        missing = [name for name in names if not self._ready(name)]
+        for name in missing:
+            view = engine.views[name]
+            why = view.last_error or "its worker did not say hello"
+            logger.error("terminal {} is not available after {:.0f}s: {}", name,
+                         self.config.coordinator.hello_timeout, why)
+            view.last_error = why
+        if engine.source.name in missing:
+            self._print(f"source {engine.source.name} is not available: {engine.source.last_error}; nothing copied")
+            return EXIT_FATAL
+        settle_seconds = self.config.coordinator.command_timeout + 5.0
+        for _ in range(ONCE_MAX_ROUNDS):
+            sent = engine.reconcile()
+            self._wait(settle_seconds, lambda: not engine.busy())
+            if self.stopping:
+                break
+            if sent == 0 and not engine.busy():
+                retry_in = engine.next_retry_in()
+                if retry_in is None or retry_in > 10.0:
+                    break
+                self._wait(retry_in + 0.1, lambda: False)
+        self._print(render_summary(engine))
+        return once_exit_code(engine, stopped=self.stopping)
+
+
+def install_signal_handlers(coordinator: Coordinator) -> None:
+    def stop(signum: int, _frame: object) -> None:
+        logger.info("received {}; shutting down", signal.Signals(signum).name)
+        coordinator.request_stop(f"signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    if sys.platform == "win32":
+        signal.signal(signal.SIGBREAK, stop)

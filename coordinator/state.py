@@ -1,0 +1,230 @@
+"""The coordinator's durable memory: links, intents and the history of what was done (SQLite, WAL).
+
+The rule that makes a crash at any instant harmless: an intent is written (and committed) *before* its
+command leaves the coordinator, and settled after its outcome is known. On start-up, an unsettled intent
+means "this may have happened": the coordinator resolves it against what the terminal actually holds
+before it sends anything new for that order. One writer (the coordinator's single thread).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+
+from coordinator.planner import Link
+from protocol import Command, CommandKind
+
+SCHEMA_VERSION = 1
+DATABASE_NAME = "copier.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS links (
+    target TEXT NOT NULL,
+    source_ticket INTEGER NOT NULL,
+    copy_ticket INTEGER NOT NULL,
+    symbol TEXT NOT NULL DEFAULT '',
+    order_type INTEGER NOT NULL DEFAULT 0,
+    volume REAL NOT NULL DEFAULT 0,
+    price REAL NOT NULL DEFAULT 0,
+    stoplimit REAL NOT NULL DEFAULT 0,
+    sl REAL NOT NULL DEFAULT 0,
+    tp REAL NOT NULL DEFAULT 0,
+    type_time INTEGER NOT NULL DEFAULT 0,
+    expiration INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (target, source_ticket)
+);
+CREATE TABLE IF NOT EXISTS intents (
+    command_id TEXT PRIMARY KEY,
+    target TEXT NOT NULL,
+    source_ticket INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    settled_at REAL,
+    outcome TEXT,
+    retcode INTEGER,
+    copy_ticket INTEGER
+);
+CREATE INDEX IF NOT EXISTS intents_unsettled ON intents (settled_at) WHERE settled_at IS NULL;
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    target TEXT NOT NULL,
+    source_ticket INTEGER NOT NULL,
+    copy_ticket INTEGER NOT NULL DEFAULT 0,
+    action TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    retcode INTEGER NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS events_by_target ON events (target, at);
+"""
+
+
+class StateError(Exception):
+    """The state file cannot be used (written by a newer version): do not start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    command: Command
+    target: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: float
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    action: str
+    outcome: str
+    retcode: int
+    message: str
+
+
+class StateStore:
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / DATABASE_NAME
+        self.rebuilt = False
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            db = self._connect()
+            self._check_version(db)
+            return db
+        except sqlite3.DatabaseError as e:
+            # A corrupt file must not stop the copier: the terminals hold the truth (magic + tag), so links
+            # are rebuilt from them. Keep the bad file for inspection.
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+            logger.critical("state file {} is unreadable ({}); moved to {} and rebuilding from the terminals",
+                            self.path, e, aside)
+            for suffix in ("", "-wal", "-shm"):
+                candidate = Path(f"{self.path}{suffix}")
+                if candidate.exists():
+                    candidate.rename(Path(f"{aside}{suffix}"))
+            self.rebuilt = True
+            db = self._connect()
+            self._check_version(db)
+            return db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # an intent must be on disk before its command is sent
+        db.executescript(_SCHEMA)
+        return db
+
+    def _check_version(self, db: sqlite3.Connection) -> None:
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            return
+        version = int(row[0])
+        if version > SCHEMA_VERSION:
+            db.close()
+            raise StateError(
+                f"state file {self.path} was written by a newer mt5-copier (schema {version}, this one reads "
+                f"up to {SCHEMA_VERSION}); upgrade mt5-copier or point state_dir elsewhere"
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- intents -------------------------------------------------------------------------------
+
+    def record_intent(self, target: str, command: Command) -> None:
+        payload = json.dumps(_command_to_json(command))
+        self._db.execute(
+            "INSERT INTO intents (command_id, target, source_ticket, kind, payload, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (command.command_id, target, command.source_ticket, command.kind.value, payload, time.time()),
+        )
+
+    def settle_intent(self, command_id: str, outcome: str, retcode: int = 0, copy_ticket: int = 0) -> None:
+        self._db.execute(
+            "UPDATE intents SET settled_at = ?, outcome = ?, retcode = ?, copy_ticket = ? "
+            "WHERE command_id = ? AND settled_at IS NULL",
+            (time.time(), outcome, retcode, copy_ticket, command_id),
+        )
+
+    def unsettled_intents(self) -> list[Intent]:
+        rows = self._db.execute(
+            "SELECT target, payload, created_at FROM intents WHERE settled_at IS NULL ORDER BY created_at"
+        ).fetchall()
+        return [Intent(command=_command_from_json(json.loads(payload)), target=target, created_at=created)
+                for target, payload, created in rows]
+
+    # ---- links ---------------------------------------------------------------------------------
+
+    def links(self, target: str) -> dict[int, Link]:
+        rows = self._db.execute(
+            "SELECT source_ticket, copy_ticket, symbol, volume FROM links WHERE target = ?", (target,)
+        ).fetchall()
+        return {row[0]: Link(source_ticket=row[0], copy_ticket=row[1], symbol=row[2], volume=row[3]) for row in rows}
+
+    def save_link(self, target: str, command: Command, copy_ticket: int) -> None:
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO links (target, source_ticket, copy_ticket, symbol, order_type, volume, price, stoplimit,"
+            " sl, tp, type_time, expiration, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (target, source_ticket) DO UPDATE SET copy_ticket = excluded.copy_ticket,"
+            " symbol = excluded.symbol, order_type = excluded.order_type, volume = excluded.volume,"
+            " price = excluded.price, stoplimit = excluded.stoplimit, sl = excluded.sl, tp = excluded.tp,"
+            " type_time = excluded.type_time, expiration = excluded.expiration, updated_at = excluded.updated_at",
+            (target, command.source_ticket, copy_ticket, command.symbol, command.order_type, command.volume,
+             command.price, command.stoplimit, command.sl, command.tp, command.type_time, command.expiration,
+             now, now),
+        )
+
+    def adopt_link(self, target: str, link: Link) -> None:
+        now = time.time()
+        self._db.execute(
+            "INSERT OR IGNORE INTO links (target, source_ticket, copy_ticket, symbol, volume, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (target, link.source_ticket, link.copy_ticket, link.symbol, link.volume, now, now),
+        )
+
+    # ---- history -------------------------------------------------------------------------------
+
+    def record_event(self, target: str, source_ticket: int, action: str, outcome: str, *, copy_ticket: int = 0,
+                     retcode: int = 0, message: str = "") -> None:
+        self._db.execute(
+            "INSERT INTO events (at, target, source_ticket, copy_ticket, action, outcome, retcode, message)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), target, source_ticket, copy_ticket, action, outcome, retcode, message),
+        )
+
+    def events(self, target: str | None = None, since: float = 0.0, limit: int = 200) -> Iterator[Event]:
+        query = "SELECT at, target, source_ticket, copy_ticket, action, outcome, retcode, message FROM events" \
+                " WHERE at >= ?"
+        parameters: list[object] = [since]
+        if target is not None:
+            query += " AND target = ?"
+            parameters.append(target)
+        query += " ORDER BY at DESC, id DESC LIMIT ?"
+        parameters.append(limit)
+        for row in self._db.execute(query, parameters):
+            yield Event(*row)
+
+
+def _command_to_json(command: Command) -> dict[str, object]:
+    plain = {name: getattr(command, name) for name in Command.__dataclass_fields__}
+    plain["kind"] = command.kind.value
+    return plain
+
+
+def _command_from_json(plain: dict[str, object]) -> Command:
+    return Command(**{**plain, "kind": CommandKind(plain["kind"])})  # type: ignore[arg-type]

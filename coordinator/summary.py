@@ -1,0 +1,66 @@
+"""The account of a sync that ``run --once`` prints, and the exit code that goes with it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from coordinator.engine import Engine
+
+EXIT_OK, EXIT_INCOMPLETE = 0, 1
+
+
+def render_summary(engine: Engine) -> str:
+    lines = ["", "mt5-copier sync summary", "=" * 23]
+    source = engine.source
+    source_orders = len(source.snapshot.orders) if source.snapshot else 0
+    lines.append(f"source {source.name}: {source_orders} pending order(s)")
+    for name, report in engine.reports.items():
+        plan = report.last_plan
+        lines.append("")
+        if report.unavailable and plan is None:
+            lines.append(f"target {name}: NOT SYNCED - {report.unavailable}")
+            continue
+        in_sync = len(plan.in_sync) if plan else 0
+        lines.append(
+            f"target {name}: placed {len(report.placed)}, found already there {len(report.adopted)}, "
+            f"in sync {in_sync}, failed {len(report.failures)}, skipped {len(plan.skips) if plan else 0}, "
+            f"not copied by type {len(plan.filtered) if plan else 0}"
+        )
+        if report.unavailable:
+            lines.append(f"  NOT SYNCED at the end: {report.unavailable}")
+        for ticket, copy_ticket in sorted(report.placed.items()):
+            lines.append(f"  placed   source #{ticket} -> #{copy_ticket}")
+        for ticket, failure in sorted(report.failures.items()):
+            lines.append(f"  FAILED   source #{ticket}: {failure.message}")
+        if plan:
+            for skip in plan.skips:
+                if skip.source_ticket in report.failures:
+                    continue
+                detail = f" ({skip.detail})" if skip.detail else ""
+                lines.append(f"  skipped  source #{skip.source_ticket} {skip.symbol}: {skip.reason.value}{detail}")
+            if plan.orphans:
+                lines.append(f"  {len(plan.orphans)} copy(ies) whose source order is no longer pending (kept)")
+        unresolved = engine.in_flight.get(name, {})
+        if unresolved:
+            lines.append(f"  {len(unresolved)} command(s) with no confirmed outcome yet")
+    code = once_exit_code(engine)
+    lines.append("")
+    lines.append("result: " + ("complete" if code == EXIT_OK else "INCOMPLETE") + f" (exit code {code})")
+    return "\n".join(lines)
+
+
+def once_exit_code(engine: Engine, *, stopped: bool = False) -> int:
+    if stopped:
+        return EXIT_INCOMPLETE
+    for name, report in engine.reports.items():
+        plan = report.last_plan
+        if report.unavailable or plan is None or report.failures or engine.in_flight.get(name):
+            return EXIT_INCOMPLETE
+        if plan.skips or plan.needed_symbols:
+            return EXIT_INCOMPLETE
+    return EXIT_OK
+
+
+def skip_counts(engine: Engine, name: str) -> Counter[str]:
+    plan = engine.reports[name].last_plan
+    return Counter(skip.reason.value for skip in plan.skips) if plan else Counter()

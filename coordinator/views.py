@@ -1,0 +1,54 @@
+"""What the coordinator knows about each terminal, as reported by its worker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from config import TargetConfig, TerminalConfig
+from protocol import Hello, Snapshot, SymbolSpec
+
+
+@dataclass
+class TerminalView:
+    config: TerminalConfig
+    target: TargetConfig | None = None
+    welcomed: bool = False
+    online: bool = False
+    boot_id: str = ""
+    hello: Hello | None = None
+    welcomed_at_ms: int = 0
+    snapshot: Snapshot | None = None
+    confirmed_at: float = 0.0  # monotonic: when the snapshot was last confirmed current
+    last_seen: float = 0.0
+    last_error: str = ""
+    specs: dict[str, SymbolSpec] = field(default_factory=dict)
+    missing_symbols: set[str] = field(default_factory=set)
+    requested_symbols: dict[str, float] = field(default_factory=dict)  # symbol -> monotonic time asked
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def fresh(self, now: float, max_age: float) -> bool:
+        """A snapshot the coordinator may act on: from the current worker boot, recently confirmed."""
+        return (
+            self.online
+            and self.snapshot is not None
+            and self.snapshot.boot_id == self.boot_id
+            and now - self.confirmed_at <= max_age
+        )
+
+    def tradeable(self) -> tuple[bool, str]:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return False, "no snapshot yet"
+        if not snapshot.connected:
+            return False, "terminal not connected to its broker"
+        if not snapshot.trade_allowed:
+            return False, "trading not allowed (AutoTrading off, or the account may not trade)"
+        return True, ""
+
+    def forget_boot(self) -> None:
+        self.welcomed = False
+        self.snapshot = None
+        self.requested_symbols.clear()

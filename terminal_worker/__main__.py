@@ -1,0 +1,3 @@
+from terminal_worker.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,414 @@
+"""The one MT5 adapter: every call a worker makes to a terminal goes through here.
+
+It takes the module object itself, ``MetaTrader5`` on Windows or ``mt5sim`` anywhere, so the code that the
+tests exercise is the code that trades real accounts. It owns the call-form rules of the real package
+(keyword filters only, never positional and keyword arguments together), the identity checks against
+cross-wired terminals, and the idempotent placement of copies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from loguru import logger
+
+from protocol.messages import (
+    AccountFacts,
+    ClosedOrder,
+    Command,
+    CommandKind,
+    CommandResult,
+    CommandStatus,
+    PendingOrder,
+    PositionFacts,
+    SymbolSpec,
+    TerminalFacts,
+)
+from protocol.tags import is_copy_of, parse_tag
+from terminal_worker.errors import LINK_LOST_CODES, TerminalError, TerminalProblem
+
+PENDING_TYPES = frozenset({2, 3, 4, 5, 6, 7})  # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT
+SUCCESS_RETCODES = frozenset({10008, 10009, 10010})  # PLACED, DONE, DONE_PARTIAL (shared/mt5-api.md §6.3)
+NO_CHANGES = 10025
+INVALID_REQUEST = 10013
+# Retcodes after which the request may still have been executed by the server: only a fresh look at the
+# terminal can tell. Everything else is a definite answer.
+AMBIGUOUS_RETCODES = frozenset({10012})  # TRADE_RETCODE_TIMEOUT: "Request canceled by timeout"
+ORDER_FILLING_RETURN = 2  # pending orders always use RETURN (shared/mt5-api.md §7)
+
+
+class MT5Adapter:
+    """One terminal, one account, reached through a MetaTrader5-compatible module."""
+
+    def __init__(
+        self,
+        module: ModuleType,
+        *,
+        path: str | Path,
+        login: int,
+        server: str,
+        password: str | None = None,
+        timeout_ms: int = 60_000,
+        portable: bool = False,
+    ) -> None:
+        self._mt5 = module
+        self._path = str(path)
+        self._login = login
+        self._server = server
+        self._password = password
+        self._timeout_ms = timeout_ms
+        self._portable = portable
+        self.connected = False
+
+    @property
+    def login(self) -> int:
+        return self._login
+
+    @property
+    def terminal_path(self) -> str:
+        return self._path
+
+    # ---- connection ----------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Attach to the terminal and prove it is logged into the configured account.
+
+        Always passes the explicit path: a bare initialize() may bind whichever terminal answers first.
+        """
+        self.connected = False
+        arguments: dict[str, Any] = {"login": self._login, "server": self._server, "timeout": self._timeout_ms}
+        if self._password is not None:
+            arguments["password"] = self._password
+        if self._portable:
+            arguments["portable"] = True
+        if not self._mt5.initialize(self._path, **arguments):
+            raise TerminalError.from_last_error("initialize", self._mt5.last_error())
+        self.verify_identity()
+        terminal = self._mt5.terminal_info()
+        if terminal is None:
+            raise TerminalError.from_last_error("terminal_info", self._mt5.last_error())
+        self.connected = True
+
+    def disconnect(self) -> None:
+        self.connected = False
+        try:
+            self._mt5.shutdown()
+        except Exception as e:  # a dead terminal must not stop a clean exit
+            logger.debug("shutdown of the terminal link failed: {}", e)
+
+    def verify_identity(self) -> None:
+        """Refuse a terminal logged into another account (the IPC cross-wiring failure, shared/mt5-api.md §8)."""
+        account = self._mt5.account_info()
+        if account is None:
+            raise TerminalError.from_last_error("account_info", self._mt5.last_error())
+        if account.login != self._login or account.server != self._server:
+            raise TerminalError(
+                TerminalProblem.WRONG_ACCOUNT,
+                f"terminal at {self._path} is logged into {account.login}@{account.server}, "
+                f"configured {self._login}@{self._server}",
+                fatal=True,
+            )
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the module. ``None`` with a link-lost code means the terminal is gone: raise so the worker
+        reconnects. Never mixes positional and keyword arguments (the real package refuses that)."""
+        if args and kwargs:
+            raise TypeError("the MetaTrader5 package refuses positional and keyword arguments together")
+        function = getattr(self._mt5, name)
+        result = function(**kwargs) if kwargs else function(*args)
+        if result is None:
+            code, message = self._mt5.last_error()
+            if code in LINK_LOST_CODES:
+                self.connected = False
+                raise TerminalError.from_last_error(name, (code, message))
+        return result
+
+    # ---- facts ---------------------------------------------------------------------------------
+
+    def account_facts(self) -> AccountFacts:
+        account = self._call("account_info")
+        if account is None:
+            raise TerminalError.from_last_error("account_info", self._mt5.last_error())
+        return AccountFacts(
+            login=int(account.login),
+            server=str(account.server),
+            name=str(account.name),
+            company=str(account.company),
+            currency=str(account.currency),
+            leverage=int(account.leverage),
+            balance=float(account.balance),
+            equity=float(account.equity),
+            margin_free=float(account.margin_free),
+            limit_orders=int(account.limit_orders),
+            margin_mode=int(account.margin_mode),
+            trade_allowed=bool(account.trade_allowed),
+            trade_expert=bool(account.trade_expert),
+        )
+
+    def terminal_facts(self) -> TerminalFacts:
+        terminal = self._call("terminal_info")
+        if terminal is None:
+            raise TerminalError.from_last_error("terminal_info", self._mt5.last_error())
+        return TerminalFacts(
+            connected=bool(terminal.connected),
+            trade_allowed=bool(terminal.trade_allowed),
+            tradeapi_disabled=bool(terminal.tradeapi_disabled),
+            build=int(terminal.build),
+            name=str(terminal.name),
+            company=str(terminal.company),
+            path=str(terminal.path),
+            data_path=str(terminal.data_path),
+        )
+
+    def pending_orders(self) -> tuple[PendingOrder, ...]:
+        """Every pending order on the account. orders_get() also lists market orders not yet executed:
+        those are filtered out (shared/mt5-api.md §3)."""
+        orders = self._call("orders_get")
+        if orders is None:
+            raise TerminalError.from_last_error("orders_get", self._mt5.last_error())
+        return tuple(
+            PendingOrder(
+                ticket=int(order.ticket),
+                symbol=str(order.symbol),
+                type=int(order.type),
+                volume=float(order.volume_current),
+                volume_initial=float(order.volume_initial),
+                price_open=float(order.price_open),
+                price_stoplimit=float(order.price_stoplimit),
+                sl=float(order.sl),
+                tp=float(order.tp),
+                type_time=int(order.type_time),
+                type_filling=int(order.type_filling),
+                time_expiration=int(order.time_expiration),
+                time_setup_msc=int(order.time_setup_msc),
+                magic=int(order.magic),
+                comment=str(order.comment),
+                state=int(order.state),
+            )
+            for order in orders
+            if order.type in PENDING_TYPES
+        )
+
+    def positions(self) -> tuple[PositionFacts, ...]:
+        positions = self._call("positions_get")
+        if positions is None:
+            raise TerminalError.from_last_error("positions_get", self._mt5.last_error())
+        return tuple(
+            PositionFacts(
+                ticket=int(position.ticket),
+                identifier=int(position.identifier),
+                symbol=str(position.symbol),
+                type=int(position.type),
+                volume=float(position.volume),
+                magic=int(position.magic),
+                comment=str(position.comment),
+            )
+            for position in positions
+        )
+
+    def closed_order(self, ticket: int) -> ClosedOrder | None:
+        """The history record of an order that left the pending list, or None when history has none yet."""
+        # history_orders_get(ticket=unknown) answers None, not () (shared/mt5-api.md §3): not an error here.
+        records = self._call("history_orders_get", ticket=ticket)
+        if not records:
+            return None
+        record = records[-1]
+        return ClosedOrder(
+            ticket=int(record.ticket),
+            symbol=str(record.symbol),
+            type=int(record.type),
+            state=int(record.state),
+            magic=int(record.magic),
+            comment=str(record.comment),
+            time_done_msc=int(record.time_done_msc),
+            position_id=int(record.position_id),
+        )
+
+    def server_time(self, symbols: Iterable[str] = ()) -> int:
+        """The broker server's clock in seconds, read from the freshest tick of a known symbol (0 if none)."""
+        latest = 0
+        for symbol in symbols:
+            tick = self._call("symbol_info_tick", symbol)
+            if tick is not None:
+                latest = max(latest, int(tick.time))
+        return latest
+
+    def symbol_specs(self, names: Iterable[str]) -> tuple[tuple[SymbolSpec, ...], tuple[str, ...]]:
+        """Select each symbol in Market Watch (symbol_info needs it) and describe it; list the missing ones."""
+        specs: list[SymbolSpec] = []
+        missing: list[str] = []
+        for name in names:
+            # Always pass True explicitly: an omitted flag is read as "remove" (shared/mt5-api.md §3).
+            if not self._call("symbol_select", name, True):
+                missing.append(name)
+                continue
+            info = self._call("symbol_info", name)
+            if info is None:
+                missing.append(name)
+                continue
+            specs.append(
+                SymbolSpec(
+                    name=str(info.name),
+                    digits=int(info.digits),
+                    point=float(info.point),
+                    tick_size=float(info.trade_tick_size),
+                    contract_size=float(info.trade_contract_size),
+                    volume_min=float(info.volume_min),
+                    volume_max=float(info.volume_max),
+                    volume_step=float(info.volume_step),
+                    volume_limit=float(info.volume_limit),
+                    trade_mode=int(info.trade_mode),
+                    stops_level=int(info.trade_stops_level),
+                    freeze_level=int(info.trade_freeze_level),
+                    expiration_mode=int(info.expiration_mode),
+                    filling_mode=int(info.filling_mode),
+                    order_mode=int(info.order_mode),
+                    order_gtc_mode=int(info.order_gtc_mode),
+                    trade_exemode=int(info.trade_exemode),
+                    bid=float(info.bid),
+                    ask=float(info.ask),
+                    currency_base=str(info.currency_base),
+                    currency_profit=str(info.currency_profit),
+                    currency_margin=str(info.currency_margin),
+                )
+            )
+        return tuple(specs), tuple(missing)
+
+    # ---- trading -------------------------------------------------------------------------------
+
+    def find_copy(self, source_ticket: int) -> int | None:
+        """The ticket of an existing copy of ``source_ticket``: a pending order, or a position it became."""
+        for order in self._call("orders_get") or ():
+            if is_copy_of(int(order.magic), str(order.comment), source_ticket):
+                return int(order.ticket)
+        for position in self._call("positions_get") or ():
+            if is_copy_of(int(position.magic), str(position.comment), source_ticket):
+                return int(position.identifier)
+        return None
+
+    def execute(self, command: Command) -> CommandResult:
+        """Execute one command and say exactly what happened. Never raises for a broker rejection."""
+        started = time.perf_counter()
+        if command.kind is CommandKind.PLACE:
+            result = self._place(command)
+        elif command.kind is CommandKind.MODIFY:
+            result = self._modify(command)
+        else:
+            result = self._remove(command)
+        elapsed_ms = (time.perf_counter() - started) * 1000.0
+        return CommandResult(**{**_fields(result), "elapsed_ms": round(elapsed_ms, 3)})
+
+    def _place(self, command: Command) -> CommandResult:
+        if command.magic != command.source_ticket or parse_tag(command.comment) != command.source_ticket:
+            return _refused(command, "a copy must carry magic = source ticket and the copier's comment tag")
+        # Idempotency, first line: a copy with this tag already exists (placed by an earlier attempt whose
+        # answer was lost, or before a restart), so the intent is already fulfilled. Nothing is sent.
+        existing = self.find_copy(command.source_ticket)
+        if existing is not None:
+            return CommandResult(
+                command_id=command.command_id, status=CommandStatus.DONE, ticket=existing, already_existed=True,
+                comment="a copy with this tag already exists",
+            )
+        self.verify_identity()
+        request = {
+            "action": 5,  # TRADE_ACTION_PENDING
+            "symbol": command.symbol,
+            "volume": float(command.volume),
+            "type": int(command.order_type),
+            "price": float(command.price),
+            "stoplimit": float(command.stoplimit),
+            "sl": float(command.sl),
+            "tp": float(command.tp),
+            "type_time": int(command.type_time),
+            "expiration": int(command.expiration),
+            "type_filling": ORDER_FILLING_RETURN,
+            "magic": int(command.magic),
+            "comment": command.comment,
+        }
+        return self._send(command, request, find_after_doubt=True)
+
+    def _modify(self, command: Command) -> CommandResult:
+        self.verify_identity()
+        # MODIFY carries the full desired state: an omitted or zero SL/TP deletes it (shared/mt5-api.md §6.2).
+        request = {
+            "action": 7,  # TRADE_ACTION_MODIFY
+            "order": int(command.ticket),
+            "price": float(command.price),
+            "stoplimit": float(command.stoplimit),
+            "sl": float(command.sl),
+            "tp": float(command.tp),
+            "type_time": int(command.type_time),
+            "expiration": int(command.expiration),
+        }
+        result = self._send(command, request, find_after_doubt=False)
+        if result.status is CommandStatus.REJECTED and result.retcode == NO_CHANGES:
+            # The order already holds the desired values: the intent is fulfilled.
+            return CommandResult(**{**_fields(result), "status": CommandStatus.DONE})
+        return result
+
+    def _remove(self, command: Command) -> CommandResult:
+        self.verify_identity()
+        result = self._send(command, {"action": 8, "order": int(command.ticket)}, find_after_doubt=False)
+        if result.status is CommandStatus.REJECTED and result.retcode == INVALID_REQUEST:
+            still_there = any(int(order.ticket) == command.ticket for order in self._call("orders_get") or ())
+            if not still_there:
+                # Removing an order that is no longer pending: the desired state (absent) already holds.
+                return CommandResult(**{**_fields(result), "status": CommandStatus.DONE})
+        return result
+
+    def _send(self, command: Command, request: dict[str, Any], *, find_after_doubt: bool) -> CommandResult:
+        try:
+            answer = self._mt5.order_send(request)
+        except Exception as e:  # the real package raises on some IPC faults; the outcome is then unknown
+            answer, error = None, (-10000, f"order_send raised {type(e).__name__}: {e}")
+        else:
+            error = self._mt5.last_error() if answer is None else (1, "Success")
+        if answer is None:
+            code, message = error
+            if code not in LINK_LOST_CODES:
+                # Rejected locally by the package (e.g. -2 invalid argument): it never reached the server.
+                return CommandResult(
+                    command_id=command.command_id, status=CommandStatus.REJECTED, error_code=code,
+                    error_message=message, comment=message,
+                )
+            self.connected = False
+            return self._resolve_doubt(command, find_after_doubt, error_code=code, error_message=message)
+        retcode = int(answer.retcode)
+        if retcode in SUCCESS_RETCODES:
+            ticket = int(answer.order) or command.ticket
+            return CommandResult(
+                command_id=command.command_id, status=CommandStatus.DONE, retcode=retcode,
+                comment=str(answer.comment), ticket=ticket,
+            )
+        if retcode in AMBIGUOUS_RETCODES:
+            return self._resolve_doubt(command, find_after_doubt, retcode=retcode, comment=str(answer.comment))
+        return CommandResult(
+            command_id=command.command_id, status=CommandStatus.REJECTED, retcode=retcode,
+            comment=str(answer.comment),
+        )
+
+    def _resolve_doubt(self, command: Command, find_after_doubt: bool, **known: Any) -> CommandResult:
+        """The request may have reached the server. For a place, look for the tagged copy; otherwise (or when
+        the terminal cannot be asked) report UNKNOWN: the coordinator settles it from a later snapshot."""
+        if find_after_doubt:
+            try:
+                existing = self.find_copy(command.source_ticket)
+            except TerminalError:
+                existing = None
+            if existing is not None:
+                return CommandResult(
+                    command_id=command.command_id, status=CommandStatus.DONE, ticket=existing, **known
+                )
+        return CommandResult(command_id=command.command_id, status=CommandStatus.UNKNOWN, **known)
+
+
+def _refused(command: Command, reason: str) -> CommandResult:
+    return CommandResult(command_id=command.command_id, status=CommandStatus.REFUSED, comment=reason)
+
+
+def _fields(result: CommandResult) -> dict[str, Any]:
+    return {name: getattr(result, name) for name in CommandResult.__dataclass_fields__}

@@ -1,0 +1,50 @@
+"""Classified failures of a terminal connection, so logs and the coordinator can say what to do about them."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class TerminalProblem(str, Enum):
+    NOT_FOUND = "terminal not found"  # wrong path, terminal not installed
+    AUTHORIZATION_FAILED = "authorization failed"  # wrong login/password/server, or OTP account
+    AUTOTRADING_DISABLED = "auto-trading disabled"  # AutoTrading button off or Python API disabled
+    IPC_TIMEOUT = "IPC timeout"  # terminal running but not answering (not logged in, busy, Wine)
+    NO_CONNECTION = "no IPC connection"  # terminal gone, or run by another Windows user
+    WRONG_ACCOUNT = "wrong account"  # the terminal is logged into another account than configured
+    INCOMPATIBLE = "incompatible terminal"  # terminal and package versions do not match
+    OTHER = "terminal error"
+
+
+# last_error() codes of the MetaTrader5 package (shared/mt5-api.md §2) and what they mean for us.
+_BY_CODE = {
+    -10003: TerminalProblem.NOT_FOUND,
+    -6: TerminalProblem.AUTHORIZATION_FAILED,
+    -8: TerminalProblem.AUTOTRADING_DISABLED,
+    -10005: TerminalProblem.IPC_TIMEOUT,
+    -10004: TerminalProblem.NO_CONNECTION,
+    -10000: TerminalProblem.NO_CONNECTION,
+    -10001: TerminalProblem.NO_CONNECTION,
+    -10002: TerminalProblem.NO_CONNECTION,
+    -5: TerminalProblem.INCOMPATIBLE,
+}
+
+# Codes after which the terminal link itself is in doubt (reconnect), as opposed to one bad call.
+LINK_LOST_CODES = frozenset({-10000, -10001, -10002, -10004, -10005})
+
+
+class TerminalError(Exception):
+    """The terminal could not be used. ``fatal`` problems will not fix themselves by retrying."""
+
+    def __init__(self, problem: TerminalProblem, detail: str, code: int = 0, *, fatal: bool = False) -> None:
+        super().__init__(f"{problem.value}: {detail}")
+        self.problem = problem
+        self.detail = detail
+        self.code = code
+        self.fatal = fatal
+
+    @classmethod
+    def from_last_error(cls, action: str, error: tuple[int, str] | None) -> TerminalError:
+        code, message = error if error else (0, "no error reported")
+        problem = _BY_CODE.get(code, TerminalProblem.OTHER)
+        return cls(problem, f"{action} failed with ({code}, {message!r})", code)

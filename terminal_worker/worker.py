@@ -1,0 +1,459 @@
+"""The terminal worker's loop: one thread owns both the terminal and the socket.
+
+It reports facts (hello, snapshots, symbol specifications, command results) and executes commands; it
+decides nothing about copying. A single thread on purpose: the MetaTrader5 package is per-process state
+with undocumented thread safety, and a worker stuck inside a terminal call stops heartbeating, which is
+exactly how the coordinator should learn that it is stuck.
+"""
+
+from __future__ import annotations
+
+import os
+import socket as socket_module
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import zmq
+from loguru import logger
+
+from protocol import (
+    PROTOCOL_MINOR,
+    ClosedOrder,
+    CommandBatch,
+    CommandResult,
+    CommandResults,
+    CommandStatus,
+    ErrorMessage,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    PendingOrder,
+    PositionFacts,
+    ProtocolError,
+    Shutdown,
+    Snapshot,
+    SymbolRequest,
+    SymbolSpecs,
+    Welcome,
+    decode,
+)
+from protocol.transport import connect_dealer, recv_frames, send_message
+from terminal_worker.adapter import MT5Adapter
+from terminal_worker.errors import TerminalError
+from terminal_worker.lifeline import parent_alive
+
+WORKER_VERSION = "0.1.0"
+CLOSED_ORDER_MEMORY_SECONDS = 600.0  # how long a vanished order is repeated in snapshots (level-triggered)
+CLOSED_ORDER_MEMORY_COUNT = 500
+HISTORY_RETRY_SECONDS = 5.0  # history may lag the order's disappearance: keep asking this long
+FACTS_REFRESH_SECONDS = 1.0
+RESULT_MEMORY = 2000  # replayed on duplicate command ids instead of trading twice
+
+
+@dataclass
+class _TerminalState:
+    orders: tuple[PendingOrder, ...] = ()
+    positions: tuple[PositionFacts, ...] = ()
+    connected: bool = False
+    trade_allowed: bool = False
+    closed: dict[int, tuple[ClosedOrder, float]] = field(default_factory=dict)
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        name: str,
+        role: str,
+        backend: str,
+        adapter: MT5Adapter,
+        endpoint: str,
+        poll_interval: float = 0.1,
+        heartbeat_interval: float = 1.0,
+        coordinator_timeout: float = 10.0,
+        parent_pid: int | None = None,
+    ) -> None:
+        self.name = name
+        self.role = role
+        self.backend = backend
+        self.adapter = adapter
+        self.endpoint = endpoint
+        self.poll_interval = poll_interval
+        self.heartbeat_interval = heartbeat_interval
+        self.coordinator_timeout = coordinator_timeout
+        self.parent_pid = parent_pid
+        self.boot_id = uuid.uuid4().hex[:12]
+        self.exit_code: int | None = None
+        self._stop_reason = ""
+        self._context = zmq.Context()
+        self._socket: zmq.Socket | None = None
+        self._seq = 0
+        self._state = _TerminalState()
+        self._sent_key: tuple | None = None
+        self._welcomed = False
+        self._last_heard = time.monotonic()
+        self._last_hello = 0.0
+        self._next_poll = 0.0
+        self._next_heartbeat = 0.0
+        self._next_facts = 0.0
+        self._next_connect = 0.0
+        self._connect_backoff = 1.0
+        self._polled_at_ms = 0
+        self._server_time = 0
+        self._account_cache = (0.0, 0.0, 0.0)
+        self._watched_symbols: set[str] = set()
+        self._results: OrderedDict[str, CommandResult] = OrderedDict()
+        self._last_terminal_error = ""
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    def request_stop(self, reason: str, exit_code: int = 0) -> None:
+        if self.exit_code is None:
+            self.exit_code = exit_code
+            self._stop_reason = reason
+
+    def run(self) -> int:
+        logger.info("worker {} ({}) starting, boot {}, coordinator {}", self.name, self.role, self.boot_id,
+                    self.endpoint)
+        self._open_socket()
+        try:
+            while self.exit_code is None:
+                self._ensure_terminal()
+                self._service_socket()
+                if self.exit_code is not None:
+                    break
+                now = time.monotonic()
+                if self.adapter.connected and now >= self._next_poll:
+                    self._poll_terminal()
+                if now >= self._next_heartbeat:
+                    self._send_heartbeat()
+                self._check_coordinator(now)
+                self._check_parent()
+        finally:
+            self._close(self._stop_reason or "stopped")
+        logger.info("worker {} stopped: {} (exit code {})", self.name, self._stop_reason, self.exit_code)
+        return self.exit_code or 0
+
+    def _close(self, reason: str) -> None:
+        if self._socket is not None:
+            self._send(Goodbye(reason=reason, exit_code=self.exit_code or 0))
+            self._socket.close(linger=0)
+            self._socket = None
+        self.adapter.disconnect()
+        self._context.destroy(linger=0)
+
+    def _check_parent(self) -> None:
+        if self.parent_pid is not None and not parent_alive(self.parent_pid):
+            logger.warning("the coordinator (pid {}) is gone; exiting so no orphan keeps trading", self.parent_pid)
+            self.request_stop("coordinator process exited", 0)
+
+    # ---- coordinator link ----------------------------------------------------------------------
+
+    def _open_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+        # A fresh socket also drops anything still queued for a coordinator that is gone.
+        self._socket = connect_dealer(self._context, self.endpoint, self.name)
+        self._welcomed = False
+        self._sent_key = None
+        self._last_heard = time.monotonic()
+        self._last_hello = 0.0
+
+    def _send(self, message) -> bool:
+        if self._socket is None:
+            return False
+        try:
+            send_message(self._socket, message)
+            return True
+        except zmq.Again:
+            logger.debug("coordinator link is full; dropped a {} (the next one supersedes it)", type(message).__name__)
+        except zmq.ZMQError as e:
+            logger.warning("could not send {} to the coordinator: {}", type(message).__name__, e)
+        return False
+
+    def _service_socket(self) -> None:
+        timeout = self._poll_timeout_ms()
+        assert self._socket is not None
+        if not self._socket.poll(timeout, zmq.POLLIN):
+            return
+        # Drain what is there, but bounded so polling the terminal is never starved.
+        for _ in range(100):
+            try:
+                frames = recv_frames(self._socket)
+            except zmq.Again:
+                return
+            self._last_heard = time.monotonic()
+            try:
+                message = decode(frames)
+            except ProtocolError as e:
+                logger.error("dropped a malformed message from the coordinator: {}", e)
+                continue
+            self._handle(message)
+            if self.exit_code is not None:
+                return
+
+    def _poll_timeout_ms(self) -> int:
+        now = time.monotonic()
+        due = min(self._next_heartbeat, self._next_poll if self.adapter.connected else self._next_connect)
+        return max(0, min(int((due - now) * 1000), 200))  # bounded: Ctrl-C and parent checks stay prompt
+
+    def _handle(self, message) -> None:
+        if isinstance(message, Welcome):
+            if not self._welcomed:
+                logger.info("coordinator {} accepted {} (protocol 1.{})", message.coordinator_version, self.name,
+                            message.protocol_minor)
+            self._welcomed = True
+            self.heartbeat_interval = message.heartbeat_interval
+            self.coordinator_timeout = message.worker_timeout
+            self._sent_key = None  # a (re)welcomed worker resends its full state at once
+            self._next_poll = 0.0
+        elif isinstance(message, CommandBatch):
+            self._execute_batch(message)
+        elif isinstance(message, SymbolRequest):
+            self._describe_symbols(message)
+        elif isinstance(message, Heartbeat):
+            pass  # proof of life is recorded on receipt
+        elif isinstance(message, Shutdown):
+            self.request_stop(f"coordinator asked to stop: {message.reason}", 0)
+        elif isinstance(message, ErrorMessage):
+            self._handle_error(message)
+        else:
+            logger.warning("ignored a {} message: workers do not accept it", type(message).__name__)
+
+    def _handle_error(self, message: ErrorMessage) -> None:
+        if message.code == "hello-required":
+            self._welcomed = False
+            self._last_hello = 0.0
+            return
+        if message.fatal:
+            logger.critical("coordinator refused this worker: {} ({})", message.message, message.code)
+            self.request_stop(message.message, 2)
+        else:
+            logger.error("coordinator reported: {} ({})", message.message, message.code)
+
+    def _check_coordinator(self, now: float) -> None:
+        if not self.adapter.connected:
+            return
+        if not self._welcomed:
+            # Hello until welcomed: the coordinator may start after us, or have restarted.
+            if now - self._last_hello >= max(1.0, self.heartbeat_interval):
+                self._send_hello()
+            return
+        if now - self._last_heard > self.coordinator_timeout:
+            logger.warning("no word from the coordinator for {:.1f}s; reconnecting", now - self._last_heard)
+            self._open_socket()
+
+    def _send_hello(self) -> None:
+        try:
+            account = self.adapter.account_facts()
+            terminal = self.adapter.terminal_facts()
+        except TerminalError as e:
+            self._terminal_lost(e)
+            return
+        self._last_hello = time.monotonic()
+        self._send(
+            Hello(
+                terminal=self.name,
+                role=self.role,
+                boot_id=self.boot_id,
+                protocol_minor=PROTOCOL_MINOR,
+                worker_version=WORKER_VERSION,
+                backend=self.backend,
+                pid=os.getpid(),
+                host=socket_module.gethostname(),
+                account=account,
+                terminal_facts=terminal,
+                server_time=self._server_time,
+                sent_at_ms=_now_ms(),
+            )
+        )
+
+    def _send_heartbeat(self) -> None:
+        self._next_heartbeat = time.monotonic() + self.heartbeat_interval
+        if self._welcomed:
+            self._send(
+                Heartbeat(
+                    sent_at_ms=_now_ms(),
+                    boot_id=self.boot_id,
+                    last_seq=self._seq,
+                    polled_at_ms=self._polled_at_ms,
+                    connected=self.adapter.connected and self._state.connected,
+                )
+            )
+
+    # ---- terminal ------------------------------------------------------------------------------
+
+    def _ensure_terminal(self) -> None:
+        now = time.monotonic()
+        if self.adapter.connected or now < self._next_connect:
+            return
+        try:
+            self.adapter.connect()
+        except TerminalError as e:
+            if e.fatal:
+                logger.critical("{}: {}", self.name, e)
+                self._send(ErrorMessage(code="terminal-" + e.problem.name.lower(), message=str(e), fatal=True))
+                self.request_stop(str(e), 2)
+                return
+            self._next_connect = now + self._connect_backoff
+            if str(e) != self._last_terminal_error:
+                logger.error("{}: cannot use the terminal: {}; retrying every {:.0f}s at most", self.name, e, 30)
+                self._last_terminal_error = str(e)
+            self._send(ErrorMessage(code="terminal-" + e.problem.name.lower(), message=str(e)))
+            self._connect_backoff = min(self._connect_backoff * 2, 30.0)
+            return
+        logger.info("{}: connected to the terminal at {}", self.name, self.adapter.terminal_path)
+        self._last_terminal_error = ""
+        self._connect_backoff = 1.0
+        self._next_poll = 0.0
+        self._next_facts = 0.0
+        self._welcomed = False  # hello again: the coordinator must see fresh account facts
+        self._last_hello = 0.0
+
+    def _terminal_lost(self, error: TerminalError) -> None:
+        logger.error("{}: lost the terminal: {}", self.name, error)
+        self.adapter.disconnect()
+        self._next_connect = time.monotonic() + 1.0
+        self._send(ErrorMessage(code="terminal-" + error.problem.name.lower(), message=str(error)))
+
+    def _poll_terminal(self) -> None:
+        """Read the terminal; send a snapshot when anything that matters changed."""
+        now = time.monotonic()
+        self._next_poll = now + self.poll_interval
+        try:
+            orders = self.adapter.pending_orders()
+            positions = self.adapter.positions()
+            if now >= self._next_facts:
+                self._refresh_facts(orders)
+                self._next_facts = now + FACTS_REFRESH_SECONDS
+            self._track_closed(orders, now)
+        except TerminalError as e:
+            self._terminal_lost(e)
+            return
+        self._polled_at_ms = _now_ms()
+        self._state.orders = orders
+        self._state.positions = positions
+        key = (orders, positions, self._state.connected, self._state.trade_allowed, tuple(self._state.closed))
+        if key != self._sent_key and self._welcomed:
+            self._send_snapshot(key)
+
+    def _refresh_facts(self, orders: tuple[PendingOrder, ...]) -> None:
+        terminal = self.adapter.terminal_facts()
+        account = self.adapter.account_facts()
+        self._state.connected = terminal.connected
+        self._state.trade_allowed = terminal.trade_allowed and account.trade_allowed and account.trade_expert
+        self._account_cache = (account.balance, account.equity, account.margin_free)
+        symbols = [order.symbol for order in orders[:1]] or sorted(self._watched_symbols)[:1]
+        server_time = self.adapter.server_time(symbols)
+        if server_time:
+            self._server_time = server_time
+
+    def _track_closed(self, orders: tuple[PendingOrder, ...], now: float) -> None:
+        """Remember orders that left the pending list, with their fate from the history (filled, cancelled,
+        expired). Repeated in every snapshot for a while, so one lost snapshot loses nothing."""
+        current = {order.ticket for order in orders}
+        closed = self._state.closed
+        for order in self._state.orders:
+            if order.ticket not in current and order.ticket not in closed:
+                closed[order.ticket] = (
+                    ClosedOrder(ticket=order.ticket, symbol=order.symbol, type=order.type, state=-1,
+                                magic=order.magic, comment=order.comment),
+                    now,
+                )
+        for ticket, (record, since) in list(closed.items()):
+            if record.state == -1 and now - since <= HISTORY_RETRY_SECONDS:
+                found = self.adapter.closed_order(ticket)
+                if found is not None:
+                    closed[ticket] = (found, since)
+            if now - since > CLOSED_ORDER_MEMORY_SECONDS or ticket in current:
+                del closed[ticket]
+        while len(closed) > CLOSED_ORDER_MEMORY_COUNT:
+            closed.pop(next(iter(closed)))
+
+    def _send_snapshot(self, key: tuple) -> None:
+        self._seq += 1
+        balance, equity, margin_free = self._account_cache
+        sent = self._send(
+            Snapshot(
+                boot_id=self.boot_id,
+                seq=self._seq,
+                taken_at_ms=self._polled_at_ms,
+                login=self.adapter.login,
+                connected=self._state.connected,
+                trade_allowed=self._state.trade_allowed,
+                orders=self._state.orders,
+                positions=self._state.positions,
+                closed=tuple(record for record, _ in self._state.closed.values()),
+                server_time=self._server_time,
+                balance=balance,
+                equity=equity,
+                margin_free=margin_free,
+            )
+        )
+        if sent:
+            self._sent_key = key
+
+    # ---- commands ------------------------------------------------------------------------------
+
+    def _execute_batch(self, batch: CommandBatch) -> None:
+        results = [self._execute(command) for command in batch.commands]
+        # Snapshot first, then results: when the coordinator reads the results it already holds the state
+        # they produced.
+        if self.adapter.connected:
+            self._next_poll = 0.0
+            self._poll_terminal()
+        self._send(CommandResults(batch_id=batch.batch_id, results=tuple(results), snapshot_seq=self._seq))
+
+    def _execute(self, command) -> CommandResult:
+        replay = self._results.get(command.command_id)
+        if replay is not None:
+            logger.warning("command {} arrived twice; replaying its result, nothing sent", command.command_id)
+            return replay
+        if self.role != "target":
+            result = CommandResult(command_id=command.command_id, status=CommandStatus.REFUSED,
+                                   comment="a source worker never sends trade requests")
+        elif command.deadline_ms and _now_ms() > command.deadline_ms:
+            result = CommandResult(command_id=command.command_id, status=CommandStatus.EXPIRED,
+                                   comment="arrived after its deadline; not sent")
+        elif not self.adapter.connected:
+            result = CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
+                                   comment="terminal not connected; not sent", error_code=-10004)
+        else:
+            try:
+                result = self.adapter.execute(command)
+            except TerminalError as e:
+                # The link died around the request: whether it happened is for the next snapshot to say.
+                self._terminal_lost(e)
+                result = CommandResult(command_id=command.command_id, status=CommandStatus.UNKNOWN,
+                                       error_code=e.code, error_message=str(e))
+        self._log_result(command, result)
+        self._results[command.command_id] = result
+        while len(self._results) > RESULT_MEMORY:
+            self._results.popitem(last=False)
+        return result
+
+    def _log_result(self, command, result: CommandResult) -> None:
+        what = f"{command.kind.value} {command.symbol} for source #{command.source_ticket}"
+        if result.status is CommandStatus.DONE:
+            logger.info("{}: {} -> #{} {} ({:.1f} ms)", self.name, what, result.ticket,
+                        "already there" if result.already_existed else "done", result.elapsed_ms)
+        else:
+            logger.warning("{}: {} -> {} retcode {} {} {}", self.name, what, result.status.value, result.retcode,
+                           result.comment, result.error_message)
+
+    def _describe_symbols(self, request: SymbolRequest) -> None:
+        if not self.adapter.connected:
+            return  # the coordinator asks again after the next hello
+        try:
+            specs, missing = self.adapter.symbol_specs(request.symbols)
+        except TerminalError as e:
+            self._terminal_lost(e)
+            return
+        self._watched_symbols.update(spec.name for spec in specs)
+        self._send(SymbolSpecs(request_id=request.request_id, specs=specs, missing=missing))
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,250 @@
+"""The pure planner and the sizing rules it uses."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from config import CopySettings, OrderKind
+from coordinator.planner import Link, SkipReason, TargetInputs, plan_target
+from coordinator.sizing import round_price, size_volume, snap, step_decimals
+from protocol import CommandKind, PendingOrder, SymbolSpec
+from protocol.tags import copy_tag
+
+EURUSD = SymbolSpec(name="EURUSD.m", digits=5, point=0.00001, tick_size=0.00001, contract_size=100_000,
+                    volume_min=0.01, volume_max=50.0, volume_step=0.01, volume_limit=0.0, trade_mode=4,
+                    stops_level=10, freeze_level=0, expiration_mode=15, filling_mode=1, order_mode=127)
+GOLD = replace(EURUSD, name="GOLD", digits=2, point=0.01, tick_size=0.05, contract_size=100, volume_step=0.1,
+               volume_min=0.1, volume_max=20.0)
+
+
+def settings_(**overrides) -> CopySettings:
+    values = dict(lot_multiplier=1.0, min_lot=None, max_lot=None, order_types=frozenset(OrderKind), symbol_suffix=".m",
+                  symbol_prefix="", symbol_map=(("XAUUSD", "GOLD"),), max_pending_orders=None, enabled=True)
+    values.update(overrides)
+    return CopySettings(**values)
+
+
+def source_order(ticket: int, order_type: int = 2, symbol: str = "EURUSD", volume: float = 0.1, **fields):
+    values = dict(ticket=ticket, symbol=symbol, type=order_type, volume=volume, price_open=1.08500,
+                  price_stoplimit=0.0, sl=1.08000, tp=1.09500, type_time=0, time_expiration=0, magic=0,
+                  comment="", time_setup_msc=ticket)
+    values.update(fields)
+    return PendingOrder(**values)
+
+
+def copy_of(order: PendingOrder, ticket: int, symbol: str = "EURUSD.m", volume: float | None = None) -> PendingOrder:
+    return replace(order, ticket=ticket, symbol=symbol, volume=order.volume if volume is None else volume,
+                   magic=order.ticket, comment=copy_tag(order.ticket))
+
+
+def inputs(orders=(), settings=None, **fields) -> TargetInputs:
+    values = dict(name="broker-a", settings=settings or settings_(), orders=tuple(orders),
+                  specs={"EURUSD.m": EURUSD, "GOLD": GOLD})
+    values.update(fields)
+    return TargetInputs(**values)
+
+
+# ---- placing -----------------------------------------------------------------------------------
+
+
+def test_new_source_order_is_placed_with_magic_tag_and_mapped_symbol():
+    order = source_order(501, order_type=6, price_open=1.09, price_stoplimit=1.088, sl=1.085, tp=1.1)
+    plan = plan_target([order], inputs(settings=settings_(lot_multiplier=2.0)))
+    [command] = plan.commands
+    assert command.kind is CommandKind.PLACE
+    assert (command.symbol, command.order_type, command.volume) == ("EURUSD.m", 6, 0.2)
+    assert (command.price, command.stoplimit, command.sl, command.tp) == (1.09, 1.088, 1.085, 1.1)
+    assert command.magic == 501 and command.comment == copy_tag(501)
+
+
+def test_symbol_map_wins_over_the_suffix_and_prices_snap_to_the_tick_size():
+    order = source_order(502, symbol="XAUUSD", price_open=2650.07, sl=2640.02, tp=2700.0, volume=0.25)
+    [command] = plan_target([order], inputs()).commands
+    assert command.symbol == "GOLD"
+    assert (command.price, command.sl, command.tp) == (2650.05, 2640.0, 2700.0)
+    assert command.volume == 0.3  # 0.25 rounds to the 0.1 step
+
+
+def test_expiration_is_copied_for_specified_orders_only():
+    specified = source_order(503, type_time=2, time_expiration=1_900_000_000)
+    gtc = source_order(504, type_time=0, time_expiration=123)
+    commands = {c.source_ticket: c for c in plan_target([specified, gtc], inputs()).commands}
+    assert (commands[503].type_time, commands[503].expiration) == (2, 1_900_000_000)
+    assert (commands[504].type_time, commands[504].expiration) == (0, 0)
+
+
+def test_stoplimit_price_is_only_sent_for_stop_limit_orders():
+    order = source_order(505, order_type=2, price_stoplimit=1.07)
+    assert plan_target([order], inputs()).commands[0].stoplimit == 0.0
+
+
+def test_filtered_types_are_never_placed():
+    orders = [source_order(506, order_type=4), source_order(507, order_type=2)]
+    plan = plan_target(orders, inputs(settings=settings_(order_types=frozenset({OrderKind.BUY_LIMIT}))))
+    assert [c.source_ticket for c in plan.commands] == [507]
+    assert plan.filtered == [506]
+
+
+def test_market_orders_on_the_source_are_ignored():
+    assert plan_target([source_order(508, order_type=0)], inputs()).commands == []
+
+
+# ---- never twice -------------------------------------------------------------------------------
+
+
+def test_existing_copy_on_the_target_means_nothing_to_do_and_is_adopted_without_a_link():
+    order = source_order(510)
+    plan = plan_target([order], inputs([copy_of(order, 9001)]))
+    assert plan.commands == [] and plan.in_sync == [510]
+    assert plan.adopt == [Link(source_ticket=510, copy_ticket=9001, symbol="EURUSD.m", volume=0.1)]
+
+
+def test_linked_order_whose_copy_is_gone_is_not_placed_again():
+    order = source_order(511)
+    plan = plan_target([order], inputs(links={511: Link(source_ticket=511, copy_ticket=9002)}))
+    assert plan.commands == [] and plan.copied_earlier == [511]
+
+
+def test_order_with_a_command_in_flight_is_not_placed_again():
+    assert plan_target([source_order(512)], inputs(in_flight=frozenset({512}))).commands == []
+
+
+def test_foreign_orders_with_the_source_ticket_as_magic_are_not_copies():
+    order = source_order(513)
+    another_ea = replace(order, ticket=9003, magic=513, comment="grid EA")
+    typed_by_hand = replace(order, ticket=9004, magic=0, comment=copy_tag(513))
+    plan = plan_target([order], inputs([another_ea, typed_by_hand]))
+    assert [c.source_ticket for c in plan.commands] == [513]
+    assert plan.orphans == []
+
+
+def test_second_copy_of_one_source_is_reported_not_touched():
+    order = source_order(514)
+    plan = plan_target([order], inputs([copy_of(order, 9005), copy_of(order, 9006)]))
+    assert plan.commands == [] and [d.ticket for d in plan.duplicates] == [9006]
+
+
+def test_copy_whose_source_is_gone_is_reported_as_an_orphan():
+    gone = source_order(515)
+    plan = plan_target([], inputs([copy_of(gone, 9007)]))
+    assert [o.ticket for o in plan.orphans] == [9007] and plan.commands == []
+
+
+# ---- skips -------------------------------------------------------------------------------------
+
+
+def test_missing_symbol_is_skipped_with_a_reason():
+    plan = plan_target([source_order(520, symbol="GBPUSD")], inputs(missing_symbols=frozenset({"GBPUSD.m"})))
+    [skip] = plan.skips
+    assert skip.reason is SkipReason.SYMBOL_MISSING and "GBPUSD.m" in skip.detail
+    assert plan.commands == []
+
+
+def test_unknown_symbol_specification_is_requested_first():
+    plan = plan_target([source_order(521, symbol="GBPUSD")], inputs())
+    assert plan.needed_symbols == {"GBPUSD.m"}
+    assert plan.skips[0].reason is SkipReason.SYMBOL_PENDING and plan.commands == []
+
+
+def test_pending_order_cap_copies_oldest_first_up_to_the_cap():
+    orders = [source_order(530 + i, time_setup_msc=1000 - i) for i in range(5)]  # 534 is the oldest
+    existing = copy_of(source_order(599), 9100)
+    plan = plan_target([*orders, source_order(599)], inputs([existing], settings=settings_(max_pending_orders=3)))
+    assert [c.source_ticket for c in plan.commands] == [534, 533]
+    assert {s.source_ticket for s in plan.skips if s.reason is SkipReason.CAPPED} == {530, 531, 532}
+
+
+def test_cap_counts_places_in_flight():
+    orders = [source_order(540), source_order(541)]
+    plan = plan_target(orders, inputs(settings=settings_(max_pending_orders=1), in_flight=frozenset({540})))
+    assert plan.commands == [] and plan.skips[0].reason is SkipReason.CAPPED
+
+
+def test_order_in_backoff_waits():
+    plan = plan_target([source_order(550)], inputs(backoff={550: "market closed"}))
+    assert plan.commands == [] and plan.skips[0].reason is SkipReason.BACKOFF
+
+
+# ---- sizing ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("step", "decimals"), [(0.01, 2), (0.1, 1), (1.0, 0), (0.5, 1), (0.001, 3), (0.05, 2)])
+def test_step_decimals(step, decimals):
+    assert step_decimals(step) == decimals
+
+
+def test_snap_gives_clean_multiples():
+    assert snap(0.1 * 3, 0.01) == 0.3
+    assert snap(0.125, 0.01) == 0.13
+    assert snap(1.26, 0.5) == 1.5
+
+
+@pytest.mark.parametrize(
+    ("volume", "multiplier", "min_lot", "max_lot", "expected"),
+    [
+        (0.1, 1.5, None, None, 0.15),
+        (0.33, 1.0, None, None, 0.33),
+        (0.01, 0.1, None, None, 0.01),  # below the broker minimum: raised to it
+        (0.01, 0.5, 0.05, None, 0.05),  # config floor
+        (10.0, 1.0, None, 2.0, 2.0),  # config cap
+        (100.0, 1.0, None, None, 50.0),  # broker maximum, never "half of it"
+    ],
+)
+def test_size_volume(volume, multiplier, min_lot, max_lot, expected):
+    sized = size_volume(volume, settings_(lot_multiplier=multiplier, min_lot=min_lot, max_lot=max_lot), EURUSD)
+    assert sized.volume == expected
+
+
+def test_rounding_never_exceeds_max_lot():
+    sized = size_volume(1.0, settings_(max_lot=0.25), GOLD)  # step 0.1: 0.25 would round up to 0.3
+    assert sized.volume == 0.2
+
+
+def test_clamping_is_explained():
+    assert "broker minimum" in size_volume(0.001, settings_(), EURUSD).note
+
+
+def test_round_price_keeps_zero_and_snaps():
+    assert round_price(0.0, EURUSD) == 0.0
+    assert round_price(1.0850049, EURUSD) == 1.085
+    assert round_price(2650.07, GOLD) == 2650.05
+
+
+# ---- property: a plan that took effect leaves nothing to do ------------------------------------
+
+ORDER_STRATEGY = st.builds(
+    lambda ticket, order_type, symbol, volume: source_order(ticket, order_type, symbol, volume),
+    ticket=st.integers(1, 10**9),
+    order_type=st.sampled_from([2, 3, 4, 5, 6, 7]),
+    symbol=st.sampled_from(["EURUSD", "XAUUSD", "GBPUSD"]),
+    volume=st.sampled_from([0.01, 0.05, 0.1, 0.33, 1.0, 7.5]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(orders=st.lists(ORDER_STRATEGY, max_size=12, unique_by=lambda o: o.ticket),
+       types=st.sets(st.sampled_from(list(OrderKind)), min_size=1),
+       cap=st.none() | st.integers(0, 8), multiplier=st.sampled_from([0.1, 0.5, 1.0, 2.5]))
+def test_applying_a_plan_converges_and_a_second_plan_sends_nothing(orders, types, cap, multiplier):
+    settings = settings_(order_types=frozenset(types), max_pending_orders=cap, lot_multiplier=multiplier)
+    missing = frozenset({"GBPUSD.m"})
+    target_orders: list[PendingOrder] = []
+    plan = plan_target(orders, inputs(target_orders, settings=settings, missing_symbols=missing))
+    for number, command in enumerate(plan.commands):
+        source = next(o for o in orders if o.ticket == command.source_ticket)
+        target_orders.append(replace(source, ticket=10**10 + number, symbol=command.symbol, volume=command.volume,
+                                     magic=command.magic, comment=command.comment))
+    second = plan_target(orders, inputs(target_orders, settings=settings, missing_symbols=missing))
+    assert second.commands == []
+    copied = {o.magic for o in target_orders}
+    wanted = {o.ticket for o in orders if OrderKind.from_mt5_type(o.type) in types and o.symbol != "GBPUSD"}
+    assert copied <= wanted
+    assert len(copied) == len(target_orders)  # never two copies of one source order
+    if cap is None:
+        assert copied == wanted
+    else:
+        assert len(copied) == min(cap, len(wanted))
