@@ -81,7 +81,7 @@ GOLD = {
         "description": "Gold vs US Dollar", "digits": 2, "point": 0.01, "trade_tick_size": 0.01,
         "trade_contract_size": 100.0, "volume_min": 0.01, "volume_max": 100.0, "volume_step": 0.01,
         "trade_stops_level": 20, "currency_base": "XAU", "currency_profit": "USD", "currency_margin": "XAU",
-        "bid": 2650.00, "ask": 2650.30,
+        "bid": 2000.00, "ask": 2000.25,
     }
 }
 

@@ -117,7 +117,8 @@ def plan_target(source_orders: Sequence[PendingOrder], target: TargetInputs) -> 
         copy = copies.get(order.ticket)
         if copy is not None:
             plan.in_sync.append(order.ticket)
-            if order.ticket not in target.links:
+            # A copy whose own command is still in flight is linked by its result, not adopted.
+            if order.ticket not in target.links and order.ticket not in target.in_flight:
                 plan.adopt.append(
                     Link(source_ticket=order.ticket, copy_ticket=copy.ticket, symbol=copy.symbol, volume=copy.volume)
                 )

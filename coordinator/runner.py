@@ -113,8 +113,12 @@ class Coordinator:
         assert self.engine is not None
         interval = self.config.coordinator.interval
         next_full = time.monotonic()
+        hello_deadline: float | None = next_full + self.config.coordinator.hello_timeout
         while not self.stopping:
             self.pump(LOOP_TICK_MS)
+            if hello_deadline is not None and time.monotonic() > hello_deadline:
+                hello_deadline = None
+                self._report_missing_terminals()
             dirty = self.engine.take_dirty()
             now = time.monotonic()
             if now >= next_full:
@@ -124,6 +128,17 @@ class Coordinator:
                 # React to a change at once; the timer is only the safety net.
                 self.engine.reconcile(dirty)
         return EXIT_OK
+
+    def _report_missing_terminals(self) -> list[str]:
+        assert self.engine is not None
+        missing = [name for name in self.engine.views if not self._ready(name)]
+        for name in missing:
+            view = self.engine.views[name]
+            why = view.last_error or "its worker did not say hello"
+            logger.error("terminal {} is not available after {:.0f}s: {}", name,
+                         self.config.coordinator.hello_timeout, why)
+            view.last_error = why
+        return missing
 
     # ---- one sync ------------------------------------------------------------------------------
 
@@ -144,13 +159,7 @@ class Coordinator:
                    lambda: all(self._ready(name) or self._given_up(name) for name in names))
         if self.stopping:
             return EXIT_INCOMPLETE
-        missing = [name for name in names if not self._ready(name)]
-        for name in missing:
-            view = engine.views[name]
-            why = view.last_error or "its worker did not say hello"
-            logger.error("terminal {} is not available after {:.0f}s: {}", name,
-                         self.config.coordinator.hello_timeout, why)
-            view.last_error = why
+        missing = self._report_missing_terminals()
         if engine.source.name in missing:
             self._print(f"source {engine.source.name} is not available: {engine.source.last_error}; nothing copied")
             return EXIT_FATAL

@@ -67,9 +67,10 @@ class Supervisor:
                     continue
                 child.process = None
                 exited.append((name, code))
-                if code == EXIT_CONFIG or not self._restart:
+                if code == 0 or code == EXIT_CONFIG or not self._restart:
+                    # 0: it was asked to stop (a signal, or the coordinator); 2: it cannot fix itself.
                     child.gave_up = True
-                    if self._restart:
+                    if self._restart and code == EXIT_CONFIG:
                         logger.critical("worker {} exited with a configuration error; not restarting it", name)
                     continue
                 child.restarts += 1

@@ -103,6 +103,12 @@ def test_existing_copy_on_the_target_means_nothing_to_do_and_is_adopted_without_
     assert plan.adopt == [Link(source_ticket=510, copy_ticket=9001, symbol="EURUSD.m", volume=0.1)]
 
 
+def test_copy_seen_before_its_result_arrives_is_not_adopted():
+    order = source_order(516)
+    plan = plan_target([order], inputs([copy_of(order, 9008)], in_flight=frozenset({516})))
+    assert plan.commands == [] and plan.adopt == [] and plan.in_sync == [516]
+
+
 def test_linked_order_whose_copy_is_gone_is_not_placed_again():
     order = source_order(511)
     plan = plan_target([order], inputs(links={511: Link(source_ticket=511, copy_ticket=9002)}))

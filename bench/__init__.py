@@ -1,0 +1,1 @@
+"""Speed and memory figures for mt5-copier. Run with ``python -m bench``."""

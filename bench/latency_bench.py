@@ -1,0 +1,156 @@
+"""Copy latency end to end, against the straightforward alternative.
+
+The copier (one worker process per target, diffs planned centrally) is measured against one process that
+visits every target in turn and sends each order itself: what a simple copier script does. Each target's
+broker is given a realistic round trip with ``mt5sim.set_latency``. Figures: from the moment an order
+exists on the source until its copy exists on every target.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import mt5sim
+from protocol.tags import parse_tag
+
+BROKER_ROUND_TRIP = 0.05  # seconds per order_send
+CONFIG_HEAD = """
+[coordinator]
+bind = "tcp://127.0.0.1:*"
+state_dir = "state"
+interval = 5.0
+
+[source]
+name = "master"
+backend = "sim"
+path = "terminals/master"
+login = 1001
+server = "Sim"
+"""
+TARGET = """
+[[targets]]
+name = "t{index}"
+backend = "sim"
+path = "terminals/t{index}"
+login = {login}
+server = "Sim"
+"""
+
+
+def _copies(terminal: mt5sim.Terminal) -> set[int]:
+    return {o.magic for o in terminal.orders_get() or () if parse_tag(o.comment) == o.magic}
+
+
+def _place(source: mt5sim.Terminal, index: int) -> int:
+    tick = source.symbol_info_tick("EURUSD")
+    result = source.order_send({
+        "action": mt5sim.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1,
+        "type": mt5sim.ORDER_TYPE_BUY_LIMIT, "price": round(tick.ask - 0.005 - index * 0.0001, 5),
+        "type_filling": mt5sim.ORDER_FILLING_RETURN, "type_time": mt5sim.ORDER_TIME_GTC,
+    })
+    assert result.retcode == mt5sim.TRADE_RETCODE_DONE, result
+    return result.order
+
+
+def _wait_all(targets: list[mt5sim.Terminal], tickets: set[int], timeout: float = 60.0) -> float:
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if all(tickets <= _copies(t) for t in targets):
+            return time.perf_counter() - started
+        time.sleep(0.002)
+    raise TimeoutError(f"copies did not appear within {timeout}s")
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def measure_copier(fan_out: int, burst: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
+        root = Path(folder)
+        mt5sim.create_terminal(root / "terminals" / "master", login=1001, server="Sim")
+        targets = []
+        config = CONFIG_HEAD
+        for index in range(fan_out):
+            path = root / "terminals" / f"t{index}"
+            mt5sim.create_terminal(path, login=2001 + index, server="Sim")
+            mt5sim.set_latency(path, BROKER_ROUND_TRIP)
+            targets.append(mt5sim.Terminal(path))
+            config += TARGET.format(index=index, login=2001 + index)
+        (root / "copier.toml").write_text(config)
+        source = mt5sim.Terminal(root / "terminals" / "master")
+        process = subprocess.Popen([sys.executable, "-m", "coordinator", "run", "--config", str(root / "copier.toml")],
+                                   cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                   env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+        try:
+            _wait_all(targets, {_place(source, 0)})  # warm-up: everything connected and planned once
+            single = []
+            for i in range(3):
+                ticket = _place(source, 1 + i)
+                single.append(_wait_all(targets, {ticket}))
+            tickets = {_place(source, 10 + i) for i in range(burst)}
+            burst_seconds = _wait_all(targets, tickets)
+            memory = {"coordinator": _rss_mb(process.pid)}
+            workers = _children(process.pid)
+            memory["workers"] = sum(_rss_mb(pid) for pid in workers) / max(1, len(workers))
+        finally:
+            process.terminate()
+            process.wait(20)
+    return {"single": sorted(single)[1], "burst": burst_seconds, **memory}
+
+
+def measure_sequential(fan_out: int, burst: int) -> float:
+    """One process, every target in turn, every order sent by it: the baseline."""
+    with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
+        root = Path(folder)
+        mt5sim.create_terminal(root / "master", login=1001, server="Sim")
+        source = mt5sim.Terminal(root / "master")
+        targets = []
+        for index in range(fan_out):
+            mt5sim.create_terminal(root / f"t{index}", login=2001 + index, server="Sim")
+            mt5sim.set_latency(root / f"t{index}", BROKER_ROUND_TRIP)
+            targets.append(mt5sim.Terminal(root / f"t{index}"))
+        for i in range(burst):
+            _place(source, i)
+        started = time.perf_counter()
+        orders = source.orders_get()
+        for target in targets:
+            for order in orders:
+                target.order_send({
+                    "action": mt5sim.TRADE_ACTION_PENDING, "symbol": order.symbol, "volume": order.volume_current,
+                    "type": order.type, "price": order.price_open, "type_filling": mt5sim.ORDER_FILLING_RETURN,
+                    "magic": order.ticket, "comment": f"mtc#{order.ticket}",
+                })
+        return time.perf_counter() - started
+
+
+def run(*, quick: bool) -> None:
+    print(f"end-to-end copy latency, broker round trip {BROKER_ROUND_TRIP * 1000:.0f} ms per order_send")
+    print(f"  {'targets':>7} {'one order':>11} {'burst of 10':>12} {'sequential baseline':>20} "
+          f"{'coordinator RSS':>16} {'worker RSS':>11}")
+    for fan_out in ((1, 4) if quick else (1, 4, 8)):
+        copier = measure_copier(fan_out, 10)
+        baseline = measure_sequential(fan_out, 10)
+        print(f"  {fan_out:>7} {copier['single'] * 1000:>9.0f}ms {copier['burst'] * 1000:>10.0f}ms "
+              f"{baseline * 1000:>18.0f}ms {copier['coordinator']:>13.1f} MB {copier['workers']:>8.1f} MB")
+    print("  (one order: median of 3, source order placed -> copy on every target; burst: 10 orders at once;"
+          " baseline: one process sending the same 10 orders to each target in turn)")
+    print()

@@ -1,0 +1,123 @@
+"""Shared fixtures: simulated terminals, config files and real copier processes on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CopierRun:
+    code: int
+    output: str
+
+
+class Copier:
+    """Runs ``mt5-copier`` as real processes against a config file in a test's folder."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.config_path = directory / "copier.toml"
+        self._background: list[subprocess.Popen] = []
+
+    def write_config(self, text: str) -> Path:
+        self.config_path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return self.config_path
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "coordinator", *args]
+
+    def run(self, *args: str, timeout: float = 90.0) -> CopierRun:
+        completed = subprocess.run(
+            self.command(*args), cwd=self.directory, capture_output=True, text=True, timeout=timeout,
+            env=_env(),
+        )
+        return CopierRun(completed.returncode, completed.stdout + completed.stderr)
+
+    def once(self, timeout: float = 90.0) -> CopierRun:
+        return self.run("run", "--config", str(self.config_path), "--once", timeout=timeout)
+
+    def start(self, *args: str) -> subprocess.Popen:
+        """A long-running process (scheduler or worker); stopped and reaped at the end of the test."""
+        process = subprocess.Popen(
+            self.command(*args) if args[0] != "--raw" else list(args[1:]),
+            cwd=self.directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+            start_new_session=True,
+        )
+        self._background.append(process)
+        return process
+
+    def start_scheduler(self) -> subprocess.Popen:
+        return self.start("run", "--config", str(self.config_path))
+
+    def stop(self, process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20.0) -> tuple[int, str]:
+        if process.poll() is None:
+            process.send_signal(sig)
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            output, _ = process.communicate(timeout=5)
+            raise AssertionError(f"process did not stop within {timeout}s:\n{output}") from None
+        return process.returncode, output or ""
+
+    def cleanup(self) -> None:
+        for process in self._background:
+            if process.poll() is None:
+                _kill_group(process)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.communicate(timeout=5)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        process.kill()
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("MT5SIM_PATH", None)
+    return env
+
+
+@pytest.fixture
+def copier(tmp_path: Path) -> Iterator[Copier]:
+    helper = Copier(tmp_path)
+    yield helper
+    helper.cleanup()
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, message: str = ""):
+    """Poll until ``condition()`` is truthy; return its value or fail with ``message``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
