@@ -1,0 +1,204 @@
+"""Worker links over real ZeroMQ sockets on loopback: hostile bytes, identity checks, clean shutdown."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import msgpack
+import pytest
+import zmq
+
+from protocol import (
+    PROTOCOL_TAG,
+    AccountFacts,
+    Command,
+    CommandBatch,
+    CommandKind,
+    CommandResults,
+    CommandStatus,
+    ErrorMessage,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    Shutdown,
+    Snapshot,
+    TerminalFacts,
+    Welcome,
+    decode,
+    encode,
+)
+from protocol.tags import copy_tag
+from tests.conftest import wait_for
+from tests.simhelpers import BUY_LIMIT, copies, create, place_pending
+
+pytestmark = pytest.mark.e2e
+
+CONFIG = """
+[coordinator]
+bind = "tcp://127.0.0.1:{port}"
+state_dir = "state"
+hello_timeout = 15
+heartbeat_interval = 0.2
+worker_timeout = 3
+
+[source]
+name = "master"
+backend = "sim"
+path = "terminals/master"
+login = 1001
+server = "Sim-Server"
+
+[[targets]]
+name = "alpha"
+backend = "sim"
+path = "terminals/alpha"
+login = 2001
+server = "Sim-Server"
+{alpha_extra}
+"""
+
+
+@pytest.fixture
+def context():
+    context = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+def receive(socket: zmq.Socket, kind: type, timeout: float = 15.0, routed: bool = False):
+    """The next message of ``kind`` (others are skipped), or fail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if socket.poll(100):
+            frames = socket.recv_multipart()
+            message = decode(frames[1:] if routed else frames)
+            if isinstance(message, kind):
+                return message
+    raise AssertionError(f"no {kind.__name__} within {timeout}s")
+
+
+def test_source_worker_refuses_trades_and_survives_garbage(copier, context, unused_tcp_port):
+    root = copier.directory / "terminals"
+    master = create(root / "master", 1001)
+    create(root / "alpha", 2001)
+    ticket = place_pending(master, BUY_LIMIT)
+    copier.write_config(CONFIG.format(port=unused_tcp_port, alpha_extra=""))
+    router = context.socket(zmq.ROUTER)
+    router.linger = 0
+    router.bind(f"tcp://127.0.0.1:{unused_tcp_port}")
+    worker = copier.start("worker", "--config", str(copier.config_path), "--terminal", "master")
+
+    hello = receive(router, Hello, routed=True)
+    assert (hello.terminal, hello.role, hello.account.login, hello.backend) == ("master", "source", 1001, "sim")
+    send = lambda message: router.send_multipart([b"master", *encode(message)])  # noqa: E731
+    send(Welcome(coordinator_version="test", protocol_minor=0, heartbeat_interval=0.2, worker_timeout=5.0))
+    snapshot = receive(router, Snapshot, routed=True)
+    assert [order.ticket for order in snapshot.orders] == [ticket] and snapshot.login == 1001
+
+    for garbage in ([b"junk"], [PROTOCOL_TAG, b"commands", b"\xc1"], [b"MTC9", b"hello", b"\x80"],
+                    [PROTOCOL_TAG, b"self_destruct", msgpack.packb({})]):
+        router.send_multipart([b"master", *garbage])
+    send(CommandBatch(batch_id="b", commands=(Command(
+        command_id="c1", kind=CommandKind.PLACE, source_ticket=5, symbol="EURUSD", order_type=BUY_LIMIT,
+        volume=0.1, price=1.0, magic=5, comment=copy_tag(5)),)))
+    results = receive(router, CommandResults, routed=True)
+    assert results.results[0].status is CommandStatus.REFUSED
+    assert len(master.orders_get()) == 1
+    receive(router, Heartbeat, routed=True)  # still alive and talking
+
+    send(Shutdown(reason="test over"))
+    receive(router, Goodbye, routed=True)
+    assert worker.wait(10) == 0
+
+
+def test_coordinator_drops_hostile_messages_and_refuses_a_wrong_account(copier, context, unused_tcp_port):
+    root = copier.directory / "terminals"
+    create(root / "master", 1001)
+    create(root / "alpha", 2001)
+    copier.write_config(CONFIG.format(port=unused_tcp_port, alpha_extra="remote = true"))
+    coordinator = copier.start_scheduler()
+
+    def dealer() -> zmq.Socket:
+        socket = context.socket(zmq.DEALER)
+        socket.linger = 0
+        socket.setsockopt(zmq.ROUTING_ID, b"alpha")
+        socket.connect(f"tcp://127.0.0.1:{unused_tcp_port}")
+        return socket
+
+    impostor = dealer()
+    for garbage in ([b"junk"], [PROTOCOL_TAG, b"snapshot", b"\xc1"], [b"MTC2", b"hello", b"\x80"],
+                    [PROTOCOL_TAG, b"teleport", msgpack.packb({})], [PROTOCOL_TAG, b"snapshot", msgpack.packb([1])]):
+        impostor.send_multipart(garbage)
+    impostor.send_multipart(encode(Heartbeat(sent_at_ms=1)))
+    assert receive(impostor, ErrorMessage).code == "hello-required"
+
+    hello = Hello(terminal="alpha", role="target", boot_id="fake", protocol_minor=0, worker_version="x",
+                  backend="sim", pid=1, host="h", account=AccountFacts(login=9999, server="Sim-Server"),
+                  terminal_facts=TerminalFacts(connected=True, trade_allowed=True))
+    impostor.send_multipart(encode(hello))
+    refusal = receive(impostor, ErrorMessage)
+    assert refusal.code == "identity-mismatch" and refusal.fatal and "9999" in refusal.message
+    impostor.close()
+
+    honest = dealer()
+    honest.send_multipart(encode(_with_login(hello, 2001)))
+    assert isinstance(receive(honest, Welcome), Welcome)
+    assert coordinator.poll() is None, "the coordinator died"
+    code, output = copier.stop(coordinator)
+    assert code == 0, output
+    assert "dropped a malformed message" in output
+
+
+def _with_login(hello: Hello, login: int) -> Hello:
+    from dataclasses import replace
+
+    return replace(hello, account=AccountFacts(login=login, server=hello.account.server))
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "zombie" not in status.read_text()
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads child processes from /proc")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stopping_the_coordinator_leaves_nothing_running(copier, unused_tcp_port, sig):
+    root = copier.directory / "terminals"
+    master = create(root / "master", 1001)
+    alpha = create(root / "alpha", 2001)
+    copier.write_config(CONFIG.format(port=unused_tcp_port, alpha_extra=""))
+    ticket = place_pending(master, BUY_LIMIT)
+    coordinator = copier.start_scheduler()
+    wait_for(lambda: ticket in copies(alpha), message="copy not made")
+    workers = _children(coordinator.pid)
+    assert len(workers) == 2
+    code, output = copier.stop(coordinator, sig)
+    assert code == 0, output
+    wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10, message="a worker outlived the coordinator")
+
+
+@pytest.mark.skipif(not Path("/proc").exists(), reason="reads child processes from /proc")
+def test_workers_exit_when_their_coordinator_is_killed(copier, unused_tcp_port):
+    root = copier.directory / "terminals"
+    master = create(root / "master", 1001)
+    alpha = create(root / "alpha", 2001)
+    copier.write_config(CONFIG.format(port=unused_tcp_port, alpha_extra=""))
+    ticket = place_pending(master, BUY_LIMIT)
+    coordinator = copier.start_scheduler()
+    wait_for(lambda: ticket in copies(alpha), message="copy not made")
+    workers = _children(coordinator.pid)
+    coordinator.send_signal(signal.SIGKILL)
+    coordinator.wait(5)
+    wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10, message="orphaned worker kept running")
