@@ -11,10 +11,16 @@ from .model import (
     Backend,
     CoordinatorConfig,
     CopySettings,
+    ExpirationFallback,
     OrderKind,
+    OrphanPolicy,
+    OrphanSettings,
+    OutOfBounds,
+    PriceMode,
     Role,
     TargetConfig,
     TerminalConfig,
+    VolumeMode,
 )
 
 __all__ = [
@@ -25,10 +31,16 @@ __all__ = [
     "ConfigProblem",
     "CoordinatorConfig",
     "CopySettings",
+    "ExpirationFallback",
     "OrderKind",
+    "OrphanPolicy",
+    "OrphanSettings",
+    "OutOfBounds",
+    "PriceMode",
     "Role",
     "TargetConfig",
     "TerminalConfig",
+    "VolumeMode",
     "load_config",
     "parse_config",
 ]

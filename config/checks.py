@@ -9,7 +9,7 @@ import os
 from collections.abc import Hashable, Iterator
 
 from .errors import ConfigProblem
-from .model import AppConfig, TerminalConfig
+from .model import AppConfig, TerminalConfig, VolumeMode
 
 
 def cross_field_problems(config: AppConfig) -> list[ConfigProblem]:
@@ -17,6 +17,7 @@ def cross_field_problems(config: AppConfig) -> list[ConfigProblem]:
     problems: list[ConfigProblem] = []
     problems.extend(_timeout_problems(config))
     problems.extend(_lot_range_problems(config))
+    problems.extend(_fixed_lot_problems(config))
     problems.extend(_duplicate_terminal_problems(config))
     return problems
 
@@ -47,6 +48,17 @@ def _lot_range_problems(config: AppConfig) -> Iterator[ConfigProblem]:
                 f"targets[{index}].max_lot",
                 f"must be at least targets[{index}].min_lot ({copy.min_lot!r}), got {copy.max_lot!r}",
             )
+
+
+def _fixed_lot_problems(config: AppConfig) -> Iterator[ConfigProblem]:
+    # fixed_lot without volume_mode = "fixed" would be silently ignored: the person meant something by it.
+    for index, target in enumerate(config.targets):
+        copy = target.copy
+        fixed = copy.volume_mode is VolumeMode.FIXED
+        if fixed and copy.fixed_lot is None:
+            yield ConfigProblem(f"targets[{index}].fixed_lot", 'required when volume_mode = "fixed"')
+        elif not fixed and copy.fixed_lot is not None:
+            yield ConfigProblem(f"targets[{index}].fixed_lot", 'only used with volume_mode = "fixed"')
 
 
 def _duplicate_terminal_problems(config: AppConfig) -> Iterator[ConfigProblem]:

@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 
 from .endpoints import bind_endpoint_problem
-from .model import Backend, OrderKind
+from .model import (
+    Backend,
+    ExpirationFallback,
+    OrderKind,
+    OrphanPolicy,
+    OutOfBounds,
+    PriceMode,
+    VolumeMode,
+)
 from .schema import (
     ArrayOfTables,
     Boolean,
@@ -156,17 +164,84 @@ TERMINAL_FIELDS = (
         default=60.0,
         description="seconds allowed for initialize() to connect to the terminal",
     ),
+    Field(
+        name="server_utc_offset",
+        # Real brokers run on whole, half and quarter hours (UTC+5:45 exists); anything finer is a typo.
+        spec=Number(ge=-12, le=14, multiple_of=0.25),
+        description="hours the broker's server clock runs ahead of UTC; absent: worked out from tick times",
+    ),
+)
+
+ORPHANS = Table(
+    fields=(
+        Field(
+            name="policy",
+            spec=Choice.of_enum(OrphanPolicy),
+            default=OrphanPolicy.KILL,
+            description='"kill": remove confirmed orphans; "preserve": leave them and report them',
+        ),
+        Field(
+            name="check_interval",
+            spec=Number(gt=0),
+            default=5.0,
+            description="seconds between orphan checks",
+        ),
+        Field(
+            name="max_checks",
+            spec=Integer(ge=1),
+            default=3,
+            description="consecutive checks that must find the same orphan before it is killed",
+        ),
+    )
 )
 
 COPY_FIELDS = (
     Field(
+        name="volume_mode",
+        spec=Choice.of_enum(VolumeMode),
+        default=VolumeMode.MULTIPLIER,
+        description="how the target volume is worked out from the source volume",
+    ),
+    Field(
         name="lot_multiplier",
         spec=Number(gt=0),
         default=1.0,
-        description="target volume = source volume x lot_multiplier",
+        description="target volume = source volume x lot_multiplier (multiplier and ratio modes)",
     ),
+    Field(name="fixed_lot", spec=Number(gt=0), description='the volume of every copy with volume_mode = "fixed"'),
     Field(name="min_lot", spec=Number(gt=0), description="smallest volume placed on this target"),
     Field(name="max_lot", spec=Number(gt=0), description="largest volume placed on this target"),
+    Field(
+        name="volume_out_of_bounds",
+        spec=Choice.of_enum(OutOfBounds),
+        default=OutOfBounds.CLAMP,
+        description="a volume outside the bounds is clamped into them, or the order is skipped",
+    ),
+    Field(
+        name="price_mode",
+        spec=Choice.of_enum(PriceMode),
+        default=PriceMode.ABSOLUTE,
+        description="copy the source's prices, or keep the source order's distance from the market",
+    ),
+    Field(
+        name="expiration_fallback",
+        spec=Choice.of_enum(ExpirationFallback),
+        default=ExpirationFallback.GTC,
+        description="when the target symbol refuses the source's expiration mode: place as GTC, or skip",
+    ),
+    Field(
+        name="replace_deleted_copies",
+        spec=Boolean(),
+        default=False,
+        description="true: a copy deleted by hand is placed again while its source order is pending",
+    ),
+    Field(
+        name="keep_filled_copies",
+        spec=Boolean(),
+        default=False,
+        description="true: copies of a filled source order stay pending instead of becoming orphans",
+    ),
+    Field(name="orphans", spec=ORPHANS, description="what happens to copies whose source order is gone"),
     Field(
         name="order_types",
         spec=ListOf(item=Choice.of_enum(OrderKind), non_empty=True, unique=True),

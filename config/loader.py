@@ -24,6 +24,7 @@ from .model import (
     AppConfig,
     CoordinatorConfig,
     CopySettings,
+    OrphanSettings,
     Role,
     TargetConfig,
     TerminalConfig,
@@ -127,6 +128,7 @@ def _build_terminal(table: dict[str, Any], role: Role, base_dir: Path) -> Termin
         poll_interval=table["poll_interval"],
         portable=table["portable"],
         connect_timeout=table["connect_timeout"],
+        server_utc_offset=table["server_utc_offset"],
     )
 
 
@@ -141,4 +143,20 @@ def _build_copy(table: dict[str, Any]) -> CopySettings:
         symbol_map=table["symbol_map"],
         max_pending_orders=table["max_pending_orders"],
         enabled=table["enabled"],
+        volume_mode=table["volume_mode"],
+        fixed_lot=table["fixed_lot"],
+        volume_out_of_bounds=table["volume_out_of_bounds"],
+        price_mode=table["price_mode"],
+        expiration_fallback=table["expiration_fallback"],
+        replace_deleted_copies=table["replace_deleted_copies"],
+        keep_filled_copies=table["keep_filled_copies"],
+        orphans=_build_orphans(table["orphans"]),
+    )
+
+
+def _build_orphans(table: dict[str, Any]) -> OrphanSettings:
+    return OrphanSettings(
+        policy=table["policy"],
+        check_interval=table["check_interval"],
+        max_checks=table["max_checks"],
     )

@@ -68,6 +68,45 @@ class OrderKind(_TextEnum):
         return None
 
 
+class VolumeMode(_TextEnum):
+    """How a copy's volume is worked out from the source order's volume."""
+
+    MULTIPLIER = "multiplier"  # source lots x lot_multiplier
+    FIXED = "fixed"  # always fixed_lot
+    BALANCE_RATIO = "balance_ratio"  # source lots x (target balance / source balance) x lot_multiplier
+    EQUITY_RATIO = "equity_ratio"  # the same with equity
+
+
+class OutOfBounds(_TextEnum):
+    """What happens to a volume outside min_lot/max_lot or the broker's volume_min/volume_max."""
+
+    CLAMP = "clamp"  # placed at the nearest bound
+    SKIP = "skip"  # not placed; reported as skipped
+
+
+class PriceMode(_TextEnum):
+    """Where a copy's prices come from."""
+
+    ABSOLUTE = "absolute"  # the source's prices as they are
+    # The source order's distance from the source's market, measured from the target's market at placement;
+    # later source edits move the copy by the same amount.
+    MARKET_DISTANCE = "market_distance"
+
+
+class ExpirationFallback(_TextEnum):
+    """What to do when the target symbol does not allow the source order's expiration mode."""
+
+    GTC = "gtc"  # place the copy good-till-cancelled
+    SKIP = "skip"  # do not place it
+
+
+class OrphanPolicy(_TextEnum):
+    """What happens to a copy whose source order no longer exists."""
+
+    KILL = "kill"  # removed, once confirmed by OrphanSettings.max_checks consecutive checks
+    PRESERVE = "preserve"  # left on the target and reported
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CoordinatorConfig:
     """Settings of the coordinator process ([coordinator])."""
@@ -99,6 +138,9 @@ class TerminalConfig:
     poll_interval: float
     portable: bool
     connect_timeout: float
+    # Hours the broker's server clock runs ahead of UTC; None: worked out from the terminal's tick times.
+    # Defaulted so that code building a TerminalConfig by hand need not know about it.
+    server_utc_offset: float | None = None
 
     def password(self) -> str | None:
         """The password from the environment variable named by ``password_env``.
@@ -108,6 +150,17 @@ class TerminalConfig:
         if self.password_env is None:
             return None
         return os.environ.get(self.password_env) or None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrphanSettings:
+    """What happens to copies whose source order is gone ([targets.orphans])."""
+
+    policy: OrphanPolicy = OrphanPolicy.KILL
+    check_interval: float = 5.0  # seconds between orphan checks
+    # Consecutive checks that must find the same orphan before it is killed: a source terminal that blinks
+    # (or whose snapshot briefly lacks an order) must not wipe the targets.
+    max_checks: int = 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +176,16 @@ class CopySettings:
     symbol_map: tuple[tuple[str, str], ...]  # sorted pairs: keeps the dataclass hashable and frozen
     max_pending_orders: int | None  # cap on the copier's own pending orders on the target
     enabled: bool
+    # The keys below have defaults (the same as config/keys.py) so that code and tests building settings by
+    # hand need not spell out every one of them.
+    volume_mode: VolumeMode = VolumeMode.MULTIPLIER
+    fixed_lot: float | None = None  # set exactly when volume_mode is FIXED
+    volume_out_of_bounds: OutOfBounds = OutOfBounds.CLAMP
+    price_mode: PriceMode = PriceMode.ABSOLUTE
+    expiration_fallback: ExpirationFallback = ExpirationFallback.GTC
+    replace_deleted_copies: bool = False  # False: a copy a person deleted by hand stays deleted
+    keep_filled_copies: bool = False  # True: copies of a filled source order stay pending (not orphans)
+    orphans: OrphanSettings = OrphanSettings()
 
     def map_symbol(self, source_symbol: str) -> str:
         """The target's symbol for a source symbol: ``symbol_map`` first, else prefix + symbol + suffix."""

@@ -100,6 +100,12 @@ def _bounds_message(
     return None
 
 
+def _is_multiple(number: float, step: float) -> bool:
+    # A tolerance, because 0.1 + 0.2 style binary fractions must not make a correct value fail.
+    quotient = number / step
+    return abs(quotient - round(quotient)) < 1e-9
+
+
 class Spec(ABC):
     """What one value must look like."""
 
@@ -163,6 +169,7 @@ class Number(Spec):
     ge: float | None = None
     lt: float | None = None
     le: float | None = None
+    multiple_of: float | None = None  # e.g. 0.25: the value must be a whole number of quarters
 
     def validate(self, value: object, path: str, problems: Problems) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -174,6 +181,8 @@ class Number(Spec):
         if not math.isfinite(number):
             return _fail(problems, path, f"must be a finite number, got {value!r}")
         message = _bounds_message(number, gt=self.gt, ge=self.ge, lt=self.lt, le=self.le)
+        if message is None and self.multiple_of is not None and not _is_multiple(number, self.multiple_of):
+            message = f"must be a multiple of {self.multiple_of!r}"
         if message is not None:
             return _fail(problems, path, f"{message}, got {value!r}")
         return number

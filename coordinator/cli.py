@@ -8,7 +8,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from config import ConfigError, load_config
+from config import ConfigError, CopySettings, VolumeMode, load_config
 from config.logs import add_log_file, setup_console
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG, EXIT_FATAL = 0, 1, 2, 3
@@ -34,6 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "hand on another machine)")
     add_worker_arguments(worker)
 
+    status = commands.add_parser("status", help="show each terminal's state as the running coordinator last saw it")
+    status.add_argument("--config", required=True, type=Path, help="TOML config file")
+
+    history = commands.add_parser("history", help="show what the copier did, newest first")
+    history.add_argument("--config", required=True, type=Path, help="TOML config file")
+    history.add_argument("--target", metavar="NAME", help="only this target's events")
+    history.add_argument("--since", metavar="WHEN",
+                         help="only events from then on: 2026-11-24, 2026-11-24T10:00, or an age: 45s, 30m, 2h, 1d")
+    history.add_argument("--limit", type=int, default=50, metavar="N", help="at most N events (default 50)")
+
     demo = commands.add_parser("demo", help="watch the copier work on simulated terminals (no MT5 needed)")
     demo.add_argument("--duration", type=float, default=30.0, help="seconds to run (default 30)")
     demo.add_argument("--dir", type=Path, default=None,
@@ -52,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
         return check_config(args.config)
     if args.command == "run":
         return run(args.config, once=args.once)
+    if args.command in ("status", "history"):
+        return operator_command(args)
     if args.command == "demo":
         from coordinator.demo import run_demo
 
@@ -76,9 +88,31 @@ def check_config(path: Path) -> int:
     for target in config.targets:
         copy = target.copy
         types = ", ".join(sorted(kind.value for kind in copy.order_types))
-        print(f"  {target.name}: lots x{copy.lot_multiplier}, types {types}"
+        print(f"  {target.name}: {_volume_rule(copy)}, types {types}, orphans {copy.orphans.policy.value}"
               f"{', disabled' if not copy.enabled else ''}")
     return EXIT_OK
+
+
+def _volume_rule(copy: CopySettings) -> str:
+    if copy.volume_mode is VolumeMode.FIXED:
+        return f"{copy.fixed_lot} lots each"
+    if copy.volume_mode is VolumeMode.MULTIPLIER:
+        return f"lots x{copy.lot_multiplier}"
+    ratio = "balance" if copy.volume_mode is VolumeMode.BALANCE_RATIO else "equity"
+    return f"lots x{copy.lot_multiplier} x the {ratio} ratio"
+
+
+def operator_command(args: argparse.Namespace) -> int:
+    from coordinator.operator import history_command, status_command
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "status":
+        return status_command(config)
+    return history_command(config, target=args.target, since=args.since, limit=args.limit)
 
 
 def run(path: Path, *, once: bool) -> int:

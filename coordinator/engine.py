@@ -16,12 +16,26 @@ from loguru import logger
 
 from config import AppConfig
 from coordinator import __version__
-from coordinator.planner import Skip, SkipReason, TargetInputs, TargetPlan, our_copies, plan_target
+from coordinator.clocks import estimate_offset
+from coordinator.desired import TargetContext
+from coordinator.orphans import OrphanCandidate, OrphanTracker
+from coordinator.planner import (
+    Link,
+    LinkStatus,
+    Skip,
+    SkipReason,
+    TargetInputs,
+    TargetPlan,
+    our_copies,
+    plan_target,
+)
 from coordinator.retcodes import describe, is_retryable
+from coordinator.sizing import Accounts
 from coordinator.state import StateStore
 from coordinator.views import TerminalView
 from protocol import (
     PROTOCOL_MINOR,
+    ClosedOrder,
     Command,
     CommandBatch,
     CommandKind,
@@ -32,6 +46,8 @@ from protocol import (
     Goodbye,
     Heartbeat,
     Hello,
+    HistoryReport,
+    HistoryRequest,
     Message,
     Snapshot,
     SymbolRequest,
@@ -41,9 +57,12 @@ from protocol import (
 from protocol.tags import is_copy_of
 
 SYMBOL_REQUEST_RETRY_SECONDS = 10.0
+HISTORY_REQUEST_RETRY_SECONDS = 10.0
 UNKNOWN_OUTCOME_GRACE_MS = 3000  # a request whose fate is unknown may still land: look again after this
-RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)  # retryable rejections
+RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)  # retryable rejections: back off, capped at a minute
 FINAL_FAILURE_RETRY_SECONDS = 300.0  # final rejections: conditions rarely change, but the order may be edited
+NO_RECORD = -2  # a ClosedOrder state for "the terminal's history has no record of this ticket"
+_FATES = {2: "cancelled", 4: "filled", 5: "rejected", 6: "expired"}
 
 
 @dataclass(slots=True)
@@ -64,10 +83,13 @@ class Failure:
 
 @dataclass(slots=True)
 class TargetReport:
-    """What happened on one target during this run (for the --once summary and the demo)."""
+    """What happened on one target during this run (for the --once summary, status and the demo)."""
 
     placed: dict[int, int] = field(default_factory=dict)  # source ticket -> copy ticket
     adopted: dict[int, int] = field(default_factory=dict)
+    modified: dict[int, int] = field(default_factory=dict)  # source ticket -> number of modifications
+    replaced: dict[int, int] = field(default_factory=dict)
+    removed: dict[int, str] = field(default_factory=dict)  # source ticket -> why its copy was removed
     failures: dict[int, Failure] = field(default_factory=dict)  # current, cleared on success
     last_plan: TargetPlan | None = None
     unavailable: str = ""  # why the target could not be planned for at the last attempt
@@ -87,19 +109,27 @@ class Engine:
         self.targets = {target.name: TerminalView(target.terminal, target) for target in config.targets
                         if target.copy.enabled}
         self.views = {self.source.name: self.source, **self.targets}
+        for view in self.views.values():
+            if view.config.server_utc_offset is not None:
+                view.server_offset = round(view.config.server_utc_offset * 3600)
         self.in_flight: dict[str, dict[int, InFlight]] = {name: {} for name in self.targets}
         self.reports: dict[str, TargetReport] = {name: TargetReport() for name in self.targets}
+        self.orphan_trackers = {name: OrphanTracker(name, view.target.copy.orphans, view.target.copy.keep_filled_copies)
+                                for name, view in self.targets.items() if view.target is not None}
         self._dirty: set[str] = set()
         self._frozen_reason = ""
         self._logged_skips: dict[tuple[str, int], str] = {}
+        self._reported_source_fates: set[int] = set()
         self._next_heartbeat = 0.0
+        if state.rebuilt:
+            logger.critical("the state was rebuilt: copies are recognised again by their tags on the terminals")
         self._recover_unsettled_intents()
 
     # ---- start-up ------------------------------------------------------------------------------
 
     def _recover_unsettled_intents(self) -> None:
         """Intents written before a crash may or may not have reached the broker: hold them as unknown
-        until the target's first snapshot after this start shows whether the copy exists."""
+        until the target's first snapshot after this start shows what the terminal holds."""
         for intent in self.state.unsettled_intents():
             if intent.target not in self.in_flight:
                 self.state.settle_intent(intent.command.command_id, "abandoned: target no longer configured")
@@ -137,15 +167,13 @@ class Engine:
         elif isinstance(message, Snapshot):
             self._on_snapshot(view, message, now)
         elif isinstance(message, Heartbeat):
-            if not view.online:
-                logger.info("{}: worker is back", name)
-                view.online = True
-            if view.snapshot is not None and message.boot_id == view.boot_id and message.last_seq == view.snapshot.seq:
-                view.confirmed_at = now
+            self._on_heartbeat(view, message, now)
         elif isinstance(message, CommandResults):
             self._on_results(view, message)
         elif isinstance(message, SymbolSpecs):
             self._on_specs(view, message)
+        elif isinstance(message, HistoryReport):
+            self._on_history(view, message)
         else:
             logger.warning("{}: ignored a {} message: workers do not send it", name, type(message).__name__)
 
@@ -172,12 +200,14 @@ class Engine:
             view.forget_boot()
             view.specs.clear()
             view.missing_symbols.clear()
+            view.requested_history.clear()
         view.boot_id = hello.boot_id
         view.hello = hello
         view.welcomed = True
         view.online = True
         view.last_error = ""
         view.welcomed_at_ms = _now_ms()
+        self._update_clock(view, hello.server_time, hello.sent_at_ms)
         logger.info("{} ({}) connected: account {}@{}, {} terminal, balance {:.2f} {}", view.name,
                     hello.role, hello.account.login, hello.account.server, hello.backend, hello.account.balance,
                     hello.account.currency)
@@ -201,12 +231,34 @@ class Engine:
         view.snapshot = snapshot
         view.confirmed_at = now
         view.online = True
+        for record in snapshot.closed:
+            if record.state >= 0 or record.ticket not in view.closed:
+                view.closed[record.ticket] = record
         if view is self.source:
+            self._report_source_fates(snapshot)
             if previous is None or previous.orders != snapshot.orders:
                 self._dirty.update(self.targets)
         else:
             self._resolve_unknown_outcomes(view, snapshot)
             self._dirty.add(view.name)
+
+    def _on_heartbeat(self, view: TerminalView, message: Heartbeat, now: float) -> None:
+        if not view.online:
+            logger.info("{}: worker is back", view.name)
+            view.online = True
+        if view.snapshot is not None and message.boot_id == view.boot_id and message.last_seq == view.snapshot.seq:
+            view.confirmed_at = now
+        for quote in message.quotes:
+            view.quotes[quote.symbol] = quote
+        self._update_clock(view, message.server_time, message.sent_at_ms)
+
+    def _update_clock(self, view: TerminalView, server_time: int, sent_at_ms: int) -> None:
+        if view.config.server_utc_offset is not None or not server_time or not sent_at_ms:
+            return
+        offset = estimate_offset(server_time, sent_at_ms / 1000.0)
+        if offset != view.server_offset:
+            logger.info("{}: broker server clock runs at UTC{:+.2f}h", view.name, offset / 3600)
+            view.server_offset = offset
 
     def _on_specs(self, view: TerminalView, message: SymbolSpecs) -> None:
         for spec in message.specs:
@@ -218,61 +270,109 @@ class Engine:
                 logger.warning("{}: symbol {} does not exist on this terminal", view.name, name)
             view.missing_symbols.add(name)
             view.requested_symbols.pop(name, None)
+        self._dirty.update(self.targets if view is self.source else (view.name,))
+
+    def _on_history(self, view: TerminalView, message: HistoryReport) -> None:
+        for record in message.orders:
+            view.closed[record.ticket] = record
+            view.requested_history.pop(record.ticket, None)
+        for ticket in message.unknown:
+            view.closed[ticket] = ClosedOrder(ticket=ticket, symbol="", type=0, state=NO_RECORD, magic=0, comment="")
+            view.requested_history.pop(ticket, None)
         self._dirty.add(view.name)
+
+    def _report_source_fates(self, snapshot: Snapshot) -> None:
+        """Record once what became of each source order that left the pending list."""
+        for record in snapshot.closed:
+            if record.state < 0 or record.ticket in self._reported_source_fates:
+                continue
+            self._reported_source_fates.add(record.ticket)
+            fate = _FATES.get(record.state, f"state {record.state}")
+            logger.info("source order #{} {} was {}", record.ticket, record.symbol, fate)
+            for name in self.targets:
+                if record.ticket in self.state.links(name):
+                    self.state.record_event(name, record.ticket, "source", fate,
+                                            message=f"source order {record.symbol} was {fate}")
+
+    # ---- results -------------------------------------------------------------------------------
 
     def _on_results(self, view: TerminalView, message: CommandResults) -> None:
         flights = self.in_flight.get(view.name, {})
-        by_id = {flight.command.command_id: (ticket, flight) for ticket, flight in flights.items()}
+        by_id = {flight.command.command_id: flight for flight in flights.values()}
         for result in message.results:
-            entry = by_id.get(result.command_id)
-            if entry is None:
+            flight = by_id.get(result.command_id)
+            if flight is None:
                 logger.debug("{}: result for command {} that is no longer in flight", view.name, result.command_id)
                 continue
-            self._settle(view, entry[1], result)
+            self._settle(view, flight, result)
         self._dirty.add(view.name)
 
     def _settle(self, view: TerminalView, flight: InFlight, result: CommandResult) -> None:
         command = flight.command
-        report = self.reports[view.name]
-        flights = self.in_flight[view.name]
-        if result.status is CommandStatus.DONE:
-            flights.pop(command.source_ticket, None)
-            self.state.save_link(view.name, command, result.ticket)
-            self.state.settle_intent(command.command_id, "done", result.retcode, result.ticket)
-            action = "adopted" if result.already_existed else "placed"
-            self.state.record_event(view.name, command.source_ticket, action, "done", copy_ticket=result.ticket,
-                                    retcode=result.retcode, message=f"{command.symbol} {command.volume} lots")
-            (report.adopted if result.already_existed else report.placed)[command.source_ticket] = result.ticket
-            report.failures.pop(command.source_ticket, None)
-            logger.success("{}: source #{} copied as #{} ({} {} {} lots @ {}){}", view.name, command.source_ticket,
-                           result.ticket, command.symbol, _type_name(command.order_type), command.volume,
-                           command.price, " - it was already there" if result.already_existed else "")
-            return
         if result.status is CommandStatus.UNKNOWN:
             flight.unknown_since_ms = _now_ms()
             logger.warning("{}: outcome of {} for source #{} is unknown ({}); the next snapshots decide",
                            view.name, command.kind.value, command.source_ticket,
                            result.error_message or describe(result.retcode))
             return
-        flights.pop(command.source_ticket, None)
+        self.in_flight[view.name].pop(command.source_ticket, None)
+        if result.status is CommandStatus.DONE:
+            self._settle_done(view, command, result)
+            return
         reason = _failure_text(result)
         self.state.settle_intent(command.command_id, result.status.value, result.retcode)
         self.state.record_event(view.name, command.source_ticket, command.kind.value, result.status.value,
-                                retcode=result.retcode, message=reason)
-        self._record_failure(view.name, command.source_ticket, result.retcode, reason,
+                                copy_ticket=command.ticket, retcode=result.retcode, message=reason)
+        self._record_failure(view.name, command, result.retcode, reason,
                              final=result.status is CommandStatus.REFUSED or not is_retryable(result.retcode))
 
-    def _record_failure(self, target: str, source_ticket: int, retcode: int, reason: str, *, final: bool) -> None:
+    def _settle_done(self, view: TerminalView, command: Command, result: CommandResult) -> None:
+        report = self.reports[view.name]
+        target = view.name
+        ticket = command.source_ticket
+        self.state.settle_intent(command.command_id, "done", result.retcode, result.ticket)
+        report.failures.pop(ticket, None)
+        what = f"{command.symbol} {_type_name(command.order_type)} {command.volume:g} lots @ {command.price}"
+        if command.kind is CommandKind.REMOVE:
+            self.state.set_link_status(target, ticket, LinkStatus.REMOVED)
+            self.orphan_trackers[target].forget(command.ticket)
+            reason = report.removed.get(ticket, "")
+            self.state.record_event(target, ticket, "removed", "done", copy_ticket=command.ticket, message=reason)
+            logger.success("{}: removed copy #{} of source #{}{}", target, command.ticket, ticket,
+                           f" ({reason})" if reason else "")
+            return
+        self.state.save_link(target, command, result.ticket)
+        if command.kind is CommandKind.MODIFY:
+            report.modified[ticket] = report.modified.get(ticket, 0) + 1
+            self.state.record_event(target, ticket, "modified", "done", copy_ticket=result.ticket,
+                                    retcode=result.retcode, message=what)
+            logger.success("{}: copy #{} of source #{} modified: {} sl {} tp {}", target, result.ticket, ticket,
+                           what, command.sl, command.tp)
+        elif command.kind is CommandKind.REPLACE:
+            report.replaced[ticket] = result.ticket
+            self.state.record_event(target, ticket, "replaced", "done", copy_ticket=result.ticket,
+                                    retcode=result.retcode, message=f"old copy #{command.ticket}; now {what}")
+            logger.success("{}: copy #{} of source #{} replaced by #{} ({})", target, command.ticket, ticket,
+                           result.ticket, what)
+        else:
+            action = "adopted" if result.already_existed else "placed"
+            (report.adopted if result.already_existed else report.placed)[ticket] = result.ticket
+            self.state.record_event(target, ticket, action, "done", copy_ticket=result.ticket,
+                                    retcode=result.retcode, message=what)
+            logger.success("{}: source #{} copied as #{} ({}){}", target, ticket, result.ticket, what,
+                           " - it was already there" if result.already_existed else "")
+
+    def _record_failure(self, target: str, command: Command, retcode: int, reason: str, *, final: bool) -> None:
         report = self.reports[target]
-        previous = report.failures.get(source_ticket)
+        previous = report.failures.get(command.source_ticket)
         attempts = previous.attempts + 1 if previous else 1
         delay = FINAL_FAILURE_RETRY_SECONDS if final else RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
-        report.failures[source_ticket] = Failure(retcode=retcode, message=reason, attempts=attempts,
-                                                 retry_at=self._clock() + delay, final=final)
+        report.failures[command.source_ticket] = Failure(retcode=retcode, message=reason, attempts=attempts,
+                                                         retry_at=self._clock() + delay, final=final)
         if previous is None or previous.message != reason:
             # Once per cause, not once per cycle.
-            logger.error("{}: copying source #{} failed: {} ({}; retry in {:.0f}s)", target, source_ticket, reason,
-                         "final" if final else "retryable", delay)
+            logger.error("{}: {} for source #{} failed: {} ({}; retry in {:.0f}s)", target, command.kind.value,
+                         command.source_ticket, reason, "final" if final else "retryable", delay)
 
     def _resolve_unknown_outcomes(self, view: TerminalView, snapshot: Snapshot) -> None:
         """Settle commands whose fate was unknown, now that a later snapshot shows the terminal's truth."""
@@ -280,28 +380,22 @@ class Engine:
         for source_ticket, flight in list(flights.items()):
             if not flight.unknown_since_ms:
                 continue
-            earliest = max(flight.unknown_since_ms + UNKNOWN_OUTCOME_GRACE_MS, view.welcomed_at_ms)
             command = flight.command
-            if command.kind is CommandKind.PLACE:
-                copy = next((o for o in snapshot.orders if is_copy_of(o.magic, o.comment, source_ticket)), None)
-                if copy is None:
-                    position = next((p for p in snapshot.positions if is_copy_of(p.magic, p.comment, source_ticket)),
-                                    None)
-                    copy_ticket = position.identifier if position else 0
-                else:
-                    copy_ticket = copy.ticket
+            if command.kind in (CommandKind.PLACE, CommandKind.REPLACE):
+                copy_ticket = _tagged_copy(snapshot, source_ticket, exclude=command.ticket)
                 if copy_ticket:
-                    self._settle(view, flight, CommandResult(command_id=command.command_id,
-                                                             status=CommandStatus.DONE, ticket=copy_ticket,
-                                                             already_existed=True))
+                    self._settle(view, flight, CommandResult(command_id=command.command_id, status=CommandStatus.DONE,
+                                                             ticket=copy_ticket, already_existed=True))
                     continue
+            earliest = max(flight.unknown_since_ms + UNKNOWN_OUTCOME_GRACE_MS, view.welcomed_at_ms)
             if snapshot.taken_at_ms < earliest:
                 continue
             flights.pop(source_ticket, None)
             self.state.settle_intent(command.command_id, "absent")
-            self.state.record_event(view.name, source_ticket, command.kind.value, "absent",
-                                    message="outcome was unknown; the terminal shows it did not happen")
-            logger.info("{}: {} for source #{} did not happen; it will be planned again", view.name,
+            self.state.record_event(view.name, source_ticket, command.kind.value, "unknown",
+                                    copy_ticket=command.ticket,
+                                    message="outcome was unknown; the next plan works from what the terminal shows")
+            logger.info("{}: {} for source #{} settled from the terminal's state; planning again", view.name,
                         command.kind.value, source_ticket)
 
     # ---- timers --------------------------------------------------------------------------------
@@ -345,7 +439,7 @@ class Engine:
 
     def reconcile(self, names: set[str] | None = None) -> int:
         """Plan the named targets (all when None) and send what the plans call for; return how many commands
-        and symbol requests went out."""
+        and requests went out."""
         fresh, why = self.source_fresh()
         if not fresh:
             # A missing or stale source is not an empty one: decide nothing.
@@ -356,11 +450,17 @@ class Engine:
         if self._frozen_reason:
             logger.info("copying resumed: source {} is fresh", self.source.name)
             self._frozen_reason = ""
-        sent = 0
+        sent = self._request_source_symbols()
         for name in sorted(names if names is not None else self.targets):
             if name in self.targets:
                 sent += self._reconcile_target(self.targets[name])
         return sent
+
+    def _request_source_symbols(self) -> int:
+        """The source's prices are needed for market_distance pricing: ask its worker to quote its symbols."""
+        assert self.source.snapshot is not None
+        symbols = {order.symbol for order in self.source.snapshot.orders}
+        return self._request_symbols(self.source, symbols, self._clock())
 
     def _reconcile_target(self, view: TerminalView) -> int:
         report = self.reports[view.name]
@@ -375,43 +475,122 @@ class Engine:
             report.unavailable = why
             return 0
         report.unavailable = ""
+        plan = plan_target(self.source.snapshot.orders, self._inputs(view, now))  # type: ignore[union-attr]
+        report.last_plan = plan
+        view.last_sync_at = time.time()
+        self._apply_bookkeeping(view, plan)
+        commands = list(plan.commands)
+        commands += self._orphan_removals(view, plan, now, busy={c.source_ticket for c in commands})
+        return (self._request_symbols(view, plan.needed_symbols, now)
+                + self._request_history(view, plan.needed_history, now)
+                + self._send_commands(view, commands, now))
+
+    def _inputs(self, view: TerminalView, now: float) -> TargetInputs:
         assert view.target is not None and view.snapshot is not None and self.source.snapshot is not None
-        backoff = {ticket: failure.message for ticket, failure in report.failures.items() if failure.retry_at > now}
-        plan = plan_target(
-            self.source.snapshot.orders,
-            TargetInputs(
-                name=view.name,
+        report = self.reports[view.name]
+        source, target = self.source.snapshot, view.snapshot
+        return TargetInputs(
+            name=view.name,
+            config=view.target,
+            orders=target.orders,
+            positions=target.positions,
+            specs=view.specs,
+            quotes=view.quotes,
+            closed=view.closed,
+            missing_symbols=frozenset(view.missing_symbols),
+            links=self.state.links(view.name),
+            in_flight=frozenset(self.in_flight[view.name]),
+            backoff={ticket: failure.message for ticket, failure in report.failures.items() if failure.retry_at > now},
+            context=TargetContext(
                 settings=view.target.copy,
-                orders=view.snapshot.orders,
-                specs=view.specs,
-                missing_symbols=frozenset(view.missing_symbols),
-                links=self.state.links(view.name),
-                in_flight=frozenset(self.in_flight[view.name]),
-                backoff=backoff,
+                accounts=Accounts(source_balance=source.balance, source_equity=source.equity,
+                                  target_balance=target.balance, target_equity=target.equity),
+                source_offset=self.source.server_offset,
+                target_offset=view.server_offset,
+                source_quotes=self.source.quotes,
             ),
         )
-        report.last_plan = plan
+
+    def _apply_bookkeeping(self, view: TerminalView, plan: TargetPlan) -> None:
         for link in plan.adopt:
             self.state.adopt_link(view.name, link)
             self.state.record_event(view.name, link.source_ticket, "adopted", "done", copy_ticket=link.copy_ticket,
                                     message="copy found on the target with the copier's tag")
             logger.info("{}: found the copy #{} of source #{} on the terminal; tracking it", view.name,
                         link.copy_ticket, link.source_ticket)
+        for update in plan.link_updates:
+            self.state.set_link_status(view.name, update.source_ticket, update.status)
+            self.state.record_event(view.name, update.source_ticket, "copy-" + update.status.value, "noted",
+                                    copy_ticket=update.copy_ticket, message=update.detail)
+            logger.info("{}: source #{}: {}", view.name, update.source_ticket, update.detail)
         for note in plan.notes:
             logger.info("{}", note)
+        self.reports[view.name].removed.update(plan.removal_reasons)
         self._log_skips(view.name, plan.skips)
         for duplicate in plan.duplicates:
-            logger.error("{}: order #{} is a second copy of source #{}; leaving it for a person to check", view.name,
-                         duplicate.ticket, duplicate.magic)
-        return self._request_symbols(view, plan.needed_symbols, now) + self._send_commands(view, plan.commands, now)
+            logger.error("{}: order #{} is a second copy of source #{}", view.name, duplicate.ticket, duplicate.magic)
+        self._drop_finished_links(view)
+
+    def _drop_finished_links(self, view: TerminalView) -> None:
+        """A link whose source order is gone for good and whose copy is no longer pending has done its job."""
+        assert self.source.snapshot is not None and view.snapshot is not None
+        live_sources = {order.ticket for order in self.source.snapshot.orders}
+        copies = our_copies(view.snapshot.orders)[0]
+        for ticket, link in list(self.state.links(view.name).items()):
+            if ticket not in live_sources and ticket not in copies and ticket not in self.in_flight[view.name] \
+                    and link.status is not LinkStatus.ACTIVE:
+                self.state.drop_link(view.name, ticket)
+
+    def _orphan_removals(self, view: TerminalView, plan: TargetPlan, now: float, busy: set[int]) -> list[Command]:
+        """Copies whose source order is gone: the target's orphan policy, after its confirmations. Only ever
+        called with a fresh source (``reconcile`` returns early otherwise)."""
+        tracker = self.orphan_trackers[view.name]
+        if not tracker.due(now):
+            return []
+        source = self.source
+        candidates = [
+            OrphanCandidate(copy_ticket=copy.ticket, source_ticket=copy.magic, symbol=copy.symbol,
+                            source_fate=_FATES.get(source.closed[copy.magic].state, "unknown")
+                            if copy.magic in source.closed else "unknown")
+            for copy in plan.orphans
+        ]
+        snapshot = source.snapshot
+        evidence_id = f"{source.name} boot {snapshot.boot_id} seq {snapshot.seq}" if snapshot else "none"
+        decision = tracker.check(now, candidates, evidence_id)
+        for line in decision.evidence:
+            logger.info("orphans: {}", line)
+        report = self.reports[view.name]
+        commands = []
+        by_ticket = {copy.ticket: copy for copy in plan.orphans}
+        for candidate in decision.kill:
+            copy = by_ticket.get(candidate.copy_ticket)
+            if copy is None or copy.magic in busy or copy.magic in self.in_flight[view.name]:
+                continue
+            fate = candidate.source_fate if candidate.source_fate != "unknown" else "gone"
+            reason = f"orphan: source order #{copy.magic} is {fate}"
+            report.removed[copy.magic] = reason
+            commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
+                                    symbol=copy.symbol, ticket=copy.ticket, magic=copy.magic, comment=copy.comment))
+        return commands
 
     def _request_symbols(self, view: TerminalView, symbols: set[str], now: float) -> int:
-        wanted = sorted(s for s in symbols if now - view.requested_symbols.get(s, -1e9) > SYMBOL_REQUEST_RETRY_SECONDS)
+        wanted = sorted(s for s in symbols if s not in view.specs and s not in view.missing_symbols
+                        and now - view.requested_symbols.get(s, -1e9) > SYMBOL_REQUEST_RETRY_SECONDS)
         if not wanted:
             return 0
         if self._send(view.name, SymbolRequest(request_id=uuid.uuid4().hex[:12], symbols=tuple(wanted))):
             for symbol in wanted:
                 view.requested_symbols[symbol] = now
+            return 1
+        return 0
+
+    def _request_history(self, view: TerminalView, tickets: set[int], now: float) -> int:
+        wanted = sorted(t for t in tickets if now - view.requested_history.get(t, -1e9) > HISTORY_REQUEST_RETRY_SECONDS)
+        if not wanted:
+            return 0
+        if self._send(view.name, HistoryRequest(request_id=uuid.uuid4().hex[:12], tickets=tuple(wanted))):
+            for ticket in wanted:
+                view.requested_history[ticket] = now
             return 1
         return 0
 
@@ -423,8 +602,10 @@ class Engine:
         flights = self.in_flight[view.name]
         for command in commands:
             # The intent is durable before the command exists anywhere else: a crash after this line is
-            # resolved against the terminal on restart, never by sending blindly again.
-            self.state.record_intent(view.name, command)
+            # resolved against the terminal on restart, never by sending blindly again. A replacement marks
+            # its link first, so a copy found missing later is known to be ours to place again.
+            status = LinkStatus.REPLACING if command.kind is CommandKind.REPLACE else None
+            self.state.record_intent(view.name, command, link_status=status)
             flights[command.source_ticket] = InFlight(command=command, sent_at=now)
         if self._send(view.name, CommandBatch(batch_id=uuid.uuid4().hex[:12], commands=tuple(commands))):
             return len(commands)
@@ -432,6 +613,8 @@ class Engine:
         for command in commands:
             flights.pop(command.source_ticket, None)
             self.state.settle_intent(command.command_id, "not-delivered")
+            if command.kind is CommandKind.REPLACE:
+                self.state.set_link_status(view.name, command.source_ticket, LinkStatus.ACTIVE)
         logger.warning("{}: could not deliver {} command(s); will retry when the worker is back", view.name,
                        len(commands))
         return 0
@@ -442,18 +625,19 @@ class Engine:
             text = f"{skip.reason.value}: {skip.detail}" if skip.detail else skip.reason.value
             if self._logged_skips.get(key) != text:
                 self._logged_skips[key] = text
-                if skip.reason is SkipReason.SYMBOL_MISSING:
-                    logger.warning("{}: not copying source #{}: {}", target, skip.source_ticket, text)
-                else:
+                if skip.reason.waiting:
                     logger.debug("{}: source #{} {}", target, skip.source_ticket, text)
+                else:
+                    logger.warning("{}: not copying source #{}: {}", target, skip.source_ticket, text)
         for key in [key for key in self._logged_skips if key[0] == target and key not in current]:
             del self._logged_skips[key]
 
     # ---- status --------------------------------------------------------------------------------
 
     def busy(self) -> bool:
-        """Commands or symbol requests are still outstanding."""
-        return any(self.in_flight.values()) or any(view.requested_symbols for view in self.targets.values())
+        """Commands, symbol or history requests are still outstanding."""
+        return (any(self.in_flight.values())
+                or any(view.requested_symbols or view.requested_history for view in self.views.values()))
 
     def next_retry_in(self) -> float | None:
         now = self._clock()
@@ -464,6 +648,16 @@ class Engine:
     def copies_on(self, name: str) -> int:
         view = self.targets[name]
         return len(our_copies(view.snapshot.orders)[0]) if view.snapshot else 0
+
+
+def _tagged_copy(snapshot: Snapshot, source_ticket: int, exclude: int = 0) -> int:
+    for order in snapshot.orders:
+        if is_copy_of(order.magic, order.comment, source_ticket) and order.ticket != exclude:
+            return order.ticket
+    for position in snapshot.positions:
+        if is_copy_of(position.magic, position.comment, source_ticket) and position.identifier != exclude:
+            return position.identifier
+    return 0
 
 
 def _failure_text(result: CommandResult) -> str:
@@ -482,3 +676,6 @@ def _type_name(order_type: int) -> str:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+__all__ = ["Engine", "Failure", "InFlight", "Link", "SkipReason", "TargetReport"]

@@ -1,15 +1,16 @@
 """The pure planner: what one target must receive so that it mirrors the source.
 
 ``plan_target`` is a function of its inputs alone (no I/O, no clock): the source's pending orders, the
-target's orders, its settings and symbol specifications, the copier's links and what is in flight. It
-returns the commands to send and an account of everything it did not do and why. The coordinator runs it
-on every source change and on a timer; running it twice on the same facts yields the same plan, and a
-plan computed after its commands took effect is empty. That is what makes re-planning safe.
+target's orders, positions and history, its settings, symbol specifications, prices and clock, the
+copier's links and what is in flight. It returns the commands to send and an account of everything it did
+not do and why. The coordinator runs it on every change and on a timer; running it twice on the same facts
+yields the same plan, and a plan computed after its commands took effect is empty. That is what makes
+re-planning safe.
 
 No place is ever planned for a source ticket that (a) has a copy on the target (magic = source ticket and
-the copier's comment tag), (b) has a link in the state (the copier placed it earlier), or (c) has a command
-in flight. (a) survives a lost state file, (b) survives a copy that filled or was deleted, (c) covers the
-time between sending and seeing the result.
+the copier's comment tag), (b) has a link in the state whose copy was filled, expired or deleted (unless
+the settings ask to replace deleted copies), or (c) has a command in flight. (a) survives a lost state file,
+(b) survives a copy that left the pending list, (c) covers the time between sending and seeing the result.
 """
 
 from __future__ import annotations
@@ -18,26 +19,41 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from config import CopySettings, OrderKind
-from coordinator.sizing import round_price, size_volume
-from protocol import Command, CommandKind, PendingOrder, SymbolSpec
+from config import OrderKind, PriceMode, TargetConfig
+from coordinator import market_checks as checks
+from coordinator.clocks import same_expiration
+from coordinator.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
+from protocol import ClosedOrder, Command, CommandKind, PendingOrder, PositionFacts, Quote, SymbolSpec
 from protocol.tags import copy_tag, parse_tag
 
-STOP_LIMIT_TYPES = frozenset({6, 7})
+ORDER_STATE_CANCELED, ORDER_STATE_FILLED, ORDER_STATE_REJECTED, ORDER_STATE_EXPIRED = 2, 4, 5, 6
+
+
+class LinkStatus(str, Enum):
+    ACTIVE = "active"  # the copy is pending on the target (as far as the copier knows)
+    REPLACING = "replacing"  # the copier removed it to place a new one (volume or type changed)
+    FILLED = "filled"  # the copy triggered on the target: never placed again
+    DELETED = "deleted"  # someone else removed it (a person, or the broker)
+    EXPIRED = "expired"
+    REMOVED = "removed"  # the copier removed it (orphan, or a type this target no longer copies)
 
 
 class SkipReason(str, Enum):
-    """Why a source order is not (yet) on a target. ``waiting`` reasons resolve by themselves."""
+    """Why a source order is not (yet) as it should be on a target."""
 
     SYMBOL_MISSING = "symbol not found on target"
     SYMBOL_PENDING = "waiting for the target's symbol specification"
+    NOT_YET = "waiting"
     CAPPED = "waiting: target is at its pending-order cap"
     BACKOFF = "waiting to retry after a failure"
-    FAILED = "the target's broker rejected it"
+    HISTORY_PENDING = "waiting to learn what became of the copy"
+    TOO_CLOSE = "waiting: price too close to the target's market"
+    FROZEN = "waiting: copy is frozen near the market"
+    CANNOT_COPY = "the target cannot take it"
 
     @property
     def waiting(self) -> bool:
-        return self in (SkipReason.SYMBOL_PENDING, SkipReason.CAPPED, SkipReason.BACKOFF)
+        return self not in (SkipReason.SYMBOL_MISSING, SkipReason.CANNOT_COPY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,20 +66,35 @@ class Skip:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Link:
-    """The copier's record that it placed ``copy_ticket`` as the copy of ``source_ticket``."""
+    """The copier's record that ``copy_ticket`` is (or was) the copy of ``source_ticket``."""
 
     source_ticket: int
     copy_ticket: int
+    status: LinkStatus = LinkStatus.ACTIVE
     symbol: str = ""
     volume: float = 0.0
+    source_volume: float = 0.0
+    price_offset: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUpdate:
+    source_ticket: int
+    copy_ticket: int
+    status: LinkStatus
+    detail: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TargetInputs:
     name: str
-    settings: CopySettings
+    config: TargetConfig
     orders: Sequence[PendingOrder]
     specs: Mapping[str, SymbolSpec]
+    context: TargetContext
+    positions: Sequence[PositionFacts] = ()
+    quotes: Mapping[str, Quote] = field(default_factory=dict)
+    closed: Mapping[int, ClosedOrder] = field(default_factory=dict)  # copy ticket -> its fate, when known
     missing_symbols: frozenset[str] = frozenset()
     links: Mapping[int, Link] = field(default_factory=dict)
     in_flight: frozenset[int] = frozenset()  # source tickets with a command outstanding
@@ -75,20 +106,23 @@ class TargetPlan:
     commands: list[Command] = field(default_factory=list)  # command_id and deadline are filled by the sender
     skips: list[Skip] = field(default_factory=list)
     filtered: list[int] = field(default_factory=list)  # order types this target does not copy
-    in_sync: list[int] = field(default_factory=list)  # source tickets whose copy is there
+    in_sync: list[int] = field(default_factory=list)  # source tickets whose copy is as it should be
     adopt: list[Link] = field(default_factory=list)  # copies found on the target that no link records
-    copied_earlier: list[int] = field(default_factory=list)  # linked, but the copy is no longer pending
-    orphans: list[PendingOrder] = field(default_factory=list)  # our copies whose source is not pending
-    duplicates: list[PendingOrder] = field(default_factory=list)  # a second copy of one source (never ours to add)
+    link_updates: list[LinkUpdate] = field(default_factory=list)  # copies that left: filled, deleted, expired
+    kept_out: list[tuple[int, str]] = field(default_factory=list)  # source orders deliberately not (re)copied
+    orphans: list[PendingOrder] = field(default_factory=list)  # our copies whose source order is not pending
+    duplicates: list[PendingOrder] = field(default_factory=list)  # extra copies of one source order
     needed_symbols: set[str] = field(default_factory=set)
+    needed_history: set[int] = field(default_factory=set)  # copy tickets whose fate is unknown
     notes: list[str] = field(default_factory=list)  # volume adjustments and the like, for the log
+    removal_reasons: dict[int, str] = field(default_factory=dict)  # source ticket -> why its copy is removed
 
 
 def our_copies(orders: Sequence[PendingOrder]) -> tuple[dict[int, PendingOrder], list[PendingOrder]]:
     """The target's orders that are copies placed by the copier, by source ticket, and any extra copies."""
     copies: dict[int, PendingOrder] = {}
     extras: list[PendingOrder] = []
-    for order in orders:
+    for order in sorted(orders, key=lambda o: o.ticket):
         source_ticket = parse_tag(order.comment)
         if source_ticket is None or order.magic != source_ticket:
             continue  # a manual order, another EA's, or a comment someone typed: never ours
@@ -100,84 +134,284 @@ def our_copies(orders: Sequence[PendingOrder]) -> tuple[dict[int, PendingOrder],
 
 
 def plan_target(source_orders: Sequence[PendingOrder], target: TargetInputs) -> TargetPlan:
-    plan = TargetPlan()
-    copies, plan.duplicates = our_copies(target.orders)
-    source_by_ticket = {order.ticket: order for order in source_orders}
-    plan.orphans = [copy for ticket, copy in sorted(copies.items()) if ticket not in source_by_ticket]
+    return _Planner(source_orders, target).run()
 
-    capacity = _free_slots(target, copies)
-    # Oldest source orders first: when the cap leaves room for some, the earliest intent goes out first.
-    for order in sorted(source_orders, key=lambda o: (o.time_setup_msc, o.ticket)):
+
+class _Planner:
+    def __init__(self, source_orders: Sequence[PendingOrder], target: TargetInputs) -> None:
+        self.source_orders = source_orders
+        self.target = target
+        self.settings = target.config.copy
+        self.plan = TargetPlan()
+        self.copies, self.plan.duplicates = our_copies(target.orders)
+        self.filled_copies = {
+            ticket for position in target.positions
+            if (ticket := parse_tag(position.comment)) is not None and ticket == position.magic
+        }
+        self.capacity = self._free_slots()
+
+    def run(self) -> TargetPlan:
+        plan = self.plan
+        live = {order.ticket for order in self.source_orders if OrderKind.from_mt5_type(order.type) is not None}
+        plan.orphans = [copy for ticket, copy in sorted(self.copies.items()) if ticket not in live]
+        # Oldest source orders first: when the cap leaves room for some, the earliest intent goes out first.
+        for order in sorted(self.source_orders, key=lambda o: (o.time_setup_msc, o.ticket)):
+            if OrderKind.from_mt5_type(order.type) is not None:
+                self._plan_order(order)
+        self._plan_duplicates()
+        return plan
+
+    # ---- one source order ----------------------------------------------------------------------
+
+    def _plan_order(self, order: PendingOrder) -> None:
+        ticket = order.ticket
+        copy = self.copies.get(ticket)
         kind = OrderKind.from_mt5_type(order.type)
-        if kind is None:
-            continue
-        if kind not in target.settings.order_types:
-            plan.filtered.append(order.ticket)
-            continue
-        copy = copies.get(order.ticket)
+        if kind not in self.settings.order_types:
+            self.plan.filtered.append(ticket)
+            if copy is not None and ticket not in self.target.in_flight:
+                self._remove(copy, f"order type {kind.value if kind else order.type} is not copied to this target")
+            return
+        if ticket in self.target.in_flight:
+            return
+        symbol = self.settings.map_symbol(order.symbol)
+        if ticket in self.target.backoff:
+            self._skip(order, symbol, SkipReason.BACKOFF, self.target.backoff[ticket])
+            return
         if copy is not None:
-            plan.in_sync.append(order.ticket)
-            # A copy whose own command is still in flight is linked by its result, not adopted.
-            if order.ticket not in target.links and order.ticket not in target.in_flight:
-                plan.adopt.append(
-                    Link(source_ticket=order.ticket, copy_ticket=copy.ticket, symbol=copy.symbol, volume=copy.volume)
-                )
-            continue
-        if order.ticket in target.links:
-            plan.copied_earlier.append(order.ticket)
-            continue
-        if order.ticket in target.in_flight:
-            continue
-        symbol = target.settings.map_symbol(order.symbol)
-        if order.ticket in target.backoff:
-            plan.skips.append(Skip(order.ticket, symbol, SkipReason.BACKOFF, target.backoff[order.ticket]))
-            continue
-        if symbol in target.missing_symbols:
-            plan.skips.append(Skip(order.ticket, symbol, SkipReason.SYMBOL_MISSING,
-                                   f"{symbol} (from source {order.symbol}) does not exist on {target.name}"))
-            continue
-        spec = target.specs.get(symbol)
+            self._sync(order, copy)
+        elif self._may_place(order):
+            self._place(order, symbol)
+
+    def _may_place(self, order: PendingOrder) -> bool:
+        """No copy is pending. Place one unless an earlier copy filled, expired, or was deleted by someone
+        (and the settings do not ask to replace deleted copies)."""
+        link = self.target.links.get(order.ticket)
+        if link is None:
+            return True
+        status = link.status
+        if status is LinkStatus.ACTIVE:
+            status = self._fate_of(link)
+            if status is None:
+                return False
+            self.plan.link_updates.append(LinkUpdate(order.ticket, link.copy_ticket, status,
+                                                     _FATE_TEXT[status].format(copy=link.copy_ticket)))
+        if status in (LinkStatus.REPLACING, LinkStatus.REMOVED):
+            return True
+        if status is LinkStatus.DELETED and self.settings.replace_deleted_copies:
+            return True
+        reason = _FATE_TEXT[status].format(copy=link.copy_ticket)
+        if status is LinkStatus.DELETED:
+            reason += "; not placed again (replace_deleted_copies = false)"
+        self.plan.kept_out.append((order.ticket, reason))
+        return False
+
+    def _fate_of(self, link: Link) -> LinkStatus | None:
+        """What became of a copy that is no longer pending; None while that is not known yet."""
+        if link.source_ticket in self.filled_copies:
+            return LinkStatus.FILLED
+        record = self.target.closed.get(link.copy_ticket)
+        if record is None or record.state < 0:
+            self.plan.needed_history.add(link.copy_ticket)
+            self.plan.skips.append(Skip(link.source_ticket, link.symbol, SkipReason.HISTORY_PENDING,
+                                        f"copy #{link.copy_ticket} is no longer pending"))
+            return None
+        return {ORDER_STATE_FILLED: LinkStatus.FILLED, ORDER_STATE_EXPIRED: LinkStatus.EXPIRED}.get(
+            record.state, LinkStatus.DELETED)
+
+    # ---- placing -------------------------------------------------------------------------------
+
+    def _place(self, order: PendingOrder, symbol: str) -> None:
+        if symbol in self.target.missing_symbols:
+            self._skip(order, symbol, SkipReason.SYMBOL_MISSING,
+                       f"{symbol} (from source {order.symbol}) does not exist on {self.target.name}")
+            return
+        spec = self.target.specs.get(symbol)
         if spec is None:
-            plan.needed_symbols.add(symbol)
-            plan.skips.append(Skip(order.ticket, symbol, SkipReason.SYMBOL_PENDING))
-            continue
-        if capacity is not None and capacity <= 0:
-            plan.skips.append(Skip(order.ticket, symbol, SkipReason.CAPPED,
-                                   f"max_pending_orders = {target.settings.max_pending_orders}"))
-            continue
-        plan.commands.append(_place_command(order, symbol, spec, target, plan))
-        if capacity is not None:
-            capacity -= 1
-    return plan
+            self.plan.needed_symbols.add(symbol)
+            self._skip(order, symbol, SkipReason.SYMBOL_PENDING)
+            return
+        quote = self._quote(spec)
+        wanted = self._desire(order, symbol, spec, quote, anchor=None)
+        if wanted is None:
+            return
+        problem, waiting = self._placement_problem(wanted, spec, quote, replacing_volume=0.0)
+        if problem:
+            self._skip(order, symbol, SkipReason.TOO_CLOSE if waiting else SkipReason.CANNOT_COPY, problem)
+            return
+        if self.capacity is not None and self.capacity <= 0:
+            self._skip(order, symbol, SkipReason.CAPPED, f"max_pending_orders = {self.settings.max_pending_orders}")
+            return
+        if wanted.note:
+            self.plan.notes.append(f"{self.target.name}: source #{order.ticket} {order.volume:g} lots: {wanted.note}")
+        self.plan.commands.append(_command(CommandKind.PLACE, order, wanted))
+        if self.capacity is not None:
+            self.capacity -= 1
 
+    def _placement_problem(self, wanted: DesiredCopy, spec: SymbolSpec, quote: Quote | None,
+                           replacing_volume: float) -> tuple[str | None, bool]:
+        """(problem, whether it resolves by itself) for placing ``wanted`` on the target now."""
+        problem = checks.trade_mode_problem(wanted.order_type, spec) or checks.order_mode_problem(
+            wanted.order_type, wanted.sl, wanted.tp, spec)
+        if problem:
+            return problem, False
+        entry = wanted.stoplimit or wanted.price
+        problem = checks.stops_problem(wanted.order_type, entry, wanted.sl, wanted.tp, spec)
+        if problem:
+            return problem, False
+        if quote is None:
+            return "waiting for the target's prices", True
+        problem = checks.price_problem(wanted.order_type, wanted.price, quote, spec)
+        if problem:
+            return problem, True
+        positions = [(p.type, p.volume) for p in self.target.positions if p.symbol == wanted.symbol]
+        problem = checks.volume_limit_problem(wanted.order_type, wanted.volume - replacing_volume, wanted.symbol, spec,
+                                              list(self.target.orders), positions)
+        return problem, True
 
-def _free_slots(target: TargetInputs, copies: Mapping[int, PendingOrder]) -> int | None:
-    cap = target.settings.max_pending_orders
-    if cap is None:
+    # ---- keeping a copy in sync ----------------------------------------------------------------
+
+    def _sync(self, order: PendingOrder, copy: PendingOrder) -> None:
+        plan = self.plan
+        link = self.target.links.get(order.ticket)
+        if link is None or link.copy_ticket != copy.ticket:
+            link = Link(source_ticket=order.ticket, copy_ticket=copy.ticket, symbol=copy.symbol, volume=copy.volume,
+                        source_volume=order.volume,
+                        price_offset=(copy.price_open - order.price_open
+                                      if self.settings.price_mode is PriceMode.MARKET_DISTANCE else 0.0))
+            plan.adopt.append(link)
+        spec = self.target.specs.get(copy.symbol)
+        if spec is None:
+            plan.needed_symbols.add(copy.symbol)
+            plan.in_sync.append(order.ticket)  # cannot be judged before the specification arrives
+            return
+        quote = self._quote(spec)
+        anchor = Anchor(source_volume=link.source_volume, volume=link.volume or copy.volume,
+                        price_offset=link.price_offset)
+        wanted = self._desire(order, copy.symbol, spec, quote, anchor=anchor)
+        if wanted is None:
+            return
+        step = spec.volume_step or 0.01
+        if copy.type != wanted.order_type or abs(copy.volume - wanted.volume) > step / 2:
+            # MT5 cannot modify a pending order's volume or type: replace it, old copy out, new copy in.
+            problem, waiting = self._placement_problem(wanted, spec, quote, replacing_volume=copy.volume)
+            frozen = checks.frozen_problem(copy, quote, spec) if quote else None
+            if problem or frozen:
+                self._skip(order, copy.symbol, SkipReason.FROZEN if frozen else
+                           (SkipReason.TOO_CLOSE if waiting else SkipReason.CANNOT_COPY), problem or frozen or "")
+                return
+            plan.commands.append(_command(CommandKind.REPLACE, order, wanted, ticket=copy.ticket))
+            return
+        if _same_levels(copy, wanted, spec):
+            plan.in_sync.append(order.ticket)
+            return
+        problem = checks.stops_problem(wanted.order_type, wanted.stoplimit or wanted.price, wanted.sl, wanted.tp, spec)
+        if problem:
+            self._skip(order, copy.symbol, SkipReason.CANNOT_COPY, problem)
+            return
+        if quote is not None:
+            price_moved = abs(copy.price_open - wanted.price) > _half_tick(spec)
+            problem = checks.price_problem(wanted.order_type, wanted.price, quote, spec) if price_moved else None
+            frozen = checks.frozen_problem(copy, quote, spec)
+            if problem or frozen:
+                self._skip(order, copy.symbol, SkipReason.FROZEN if frozen else SkipReason.TOO_CLOSE,
+                           frozen or problem or "")
+                return
+        plan.commands.append(_command(CommandKind.MODIFY, order, wanted, ticket=copy.ticket))
+
+    def _remove(self, copy: PendingOrder, reason: str) -> None:
+        spec = self.target.specs.get(copy.symbol)
+        quote = self._quote(spec) if spec else None
+        frozen = checks.frozen_problem(copy, quote, spec) if spec and quote else None
+        if frozen:
+            self.plan.skips.append(Skip(copy.magic, copy.symbol, SkipReason.FROZEN, frozen))
+            return
+        self.plan.commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
+                                          symbol=copy.symbol, ticket=copy.ticket, magic=copy.magic,
+                                          comment=copy.comment))
+        self.plan.removal_reasons[copy.magic] = reason
+
+    def _plan_duplicates(self) -> None:
+        """A second copy of one source order is the copier's own mistake (or a second copier): remove it, one
+        per source order per plan, keeping the linked (or oldest) one."""
+        seen: set[int] = set()
+        for extra in self.plan.duplicates:
+            if extra.magic in seen or extra.magic in self.target.in_flight:
+                continue
+            seen.add(extra.magic)
+            self._remove(extra, "a second copy of the same source order")
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _desire(self, order: PendingOrder, symbol: str, spec: SymbolSpec, quote: Quote | None,
+                anchor: Anchor | None) -> DesiredCopy | None:
+        try:
+            return desire(order, symbol, spec, quote, self.target.context, anchor)
+        except NotYet as e:
+            self._skip(order, symbol, SkipReason.NOT_YET, str(e))
+        except CannotCopy as e:
+            self._skip(order, symbol, SkipReason.CANNOT_COPY, str(e))
         return None
-    pending_places = len(target.in_flight - copies.keys())
-    return cap - len(copies) - pending_places
+
+    def _quote(self, spec: SymbolSpec) -> Quote | None:
+        quote = self.target.quotes.get(spec.name)
+        if quote is None and spec.bid > 0 and spec.ask > 0:
+            quote = Quote(symbol=spec.name, bid=spec.bid, ask=spec.ask)
+        return quote
+
+    def _skip(self, order: PendingOrder, symbol: str, reason: SkipReason, detail: str = "") -> None:
+        self.plan.skips.append(Skip(order.ticket, symbol, reason, detail))
+
+    def _free_slots(self) -> int | None:
+        cap = self.settings.max_pending_orders
+        if cap is None:
+            return None
+        places_in_flight = len(self.target.in_flight - self.copies.keys())
+        return cap - len(self.copies) - places_in_flight
 
 
-def _place_command(
-    order: PendingOrder, symbol: str, spec: SymbolSpec, target: TargetInputs, plan: TargetPlan
-) -> Command:
-    sized = size_volume(order.volume, target.settings, spec)
-    if sized.note:
-        plan.notes.append(f"{target.name}: source #{order.ticket} {order.volume} lots -> {sized.volume}: {sized.note}")
+_FATE_TEXT = {
+    LinkStatus.FILLED: "its copy #{copy} was filled on the target",
+    LinkStatus.EXPIRED: "its copy #{copy} expired on the target",
+    LinkStatus.DELETED: "its copy #{copy} was deleted on the target",
+    LinkStatus.REMOVED: "its copy #{copy} was removed by the copier",
+    LinkStatus.REPLACING: "its copy #{copy} is being replaced",
+    LinkStatus.ACTIVE: "its copy #{copy} is pending",
+}
+
+
+def _half_tick(spec: SymbolSpec) -> float:
+    return (spec.tick_size or spec.point or 1e-9) / 2
+
+
+def _same_levels(copy: PendingOrder, wanted: DesiredCopy, spec: SymbolSpec) -> bool:
+    tolerance = _half_tick(spec)
+    return (
+        abs(copy.price_open - wanted.price) < tolerance
+        and abs(copy.price_stoplimit - wanted.stoplimit) < tolerance
+        and abs(copy.sl - wanted.sl) < tolerance
+        and abs(copy.tp - wanted.tp) < tolerance
+        and same_expiration(copy, wanted.expiration)
+    )
+
+
+def _command(kind: CommandKind, order: PendingOrder, wanted: DesiredCopy, ticket: int = 0) -> Command:
     return Command(
         command_id="",
-        kind=CommandKind.PLACE,
+        kind=kind,
         source_ticket=order.ticket,
-        symbol=symbol,
-        order_type=order.type,
-        volume=sized.volume,
-        price=round_price(order.price_open, spec),
-        stoplimit=round_price(order.price_stoplimit, spec) if order.type in STOP_LIMIT_TYPES else 0.0,
-        sl=round_price(order.sl, spec),
-        tp=round_price(order.tp, spec),
-        type_time=order.type_time,
-        expiration=order.time_expiration if order.type_time in (2, 3) else 0,  # SPECIFIED, SPECIFIED_DAY
+        symbol=wanted.symbol,
+        ticket=ticket,
+        order_type=wanted.order_type,
+        volume=wanted.volume,
+        price=wanted.price,
+        stoplimit=wanted.stoplimit,
+        sl=wanted.sl,
+        tp=wanted.tp,
+        type_time=wanted.expiration.type_time,
+        expiration=wanted.expiration.expiration,
         magic=order.ticket,
         comment=copy_tag(order.ticket),
+        source_volume=wanted.source_volume,
+        price_offset=wanted.price_offset,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from config import CopySettings
+from config import CopySettings, OutOfBounds, VolumeMode
 from protocol import SymbolSpec
 
 _EPSILON = 1e-9
@@ -37,30 +37,68 @@ def snap(value: float, step: float) -> float:
 class SizedVolume:
     volume: float
     note: str = ""  # what was adjusted, for the log (clamped to a bound)
+    problem: str = ""  # set when the order must be skipped (out of bounds with volume_out_of_bounds = skip)
+    waiting: bool = False  # the problem resolves by itself (balances not reported yet)
 
 
-def size_volume(source_volume: float, settings: CopySettings, spec: SymbolSpec) -> SizedVolume:
-    """Source lots -> target lots: multiplier, the target's configured bounds, the broker's step and bounds."""
-    notes: list[str] = []
-    volume = source_volume * settings.lot_multiplier
-    if settings.min_lot is not None and volume < settings.min_lot:
-        notes.append(f"raised to min_lot {settings.min_lot}")
-        volume = settings.min_lot
-    if settings.max_lot is not None and volume > settings.max_lot:
-        notes.append(f"lowered to max_lot {settings.max_lot}")
-        volume = settings.max_lot
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    """Balances and equities of the source and the target account, for the ratio sizing modes."""
+
+    source_balance: float = 0.0
+    source_equity: float = 0.0
+    target_balance: float = 0.0
+    target_equity: float = 0.0
+
+
+def raw_volume(source_volume: float, settings: CopySettings, accounts: Accounts) -> tuple[float, str]:
+    """The target volume the sizing mode asks for, before any bound or step; a problem text if none."""
+    mode = settings.volume_mode
+    if mode is VolumeMode.FIXED:
+        return float(settings.fixed_lot or 0.0), ""
+    ratio = 1.0
+    if mode is VolumeMode.BALANCE_RATIO:
+        if accounts.source_balance <= 0 or accounts.target_balance <= 0:
+            return 0.0, "balances of the source and the target are not known yet"
+        ratio = accounts.target_balance / accounts.source_balance
+    elif mode is VolumeMode.EQUITY_RATIO:
+        if accounts.source_equity <= 0 or accounts.target_equity <= 0:
+            return 0.0, "equities of the source and the target are not known yet"
+        ratio = accounts.target_equity / accounts.source_equity
+    return source_volume * ratio * settings.lot_multiplier, ""
+
+
+def size_volume(source_volume: float, settings: CopySettings, spec: SymbolSpec,
+                accounts: Accounts | None = None) -> SizedVolume:
+    """Source lots -> target lots: the sizing mode, the target's configured bounds, the broker's step and
+    bounds. Out of bounds is clamped (and said so) or skipped, per ``volume_out_of_bounds``."""
+    volume, problem = raw_volume(source_volume, settings, accounts or Accounts())
+    if problem:
+        return SizedVolume(volume=0.0, problem=problem, waiting=True)
     step = spec.volume_step if spec.volume_step > 0 else spec.volume_min or 0.01
-    volume = snap(volume, step)
-    if settings.max_lot is not None and volume > settings.max_lot + _EPSILON:
-        # Rounding must not break the user's cap: step down instead.
-        volume = snap(math.floor(settings.max_lot / step + _EPSILON) * step, step)
-    if spec.volume_min > 0 and volume < spec.volume_min - _EPSILON:
-        notes.append(f"raised to the broker minimum {spec.volume_min}")
-        volume = spec.volume_min
-    if spec.volume_max > 0 and volume > spec.volume_max + _EPSILON:
-        notes.append(f"lowered to the broker maximum {spec.volume_max}")
-        volume = spec.volume_max
-    return SizedVolume(volume=volume, note="; ".join(notes))
+    lowest = max(settings.min_lot or 0.0, spec.volume_min)
+    highest = min(settings.max_lot or math.inf, spec.volume_max if spec.volume_max > 0 else math.inf)
+    skip = settings.volume_out_of_bounds is OutOfBounds.SKIP
+    rounded = snap(volume, step)
+    if rounded < lowest - _EPSILON:
+        if skip:
+            return SizedVolume(volume=0.0, problem=f"volume {volume:g} is below the minimum {lowest:g} "
+                                                   "(volume_out_of_bounds = skip)")
+        return SizedVolume(volume=snap_up(lowest, step), note=f"{volume:g} raised to the minimum {lowest:g}")
+    if rounded > highest + _EPSILON:
+        if skip:
+            return SizedVolume(volume=0.0, problem=f"volume {volume:g} is above the maximum {highest:g} "
+                                                   "(volume_out_of_bounds = skip)")
+        return SizedVolume(volume=snap_down(highest, step), note=f"{volume:g} lowered to the maximum {highest:g}")
+    return SizedVolume(volume=rounded)
+
+
+def snap_down(value: float, step: float) -> float:
+    return round(math.floor(value / step + _EPSILON) * step, step_decimals(step))
+
+
+def snap_up(value: float, step: float) -> float:
+    return round(math.ceil(value / step - _EPSILON) * step, step_decimals(step))
 
 
 def round_price(price: float, spec: SymbolSpec) -> float:

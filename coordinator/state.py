@@ -12,12 +12,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from loguru import logger
 
-from coordinator.planner import Link
+from coordinator.planner import Link, LinkStatus
 from protocol import Command, CommandKind
 
 SCHEMA_VERSION = 1
@@ -38,6 +39,9 @@ CREATE TABLE IF NOT EXISTS links (
     tp REAL NOT NULL DEFAULT 0,
     type_time INTEGER NOT NULL DEFAULT 0,
     expiration INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'active',
+    source_volume REAL NOT NULL DEFAULT 0,
+    price_offset REAL NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     PRIMARY KEY (target, source_ticket)
@@ -99,6 +103,19 @@ class StateStore:
         self.path = state_dir / DATABASE_NAME
         self.rebuilt = False
         self._db = self._open()
+        # Every plan reads the links of its target: keep them in memory, write through to disk.
+        self._links: dict[str, dict[int, Link]] = {}
+        for row in self._db.execute(
+            "SELECT target, source_ticket, copy_ticket, status, symbol, volume, source_volume, price_offset FROM links"
+        ):
+            target, source_ticket, copy_ticket, status, symbol, volume, source_volume, price_offset = row
+            self._links.setdefault(target, {})[source_ticket] = Link(
+                source_ticket=source_ticket, copy_ticket=copy_ticket, status=LinkStatus(status), symbol=symbol,
+                volume=volume, source_volume=source_volume, price_offset=price_offset)
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        return self._db
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -145,13 +162,17 @@ class StateStore:
 
     # ---- intents -------------------------------------------------------------------------------
 
-    def record_intent(self, target: str, command: Command) -> None:
+    def record_intent(self, target: str, command: Command, link_status: LinkStatus | None = None) -> None:
+        """Durably record ``command`` before it is sent, and the link status it implies, in one transaction."""
         payload = json.dumps(_command_to_json(command))
-        self._db.execute(
-            "INSERT INTO intents (command_id, target, source_ticket, kind, payload, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (command.command_id, target, command.source_ticket, command.kind.value, payload, time.time()),
-        )
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO intents (command_id, target, source_ticket, kind, payload, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (command.command_id, target, command.source_ticket, command.kind.value, payload, time.time()),
+            )
+            if link_status is not None:
+                self._set_status(target, command.source_ticket, link_status)
 
     def settle_intent(self, command_id: str, outcome: str, retcode: int = 0, copy_ticket: int = 0) -> None:
         self._db.execute(
@@ -170,32 +191,69 @@ class StateStore:
     # ---- links ---------------------------------------------------------------------------------
 
     def links(self, target: str) -> dict[int, Link]:
-        rows = self._db.execute(
-            "SELECT source_ticket, copy_ticket, symbol, volume FROM links WHERE target = ?", (target,)
-        ).fetchall()
-        return {row[0]: Link(source_ticket=row[0], copy_ticket=row[1], symbol=row[2], volume=row[3]) for row in rows}
+        return self._links.get(target, {})
 
     def save_link(self, target: str, command: Command, copy_ticket: int) -> None:
+        """The copy ``copy_ticket`` now is the copy of ``command.source_ticket``, as ``command`` describes it."""
         now = time.time()
         self._db.execute(
             "INSERT INTO links (target, source_ticket, copy_ticket, symbol, order_type, volume, price, stoplimit,"
-            " sl, tp, type_time, expiration, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " sl, tp, type_time, expiration, status, source_volume, price_offset, created_at, updated_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (target, source_ticket) DO UPDATE SET copy_ticket = excluded.copy_ticket,"
             " symbol = excluded.symbol, order_type = excluded.order_type, volume = excluded.volume,"
             " price = excluded.price, stoplimit = excluded.stoplimit, sl = excluded.sl, tp = excluded.tp,"
-            " type_time = excluded.type_time, expiration = excluded.expiration, updated_at = excluded.updated_at",
+            " type_time = excluded.type_time, expiration = excluded.expiration, status = excluded.status,"
+            " source_volume = excluded.source_volume, price_offset = excluded.price_offset,"
+            " updated_at = excluded.updated_at",
             (target, command.source_ticket, copy_ticket, command.symbol, command.order_type, command.volume,
              command.price, command.stoplimit, command.sl, command.tp, command.type_time, command.expiration,
-             now, now),
+             LinkStatus.ACTIVE.value, command.source_volume, command.price_offset, now, now),
         )
+        self._links.setdefault(target, {})[command.source_ticket] = Link(
+            source_ticket=command.source_ticket, copy_ticket=copy_ticket, status=LinkStatus.ACTIVE,
+            symbol=command.symbol, volume=command.volume, source_volume=command.source_volume,
+            price_offset=command.price_offset)
 
     def adopt_link(self, target: str, link: Link) -> None:
         now = time.time()
         self._db.execute(
-            "INSERT OR IGNORE INTO links (target, source_ticket, copy_ticket, symbol, volume, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (target, link.source_ticket, link.copy_ticket, link.symbol, link.volume, now, now),
+            "INSERT INTO links (target, source_ticket, copy_ticket, symbol, volume, status, source_volume,"
+            " price_offset, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (target, source_ticket) DO UPDATE SET copy_ticket = excluded.copy_ticket,"
+            " symbol = excluded.symbol, volume = excluded.volume, status = excluded.status,"
+            " source_volume = excluded.source_volume, price_offset = excluded.price_offset,"
+            " updated_at = excluded.updated_at",
+            (target, link.source_ticket, link.copy_ticket, link.symbol, link.volume, link.status.value,
+             link.source_volume, link.price_offset, now, now),
         )
+        self._links.setdefault(target, {})[link.source_ticket] = link
+
+    def set_link_status(self, target: str, source_ticket: int, status: LinkStatus) -> None:
+        self._set_status(target, source_ticket, status)
+
+    def _set_status(self, target: str, source_ticket: int, status: LinkStatus) -> None:
+        link = self._links.get(target, {}).get(source_ticket)
+        if link is None:
+            return
+        self._db.execute("UPDATE links SET status = ?, updated_at = ? WHERE target = ? AND source_ticket = ?",
+                         (status.value, time.time(), target, source_ticket))
+        self._links[target][source_ticket] = replace(link, status=status)
+
+    def drop_link(self, target: str, source_ticket: int) -> None:
+        """Forget a link whose source order and copy are both gone for good (the events keep the story)."""
+        self._db.execute("DELETE FROM links WHERE target = ? AND source_ticket = ?", (target, source_ticket))
+        self._links.get(target, {}).pop(source_ticket, None)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     # ---- history -------------------------------------------------------------------------------
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 from coordinator.engine import Engine
 
 EXIT_OK, EXIT_INCOMPLETE = 0, 1
@@ -20,16 +18,20 @@ def render_summary(engine: Engine) -> str:
         if report.unavailable and plan is None:
             lines.append(f"target {name}: NOT SYNCED - {report.unavailable}")
             continue
-        in_sync = len(plan.in_sync) if plan else 0
         lines.append(
             f"target {name}: placed {len(report.placed)}, found already there {len(report.adopted)}, "
-            f"in sync {in_sync}, failed {len(report.failures)}, skipped {len(plan.skips) if plan else 0}, "
-            f"not copied by type {len(plan.filtered) if plan else 0}"
+            f"modified {len(report.modified)}, replaced {len(report.replaced)}, removed {len(report.removed)}, "
+            f"in sync {len(plan.in_sync) if plan else 0}, failed {len(report.failures)}, "
+            f"skipped {len(plan.skips) if plan else 0}, not copied by type {len(plan.filtered) if plan else 0}"
         )
         if report.unavailable:
             lines.append(f"  NOT SYNCED at the end: {report.unavailable}")
         for ticket, copy_ticket in sorted(report.placed.items()):
             lines.append(f"  placed   source #{ticket} -> #{copy_ticket}")
+        for ticket, copy_ticket in sorted(report.replaced.items()):
+            lines.append(f"  replaced source #{ticket} -> #{copy_ticket}")
+        for ticket, reason in sorted(report.removed.items()):
+            lines.append(f"  removed  copy of source #{ticket}: {reason}")
         for ticket, failure in sorted(report.failures.items()):
             lines.append(f"  FAILED   source #{ticket}: {failure.message}")
         if plan:
@@ -38,8 +40,15 @@ def render_summary(engine: Engine) -> str:
                     continue
                 detail = f" ({skip.detail})" if skip.detail else ""
                 lines.append(f"  skipped  source #{skip.source_ticket} {skip.symbol}: {skip.reason.value}{detail}")
-            if plan.orphans:
-                lines.append(f"  {len(plan.orphans)} copy(ies) whose source order is no longer pending (kept)")
+            for ticket, reason in plan.kept_out:
+                lines.append(f"  left out source #{ticket}: {reason}")
+            orphans = [copy for copy in plan.orphans if copy.magic not in report.removed]
+            if orphans:
+                counts = engine.orphan_trackers[name].counts()
+                needed = engine.orphan_trackers[name].settings.max_checks
+                for copy in orphans:
+                    lines.append(f"  orphan   copy #{copy.ticket} of gone source #{copy.magic} "
+                                 f"(seen in {counts.get(copy.ticket, 0)} of {needed} checks)")
         unresolved = engine.in_flight.get(name, {})
         if unresolved:
             lines.append(f"  {len(unresolved)} command(s) with no confirmed outcome yet")
@@ -50,17 +59,14 @@ def render_summary(engine: Engine) -> str:
 
 
 def once_exit_code(engine: Engine, *, stopped: bool = False) -> int:
+    """0 when every target holds what its settings call for; orders left out on purpose (a filtered type, a
+    copy deleted by hand) and orphans still being confirmed do not count against it."""
     if stopped:
         return EXIT_INCOMPLETE
     for name, report in engine.reports.items():
         plan = report.last_plan
         if report.unavailable or plan is None or report.failures or engine.in_flight.get(name):
             return EXIT_INCOMPLETE
-        if plan.skips or plan.needed_symbols:
+        if plan.skips or plan.needed_symbols or plan.needed_history:
             return EXIT_INCOMPLETE
     return EXIT_OK
-
-
-def skip_counts(engine: Engine, name: str) -> Counter[str]:
-    plan = engine.reports[name].last_plan
-    return Counter(skip.reason.value for skip in plan.skips) if plan else Counter()

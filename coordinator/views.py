@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from config import TargetConfig, TerminalConfig
-from protocol import Hello, Snapshot, SymbolSpec
+from protocol import ClosedOrder, Hello, Quote, Snapshot, SymbolSpec
 
 
 @dataclass
@@ -24,6 +24,11 @@ class TerminalView:
     specs: dict[str, SymbolSpec] = field(default_factory=dict)
     missing_symbols: set[str] = field(default_factory=set)
     requested_symbols: dict[str, float] = field(default_factory=dict)  # symbol -> monotonic time asked
+    quotes: dict[str, Quote] = field(default_factory=dict)
+    server_offset: int | None = None  # seconds the broker's server clock runs ahead of UTC
+    closed: dict[int, ClosedOrder] = field(default_factory=dict)  # fates of orders that left the pending list
+    requested_history: dict[int, float] = field(default_factory=dict)  # ticket -> monotonic time asked
+    last_sync_at: float = 0.0  # unix time of the last completed plan
 
     @property
     def name(self) -> str:

@@ -324,13 +324,17 @@ class Terminal:
     def _op_symbol_info_tick(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Tick:
         with self._store.read() as tx:
             row = self._selected_row(tx, args, kwargs)
+            now_msc = int(tx.status().now() * 1000)
+        # An open market streams ticks: the latest tick is "now" on the server clock even when the price has
+        # not moved (the copier reads the broker's clock from tick times, as it must with the real terminal).
+        time_msc = max(row.time_msc, now_msc) if row.session_open else row.time_msc
         return Tick(
-            time=row.time_msc // 1000,
+            time=time_msc // 1000,
             bid=row.bid,
             ask=row.ask,
             last=0.0,
             volume=0,
-            time_msc=row.time_msc,
+            time_msc=time_msc,
             flags=c.TICK_FLAG_BID | c.TICK_FLAG_ASK,
             volume_real=0.0,
         )

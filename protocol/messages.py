@@ -19,6 +19,9 @@ class CommandKind(str, Enum):
     PLACE = "place"
     MODIFY = "modify"
     REMOVE = "remove"
+    # Volume and type of a pending order cannot be modified in MT5: remove the copy ``ticket`` and place the
+    # new one, in one command, so the gap between them is one broker round trip.
+    REPLACE = "replace"
 
 
 class CommandStatus(str, Enum):
@@ -109,6 +112,14 @@ class PositionFacts:
 
 
 @_struct
+class Quote:
+    symbol: str
+    bid: float
+    ask: float
+    time: int = 0  # server clock seconds of the tick
+
+
+@_struct
 class SymbolSpec:
     """The trading specification of one symbol on one terminal (a subset of SymbolInfo)."""
 
@@ -144,7 +155,7 @@ class Command:
     kind: CommandKind
     source_ticket: int
     symbol: str
-    ticket: int = 0  # the copy's ticket for modify/remove; 0 for place
+    ticket: int = 0  # the copy's ticket for modify/remove/replace; 0 for place
     order_type: int = 0
     volume: float = 0.0
     price: float = 0.0
@@ -156,6 +167,10 @@ class Command:
     magic: int = 0
     comment: str = ""
     deadline_ms: int = 0  # UTC ms after which the worker must not send it (0 = no deadline)
+    # Recorded by the coordinator with the copy (what it was sized from, how far it sits from the source
+    # price); the worker ignores them.
+    source_volume: float = 0.0
+    price_offset: float = 0.0
 
 
 @_struct
@@ -272,6 +287,27 @@ class Heartbeat:
     last_seq: int = 0
     polled_at_ms: int = 0
     connected: bool = True
+    server_time: int = 0  # the broker server's clock (seconds) from the freshest tick the worker saw
+    quotes: tuple[Quote, ...] = ()  # current prices of the symbols the coordinator asked about
+
+
+@_struct
+class HistoryRequest:
+    """Coordinator -> worker: what became of these orders (no longer pending, fate unknown)?"""
+
+    KIND: ClassVar[bytes] = b"history_request"
+    request_id: str
+    tickets: tuple[int, ...]
+
+
+@_struct
+class HistoryReport:
+    """Worker -> coordinator: the history of requested orders; ``unknown`` ones have no record."""
+
+    KIND: ClassVar[bytes] = b"history_report"
+    request_id: str
+    orders: tuple[ClosedOrder, ...]
+    unknown: tuple[int, ...] = ()
 
 
 @_struct
@@ -310,6 +346,8 @@ Message = (
     | CommandBatch
     | CommandResults
     | Heartbeat
+    | HistoryRequest
+    | HistoryReport
     | Shutdown
     | Goodbye
     | ErrorMessage
@@ -326,6 +364,8 @@ MESSAGE_TYPES: dict[bytes, type] = {
         CommandBatch,
         CommandResults,
         Heartbeat,
+        HistoryRequest,
+        HistoryReport,
         Shutdown,
         Goodbye,
         ErrorMessage,

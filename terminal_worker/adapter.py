@@ -25,6 +25,7 @@ from protocol.messages import (
     CommandStatus,
     PendingOrder,
     PositionFacts,
+    Quote,
     SymbolSpec,
     TerminalFacts,
 )
@@ -228,14 +229,14 @@ class MT5Adapter:
             position_id=int(record.position_id),
         )
 
-    def server_time(self, symbols: Iterable[str] = ()) -> int:
-        """The broker server's clock in seconds, read from the freshest tick of a known symbol (0 if none)."""
-        latest = 0
+    def quotes(self, symbols: Iterable[str]) -> tuple[Quote, ...]:
+        """Current bid/ask of each symbol; a symbol without a tick is left out."""
+        found = []
         for symbol in symbols:
             tick = self._call("symbol_info_tick", symbol)
             if tick is not None:
-                latest = max(latest, int(tick.time))
-        return latest
+                found.append(Quote(symbol=symbol, bid=float(tick.bid), ask=float(tick.ask), time=int(tick.time)))
+        return tuple(found)
 
     def symbol_specs(self, names: Iterable[str]) -> tuple[tuple[SymbolSpec, ...], tuple[str, ...]]:
         """Select each symbol in Market Watch (symbol_info needs it) and describe it; list the missing ones."""
@@ -297,8 +298,10 @@ class MT5Adapter:
             result = self._place(command)
         elif command.kind is CommandKind.MODIFY:
             result = self._modify(command)
-        else:
+        elif command.kind is CommandKind.REMOVE:
             result = self._remove(command)
+        else:
+            result = self._replace(command)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         return CommandResult(**{**_fields(result), "elapsed_ms": round(elapsed_ms, 3)})
 
@@ -329,7 +332,27 @@ class MT5Adapter:
             "magic": int(command.magic),
             "comment": command.comment,
         }
+        # The terminal's own pre-check (margin, stops and freeze levels, expiration, volume) answers locally:
+        # a request it would refuse is reported with that retcode and never sent.
+        check = self._call("order_check", request)
+        if check is not None and int(check.retcode) not in (0, *SUCCESS_RETCODES):
+            return CommandResult(
+                command_id=command.command_id, status=CommandStatus.REJECTED, retcode=int(check.retcode),
+                comment=f"order_check: {check.comment}",
+            )
         return self._send(command, request, find_after_doubt=True)
+
+    def _replace(self, command: Command) -> CommandResult:
+        """Remove the old copy, then place the new one. If the removal fails nothing else is done; if the
+        placement fails the old copy is gone and the coordinator places the new one on a later cycle."""
+        removal = self._remove(command)
+        if removal.status is not CommandStatus.DONE:
+            return removal
+        placed = self._place(command)
+        if placed.status is CommandStatus.DONE:
+            return placed
+        return CommandResult(**{**_fields(placed), "comment": f"old copy removed; new copy not placed: "
+                                                              f"{placed.comment or placed.error_message}"})
 
     def _modify(self, command: Command) -> CommandResult:
         self.verify_identity()

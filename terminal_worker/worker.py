@@ -29,9 +29,12 @@ from protocol import (
     Goodbye,
     Heartbeat,
     Hello,
+    HistoryReport,
+    HistoryRequest,
     PendingOrder,
     PositionFacts,
     ProtocolError,
+    Quote,
     Shutdown,
     Snapshot,
     SymbolRequest,
@@ -50,6 +53,7 @@ CLOSED_ORDER_MEMORY_COUNT = 500
 HISTORY_RETRY_SECONDS = 5.0  # history may lag the order's disappearance: keep asking this long
 FACTS_REFRESH_SECONDS = 1.0
 RESULT_MEMORY = 2000  # replayed on duplicate command ids instead of trading twice
+MAX_QUOTED_SYMBOLS = 64  # quotes ride on every heartbeat: keep them small
 
 
 @dataclass
@@ -103,6 +107,7 @@ class Worker:
         self._polled_at_ms = 0
         self._server_time = 0
         self._account_cache = (0.0, 0.0, 0.0)
+        self._quotes: tuple[Quote, ...] = ()
         self._watched_symbols: set[str] = set()
         self._results: OrderedDict[str, CommandResult] = OrderedDict()
         self._last_terminal_error = ""
@@ -213,6 +218,8 @@ class Worker:
             self._execute_batch(message)
         elif isinstance(message, SymbolRequest):
             self._describe_symbols(message)
+        elif isinstance(message, HistoryRequest):
+            self._report_history(message)
         elif isinstance(message, Heartbeat):
             pass  # proof of life is recorded on receipt
         elif isinstance(message, Shutdown):
@@ -280,6 +287,8 @@ class Worker:
                     last_seq=self._seq,
                     polled_at_ms=self._polled_at_ms,
                     connected=self.adapter.connected and self._state.connected,
+                    server_time=self._server_time,
+                    quotes=self._quotes,
                 )
             )
 
@@ -345,8 +354,10 @@ class Worker:
         self._state.connected = terminal.connected
         self._state.trade_allowed = terminal.trade_allowed and account.trade_allowed and account.trade_expert
         self._account_cache = (account.balance, account.equity, account.margin_free)
-        symbols = [order.symbol for order in orders[:1]] or sorted(self._watched_symbols)[:1]
-        server_time = self.adapter.server_time(symbols)
+        symbols = sorted(self._watched_symbols | {order.symbol for order in orders})[:MAX_QUOTED_SYMBOLS]
+        self._quotes = self.adapter.quotes(symbols)
+        # The real API has no server clock; the freshest tick's time is the broker's clock, to the second.
+        server_time = max((quote.time for quote in self._quotes), default=0)
         if server_time:
             self._server_time = server_time
 
@@ -442,6 +453,28 @@ class Worker:
         else:
             logger.warning("{}: {} -> {} retcode {} {} {}", self.name, what, result.status.value, result.retcode,
                            result.comment, result.error_message)
+
+    def _report_history(self, request: HistoryRequest) -> None:
+        if not self.adapter.connected:
+            return  # asked again later
+        found: list[ClosedOrder] = []
+        unknown: list[int] = []
+        try:
+            positions = {position.identifier: position for position in self.adapter.positions()}
+            for ticket in request.tickets[:500]:
+                record = self.adapter.closed_order(ticket)
+                if record is not None:
+                    found.append(record)
+                elif ticket in positions:  # history lags, but the position it opened is there
+                    position = positions[ticket]
+                    found.append(ClosedOrder(ticket=ticket, symbol=position.symbol, type=position.type, state=4,
+                                             magic=position.magic, comment=position.comment, position_id=ticket))
+                else:
+                    unknown.append(ticket)
+        except TerminalError as e:
+            self._terminal_lost(e)
+            return
+        self._send(HistoryReport(request_id=request.request_id, orders=tuple(found), unknown=tuple(unknown)))
 
     def _describe_symbols(self, request: SymbolRequest) -> None:
         if not self.adapter.connected:

@@ -16,14 +16,20 @@ from config import (
     ConfigProblem,
     CoordinatorConfig,
     CopySettings,
+    ExpirationFallback,
     OrderKind,
+    OrphanPolicy,
+    OrphanSettings,
+    OutOfBounds,
+    PriceMode,
     Role,
     TargetConfig,
     TerminalConfig,
+    VolumeMode,
     load_config,
     parse_config,
 )
-from config.keys import COORDINATOR, SOURCE, TARGET
+from config.keys import COORDINATOR, ORPHANS, SOURCE, TARGET
 
 try:
     import tomllib
@@ -115,8 +121,9 @@ def test_example_config_validates():
 
     assert config.path == EXAMPLE_CONFIG_PATH.absolute()
     assert config.source.name == "master"
-    assert [target.name for target in config.targets] == ["broker-a", "broker-b"]
+    assert [target.name for target in config.targets] == ["broker-a", "broker-b", "broker-c"]
     assert config.targets[0].copy.map_symbol("XAUUSD") == "GOLD"
+    assert (config.targets[2].copy.volume_mode, config.targets[2].copy.fixed_lot) == (VolumeMode.FIXED, 0.1)
 
 
 def test_example_config_mentions_every_accepted_key():
@@ -126,6 +133,8 @@ def test_example_config_mentions_every_accepted_key():
     assert set(COORDINATOR.field_names()) <= data["coordinator"].keys()
     assert set(SOURCE.field_names()) <= data["source"].keys()
     assert set(TARGET.field_names()) <= target_keys_used
+    orphan_keys_used = set().union(*(target.get("orphans", {}).keys() for target in data["targets"]))
+    assert set(ORPHANS.field_names()) <= orphan_keys_used
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -159,6 +168,7 @@ def test_minimal_config_gets_every_default(tmp_path):
             poll_interval=0.1,
             portable=False,
             connect_timeout=60.0,
+            server_utc_offset=None,
         ),
         targets=(
             TargetConfig(
@@ -174,6 +184,7 @@ def test_minimal_config_gets_every_default(tmp_path):
                     poll_interval=0.1,
                     portable=False,
                     connect_timeout=60.0,
+                    server_utc_offset=None,
                 ),
                 copy=CopySettings(
                     lot_multiplier=1.0,
@@ -185,6 +196,14 @@ def test_minimal_config_gets_every_default(tmp_path):
                     symbol_map=(),
                     max_pending_orders=None,
                     enabled=True,
+                    volume_mode=VolumeMode.MULTIPLIER,
+                    fixed_lot=None,
+                    volume_out_of_bounds=OutOfBounds.CLAMP,
+                    price_mode=PriceMode.ABSOLUTE,
+                    expiration_fallback=ExpirationFallback.GTC,
+                    replace_deleted_copies=False,
+                    keep_filled_copies=False,
+                    orphans=OrphanSettings(policy=OrphanPolicy.KILL, check_interval=5.0, max_checks=3),
                 ),
             ),
         ),
@@ -298,7 +317,8 @@ def test_unknown_target_key_is_reported_with_its_index(tmp_path):
 
     assert len(found) == 1
     assert found[0].startswith("targets[1].lot_multipler: unknown key (did you mean 'lot_multiplier'?); ")
-    assert "accepted keys: backend, connect_timeout, enabled, login, lot_multiplier" in found[0]
+    assert "accepted keys: backend, connect_timeout, enabled, expiration_fallback, fixed_lot, " in found[0]
+    assert ", lot_multiplier, max_lot, " in found[0]
 
 
 def test_copy_settings_are_unknown_keys_in_source(tmp_path):
@@ -306,7 +326,7 @@ def test_copy_settings_are_unknown_keys_in_source(tmp_path):
 
     assert found == [
         "source.lot_multiplier: unknown key; accepted keys: backend, connect_timeout, login, name, "
-        "password_env, path, poll_interval, portable, remote, server"
+        "password_env, path, poll_interval, portable, remote, server, server_utc_offset"
     ]
 
 
@@ -856,3 +876,172 @@ def test_config_objects_are_frozen_and_hashable(tmp_path):
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.source.login = 1  # type: ignore[misc]
     assert hash(config) == hash(load(tmp_path, targets=[{"symbol_map": '{ XAUUSD = "GOLD" }'}]))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Volume, price, expiration, replacement and orphan settings; the server's UTC offset
+
+
+def test_the_dataclass_defaults_are_the_config_defaults(tmp_path):
+    # Code may build CopySettings and OrphanSettings by hand: their defaults must not drift from the file's.
+    copy = load(tmp_path).targets[0].copy
+    by_hand = CopySettings(
+        lot_multiplier=1.0,
+        min_lot=None,
+        max_lot=None,
+        order_types=frozenset(OrderKind),
+        symbol_suffix="",
+        symbol_prefix="",
+        symbol_map=(),
+        max_pending_orders=None,
+        enabled=True,
+    )
+
+    assert copy == by_hand
+    assert copy.orphans == OrphanSettings()
+
+
+def test_every_new_copy_key_is_read(tmp_path):
+    config = load(
+        tmp_path,
+        source={"server_utc_offset": "-3.5"},
+        targets=[
+            {
+                "server_utc_offset": "5.75",
+                "volume_mode": '"fixed"',
+                "fixed_lot": "0.2",
+                "volume_out_of_bounds": '"skip"',
+                "price_mode": '"market_distance"',
+                "expiration_fallback": '"skip"',
+                "replace_deleted_copies": "true",
+                "keep_filled_copies": "true",
+                "orphans": '{ policy = "preserve", check_interval = 2, max_checks = 1 }',
+            }
+        ],
+    )
+
+    copy = config.targets[0].copy
+    assert config.source.server_utc_offset == -3.5
+    assert config.targets[0].terminal.server_utc_offset == 5.75
+    assert (copy.volume_mode, copy.fixed_lot, copy.volume_out_of_bounds) == (VolumeMode.FIXED, 0.2, OutOfBounds.SKIP)
+    assert (copy.price_mode, copy.expiration_fallback) == (PriceMode.MARKET_DISTANCE, ExpirationFallback.SKIP)
+    assert (copy.replace_deleted_copies, copy.keep_filled_copies) == (True, True)
+    assert copy.orphans == OrphanSettings(policy=OrphanPolicy.PRESERVE, check_interval=2.0, max_checks=1)
+
+
+def test_orphans_as_a_sub_table_and_partly_given(tmp_path):
+    text = config_text() + "\n[targets.orphans]\nmax_checks = 5\n"
+
+    orphans = load_config(write(tmp_path, text)).targets[0].copy.orphans
+
+    assert orphans == OrphanSettings(policy=OrphanPolicy.KILL, check_interval=5.0, max_checks=5)
+
+
+@pytest.mark.parametrize("mode", ["multiplier", "balance_ratio", "equity_ratio"])
+def test_ratio_and_multiplier_volume_modes_are_accepted(tmp_path, mode):
+    copy = load(tmp_path, targets=[{"volume_mode": f'"{mode}"', "lot_multiplier": "2"}]).targets[0].copy
+
+    assert (copy.volume_mode, copy.lot_multiplier, copy.fixed_lot) == (VolumeMode(mode), 2.0, None)
+
+
+@pytest.mark.parametrize(
+    ("key", "allowed"),
+    [
+        ("volume_mode", "'multiplier', 'fixed', 'balance_ratio', 'equity_ratio'"),
+        ("volume_out_of_bounds", "'clamp', 'skip'"),
+        ("price_mode", "'absolute', 'market_distance'"),
+        ("expiration_fallback", "'gtc', 'skip'"),
+    ],
+)
+def test_bad_copy_enum_values(tmp_path, key, allowed):
+    assert problems(tmp_path, targets=[{key: '"Fixed"'}]) == [
+        f"targets[0].{key}: must be one of {allowed}, got 'Fixed'"
+    ]
+
+
+def test_bad_orphan_policy(tmp_path):
+    assert problems(tmp_path, targets=[{"orphans": '{ policy = "delete" }'}]) == [
+        "targets[0].orphans.policy: must be one of 'kill', 'preserve', got 'delete'"
+    ]
+
+
+@pytest.mark.parametrize("key", ["replace_deleted_copies", "keep_filled_copies"])
+def test_copy_switches_must_be_booleans(tmp_path, key):
+    assert problems(tmp_path, targets=[{key: '"yes"'}]) == [
+        f"targets[0].{key}: must be true or false, got string 'yes'"
+    ]
+
+
+def test_fixed_volume_mode_requires_fixed_lot(tmp_path):
+    assert problems(tmp_path, targets=[{"volume_mode": '"fixed"'}]) == [
+        'targets[0].fixed_lot: required when volume_mode = "fixed"'
+    ]
+
+
+@pytest.mark.parametrize("mode", [None, '"multiplier"', '"balance_ratio"', '"equity_ratio"'])
+def test_fixed_lot_is_refused_with_other_volume_modes(tmp_path, mode):
+    assert problems(tmp_path, targets=[{}, {"volume_mode": mode, "fixed_lot": "0.1"}]) == [
+        'targets[1].fixed_lot: only used with volume_mode = "fixed"'
+    ]
+
+
+def test_fixed_lot_must_be_positive(tmp_path):
+    assert problems(tmp_path, targets=[{"volume_mode": '"fixed"', "fixed_lot": "0"}]) == [
+        "targets[0].fixed_lot: must be greater than 0, got 0"
+    ]
+
+
+@pytest.mark.parametrize("offset", ["-12", "14", "0", "2", "-3.5", "5.75", "-9.25"])
+def test_accepted_server_utc_offsets(tmp_path, offset):
+    assert load(tmp_path, source={"server_utc_offset": offset}).source.server_utc_offset == float(offset)
+
+
+@pytest.mark.parametrize(
+    ("offset", "expected"),
+    [
+        ("-12.25", "must be at least -12, got -12.25"),
+        ("14.25", "must be at most 14, got 14.25"),
+        ("5.1", "must be a multiple of 0.25, got 5.1"),
+        ("2.2", "must be a multiple of 0.25, got 2.2"),
+        ('"+2"', "must be a number, got string '+2'"),
+    ],
+)
+def test_bad_server_utc_offsets(tmp_path, offset, expected):
+    assert problems(tmp_path, targets=[{"server_utc_offset": offset}]) == [f"targets[0].server_utc_offset: {expected}"]
+
+
+def test_unknown_orphans_key_lists_the_accepted_ones(tmp_path):
+    assert problems(tmp_path, targets=[{"orphans": '{ max_check = 2 }'}]) == [
+        "targets[0].orphans.max_check: unknown key (did you mean 'max_checks'?); "
+        "accepted keys: check_interval, max_checks, policy"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("orphans", "expected"),
+    [
+        ("{ max_checks = 0 }", "targets[0].orphans.max_checks: must be at least 1, got 0"),
+        ("{ max_checks = 2.5 }", "targets[0].orphans.max_checks: must be an integer, got float 2.5"),
+        ("{ check_interval = 0 }", "targets[0].orphans.check_interval: must be greater than 0, got 0"),
+        ("{ check_interval = -1.5 }", "targets[0].orphans.check_interval: must be greater than 0, got -1.5"),
+        ('"kill"', "targets[0].orphans: must be a table, got string 'kill'"),
+    ],
+)
+def test_bad_orphan_settings(tmp_path, orphans, expected):
+    assert problems(tmp_path, targets=[{"orphans": orphans}]) == [expected]
+
+
+def test_orphans_is_not_a_source_key(tmp_path):
+    found = problems(tmp_path, source={"orphans": '{ policy = "kill" }'})
+
+    assert len(found) == 1
+    assert found[0].startswith("source.orphans: unknown key; accepted keys: ")
+
+
+def test_new_enums_print_as_their_config_spelling():
+    assert [str(member) for member in (VolumeMode.BALANCE_RATIO, OutOfBounds.SKIP, PriceMode.MARKET_DISTANCE)] == [
+        "balance_ratio",
+        "skip",
+        "market_distance",
+    ]
+    assert f"{ExpirationFallback.GTC} {OrphanPolicy.PRESERVE}" == "gtc preserve"

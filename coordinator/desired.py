@@ -1,0 +1,115 @@
+"""What a copy of one source order should look like on one target, from the source order alone plus the
+target's settings, symbol specification, prices and clock. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from config import CopySettings, ExpirationFallback, PriceMode
+from coordinator.clocks import Expiration, translate_expiration
+from coordinator.sizing import Accounts, round_price, size_volume
+from protocol import PendingOrder, Quote, SymbolSpec
+
+STOP_LIMIT_TYPES = frozenset({6, 7})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Anchor:
+    """What was fixed when the copy was placed and must not drift with the market or the balance."""
+
+    source_volume: float  # the source volume the copy was sized from
+    volume: float  # the copy's volume
+    price_offset: float  # copy price - source price (market_distance mode; 0 otherwise)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DesiredCopy:
+    symbol: str
+    order_type: int
+    volume: float
+    price: float
+    stoplimit: float
+    sl: float
+    tp: float
+    expiration: Expiration
+    source_volume: float
+    price_offset: float
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetContext:
+    """Everything about the target (and the source's market) that shapes a copy."""
+
+    settings: CopySettings
+    accounts: Accounts
+    source_offset: int | None  # seconds each server clock runs ahead of UTC; None = not known yet
+    target_offset: int | None
+    source_quotes: dict[str, Quote]
+
+
+class NotYet(Exception):
+    """The copy cannot be computed yet; the reason resolves by itself (clocks, prices, balances)."""
+
+
+class CannotCopy(Exception):
+    """The target cannot take this order as it is (a setting or the broker's rules say so)."""
+
+
+def desire(order: PendingOrder, symbol: str, spec: SymbolSpec, target_quote: Quote | None, context: TargetContext,
+           anchor: Anchor | None) -> DesiredCopy:
+    settings = context.settings
+    note = ""
+    if anchor is not None and abs(anchor.source_volume - order.volume) < 1e-9 and anchor.volume > 0:
+        volume, source_volume = anchor.volume, anchor.source_volume  # sized once; balances drift, copies don't
+    else:
+        sized = size_volume(order.volume, settings, spec, context.accounts)
+        if sized.problem:
+            raise (NotYet if sized.waiting else CannotCopy)(sized.problem)
+        volume, source_volume, note = sized.volume, order.volume, sized.note
+
+    offset = 0.0
+    if settings.price_mode is PriceMode.MARKET_DISTANCE:
+        if anchor is not None:
+            offset = anchor.price_offset
+        else:
+            source_quote = context.source_quotes.get(order.symbol)
+            if source_quote is None or target_quote is None:
+                raise NotYet("waiting for the source's and the target's prices")
+            # The target's market minus the source's market, fixed from now on for this copy.
+            offset = _mid(target_quote) - _mid(source_quote)
+
+    expiration = Expiration(0, 0)
+    if order.type_time != 0:
+        if context.source_offset is None or context.target_offset is None:
+            raise NotYet("waiting to learn the brokers' server clocks")
+        translated = translate_expiration(order, context.source_offset, context.target_offset,
+                                          spec.expiration_mode,
+                                          settings.expiration_fallback is ExpirationFallback.GTC)
+        if translated is None:
+            raise CannotCopy(f"{symbol} on the target does not allow this order's expiration "
+                             f"(expiration_fallback = {settings.expiration_fallback.value})")
+        expiration = translated
+        if translated.fell_back:
+            note = (note + "; " if note else "") + "expiration not allowed on the target: placed as GTC"
+
+    def shifted(price: float) -> float:
+        return round_price(price + offset, spec) if price else 0.0
+
+    return DesiredCopy(
+        symbol=symbol,
+        order_type=order.type,
+        volume=volume,
+        price=shifted(order.price_open),
+        stoplimit=shifted(order.price_stoplimit) if order.type in STOP_LIMIT_TYPES else 0.0,
+        sl=shifted(order.sl),
+        tp=shifted(order.tp),
+        expiration=expiration,
+        source_volume=source_volume,
+        price_offset=offset,
+        note=note,
+    )
+
+
+def _mid(quote: Quote) -> float:
+    return (quote.bid + quote.ask) / 2.0

@@ -1,0 +1,129 @@
+"""Which orphaned copies to kill, and when: a pure tracker, one per target (no I/O, no clock of its own).
+
+An orphan is a copy on a target whose source order no longer exists. A single snapshot that lacks a source
+order proves little (a terminal that blinks, history that lags), so a copy is only acted on once it has been
+found orphaned in ``max_checks`` consecutive checks, ``check_interval`` seconds apart: an order is "lost"
+only after several consecutive not-found results, never after one.
+
+The caller's guarantee: ``check`` is only called with orphans worked out from a *fresh* source snapshot
+(worker online, terminal connected to its broker, data newer than ``worker_timeout``). A disconnected or
+stale source is never "no orders"; while it lasts the caller does not call ``check`` at all, so counts
+neither grow nor reset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from config import OrphanPolicy, OrphanSettings
+
+FILLED = "filled"  # the one source fate that keep_filled_copies cares about
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanCandidate:
+    """A copy on the target whose source order is not among the source's pending orders."""
+
+    copy_ticket: int
+    source_ticket: int
+    symbol: str
+    source_fate: str  # "filled", "cancelled", "expired", "unknown": what the source's history says
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanDecision:
+    """What one check decided. Orphans still being confirmed appear in neither tuple (only in evidence)."""
+
+    kill: tuple[OrphanCandidate, ...]  # remove these copies now
+    preserved: tuple[OrphanCandidate, ...]  # confirmed orphans that are kept (policy, or a filled source kept)
+    evidence: tuple[str, ...]  # one human-readable line per decision or count change
+
+
+class _Verdict(Enum):
+    KILL = "kill"
+    PRESERVE_POLICY = "orphan policy preserve"
+    PRESERVE_FILLED = "keep_filled_copies, and its source order was filled"
+
+
+class OrphanTracker:
+    """Per target. Counts consecutive orphan checks per copy ticket."""
+
+    def __init__(self, target: str, settings: OrphanSettings, keep_filled_copies: bool) -> None:
+        self.target = target
+        self.settings = settings
+        self.keep_filled_copies = keep_filled_copies
+        self._counts: dict[int, int] = {}  # copy ticket -> consecutive checks that found it orphaned
+        self._verdicts: dict[int, _Verdict] = {}  # copy ticket -> decision taken once confirmed
+        self._checks = 0
+        self._last_check_at: float | None = None
+
+    def due(self, now: float) -> bool:
+        """True when ``check_interval`` has passed since the last check (and before the very first)."""
+        return self._last_check_at is None or now - self._last_check_at >= self.settings.check_interval
+
+    def check(self, now: float, orphans: Sequence[OrphanCandidate], source_snapshot: str) -> OrphanDecision:
+        """Count this check's orphans and decide on those confirmed by ``max_checks`` consecutive checks.
+
+        ``orphans`` must come from a fresh source snapshot (see the module docstring); ``source_snapshot``
+        names that snapshot in the evidence. A tracked copy missing from ``orphans`` starts again from zero.
+        A copy decided for killing is returned in ``kill`` at every check until ``forget`` is called, so a
+        removal that failed is retried.
+        """
+        self._checks += 1
+        self._last_check_at = now
+        max_checks = self.settings.max_checks
+        current = {orphan.copy_ticket: orphan for orphan in orphans}
+        evidence: list[str] = []
+
+        for ticket in [t for t in self._counts if t not in current]:
+            count = self._counts.pop(ticket)
+            self._verdicts.pop(ticket, None)
+            evidence.append(
+                f"target {self.target}: copy #{ticket} is no longer orphaned at check {self._checks} "
+                f"(source snapshot {source_snapshot}); its count of {count} of {max_checks} is reset"
+            )
+
+        kill: list[OrphanCandidate] = []
+        preserved: list[OrphanCandidate] = []
+        for orphan in current.values():
+            count = self._counts.get(orphan.copy_ticket, 0) + 1
+            self._counts[orphan.copy_ticket] = count
+            where = (
+                f"target {self.target}: copy #{orphan.copy_ticket} {orphan.symbol} (source #{orphan.source_ticket}) "
+                f"orphaned in {count} of {max_checks} consecutive checks (check {self._checks}, "
+                f"source snapshot {source_snapshot}, source fate {orphan.source_fate})"
+            )
+            if count < max_checks:
+                evidence.append(f"{where}: waiting for confirmation")
+                continue
+            verdict = self._verdict(orphan)
+            previous = self._verdicts.get(orphan.copy_ticket)
+            self._verdicts[orphan.copy_ticket] = verdict
+            if verdict is _Verdict.KILL:
+                kill.append(orphan)
+                again = " again (the last removal is not confirmed yet)" if previous is _Verdict.KILL else ""
+                evidence.append(f"{where}: removing it{again} (orphan policy kill)")
+            else:
+                preserved.append(orphan)
+                if previous is not verdict:  # said once; the copy then stays quietly in `preserved`
+                    evidence.append(f"{where}: keeping it ({verdict.value})")
+        return OrphanDecision(kill=tuple(kill), preserved=tuple(preserved), evidence=tuple(evidence))
+
+    def forget(self, copy_ticket: int) -> None:
+        """Stop tracking a copy that left the target (filled, deleted by hand, or killed)."""
+        self._counts.pop(copy_ticket, None)
+        self._verdicts.pop(copy_ticket, None)
+
+    def counts(self) -> dict[int, int]:
+        """Copy ticket -> consecutive checks that found it orphaned (for status)."""
+        return dict(self._counts)
+
+    def _verdict(self, orphan: OrphanCandidate) -> _Verdict:
+        # Judged on the latest fate: the source's history may only learn of the fill a moment later.
+        if self.keep_filled_copies and orphan.source_fate == FILLED:
+            return _Verdict.PRESERVE_FILLED
+        if self.settings.policy is OrphanPolicy.PRESERVE:
+            return _Verdict.PRESERVE_POLICY
+        return _Verdict.KILL
