@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from config import CopySettings, ExpirationFallback, PriceMode
+from config import CopySettings, ExpirationFallback, PriceMode, VolumeMode
 from coordinator.clocks import Expiration, translate_expiration
 from coordinator.sizing import Accounts, round_price, size_volume
 from protocol import PendingOrder, Quote, SymbolSpec
@@ -60,8 +60,10 @@ def desire(order: PendingOrder, symbol: str, spec: SymbolSpec, target_quote: Quo
            anchor: Anchor | None) -> DesiredCopy:
     settings = context.settings
     note = ""
-    if anchor is not None and abs(anchor.source_volume - order.volume) < 1e-9 and anchor.volume > 0:
-        volume, source_volume = anchor.volume, anchor.source_volume  # sized once; balances drift, copies don't
+    ratio_sizing = settings.volume_mode in (VolumeMode.BALANCE_RATIO, VolumeMode.EQUITY_RATIO)
+    if ratio_sizing and anchor is not None and abs(anchor.source_volume - order.volume) < 1e-9 and anchor.volume > 0:
+        # Sized once from the balances of that moment: balances drift all day, copies must not follow them.
+        volume, source_volume = anchor.volume, anchor.source_volume
     else:
         sized = size_volume(order.volume, settings, spec, context.accounts)
         if sized.problem:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from loguru import logger
 
 from config import AppConfig
+from config.faults import crash_point
 from coordinator import __version__
 from coordinator.clocks import estimate_offset
 from coordinator.desired import TargetContext
@@ -304,6 +305,7 @@ class Engine:
             if flight is None:
                 logger.debug("{}: result for command {} that is no longer in flight", view.name, result.command_id)
                 continue
+            crash_point("after-result")
             self._settle(view, flight, result)
         self._dirty.add(view.name)
 
@@ -607,7 +609,9 @@ class Engine:
             status = LinkStatus.REPLACING if command.kind is CommandKind.REPLACE else None
             self.state.record_intent(view.name, command, link_status=status)
             flights[command.source_ticket] = InFlight(command=command, sent_at=now)
+        crash_point("after-intent")
         if self._send(view.name, CommandBatch(batch_id=uuid.uuid4().hex[:12], commands=tuple(commands))):
+            crash_point("after-send")
             return len(commands)
         # Not delivered (the worker just vanished): nothing can have happened. Settle and let re-planning retry.
         for command in commands:

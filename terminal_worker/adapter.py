@@ -16,6 +16,7 @@ from typing import Any
 
 from loguru import logger
 
+from config.faults import crash_point
 from protocol.messages import (
     AccountFacts,
     ClosedOrder,
@@ -384,8 +385,10 @@ class MT5Adapter:
         return result
 
     def _send(self, command: Command, request: dict[str, Any], *, find_after_doubt: bool) -> CommandResult:
+        crash_point("before-order-send")
         try:
             answer = self._mt5.order_send(request)
+            crash_point("after-order-send")
         except Exception as e:  # the real package raises on some IPC faults; the outcome is then unknown
             answer, error = None, (-10000, f"order_send raised {type(e).__name__}: {e}")
         else:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import zmq
 from loguru import logger
 
+from config.faults import crash_point
 from protocol import (
     PROTOCOL_MINOR,
     ClosedOrder,
@@ -409,7 +410,11 @@ class Worker:
     # ---- commands ------------------------------------------------------------------------------
 
     def _execute_batch(self, batch: CommandBatch) -> None:
-        results = [self._execute(command) for command in batch.commands]
+        results = []
+        for command in batch.commands:
+            results.append(self._execute(command))
+            if len(batch.commands) > 1:
+                crash_point("mid-batch")
         # Snapshot first, then results: when the coordinator reads the results it already holds the state
         # they produced.
         if self.adapter.connected:
