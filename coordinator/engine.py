@@ -33,6 +33,7 @@ from coordinator.planner import (
 from coordinator.retcodes import describe, is_retryable
 from coordinator.sizing import Accounts
 from coordinator.state import StateStore
+from coordinator.status import StatusBoard, TerminalStatus
 from coordinator.views import TerminalView
 from protocol import (
     PROTOCOL_MINOR,
@@ -58,6 +59,7 @@ from protocol import (
 from protocol.tags import is_copy_of
 
 SYMBOL_REQUEST_RETRY_SECONDS = 10.0
+STATUS_INTERVAL_SECONDS = 1.0
 HISTORY_REQUEST_RETRY_SECONDS = 10.0
 UNKNOWN_OUTCOME_GRACE_MS = 3000  # a request whose fate is unknown may still land: look again after this
 RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)  # retryable rejections: back off, capped at a minute
@@ -117,6 +119,11 @@ class Engine:
         self.reports: dict[str, TargetReport] = {name: TargetReport() for name in self.targets}
         self.orphan_trackers = {name: OrphanTracker(name, view.target.copy.orphans, view.target.copy.keep_filled_copies)
                                 for name, view in self.targets.items() if view.target is not None}
+        for name, tracker in self.orphan_trackers.items():
+            tracker.restore(state.orphan_counts(name))
+        self._preserved_reported: set[tuple[str, int]] = set()
+        self.status_board = StatusBoard(state.connection)
+        self._next_status = 0.0
         self._dirty: set[str] = set()
         self._frozen_reason = ""
         self._logged_skips: dict[tuple[str, int], str] = {}
@@ -416,6 +423,9 @@ class Engine:
                     flight.unknown_since_ms = _now_ms()
                     logger.warning("{}: no answer to {} for source #{} after {:.0f}s; its outcome is unknown", name,
                                    flight.command.kind.value, flight.command.source_ticket, now - flight.sent_at)
+        if now >= self._next_status:
+            self._next_status = now + STATUS_INTERVAL_SECONDS
+            self.publish_status()
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + coordinator.heartbeat_interval
             for view in self.views.values():
@@ -452,6 +462,7 @@ class Engine:
         if self._frozen_reason:
             logger.info("copying resumed: source {} is fresh", self.source.name)
             self._frozen_reason = ""
+        self.source.last_sync_at = time.time()
         sent = self._request_source_symbols()
         for name in sorted(names if names is not None else self.targets):
             if name in self.targets:
@@ -558,13 +569,26 @@ class Engine:
         ]
         snapshot = source.snapshot
         evidence_id = f"{source.name} boot {snapshot.boot_id} seq {snapshot.seq}" if snapshot else "none"
+        before = tracker.counts()
         decision = tracker.check(now, candidates, evidence_id)
         for line in decision.evidence:
             logger.info("orphans: {}", line)
+        if tracker.counts() != before:
+            self.state.save_orphan_counts(view.name, tracker.counts())
+        for candidate in decision.preserved:
+            if (view.name, candidate.copy_ticket) not in self._preserved_reported:
+                self._preserved_reported.add((view.name, candidate.copy_ticket))
+                self.state.record_event(view.name, candidate.source_ticket, "orphan-preserved", "kept",
+                                        copy_ticket=candidate.copy_ticket,
+                                        message=f"source order is {candidate.source_fate}; copy kept")
         report = self.reports[view.name]
         commands = []
         by_ticket = {copy.ticket: copy for copy in plan.orphans}
         for candidate in decision.kill:
+            self.state.record_event(view.name, candidate.source_ticket, "orphan-kill", "decided",
+                                    copy_ticket=candidate.copy_ticket,
+                                    message=f"orphaned in {tracker.counts().get(candidate.copy_ticket, 0)} "
+                                            f"consecutive checks ({evidence_id}); source {candidate.source_fate}")
             copy = by_ticket.get(candidate.copy_ticket)
             if copy is None or copy.magic in busy or copy.magic in self.in_flight[view.name]:
                 continue
@@ -648,6 +672,40 @@ class Engine:
         pending = [f.retry_at - now for report in self.reports.values() for f in report.failures.values()
                    if not f.final]
         return max(0.0, min(pending)) if pending else None
+
+    def publish_status(self) -> None:
+        """Write every terminal's status for ``mt5-copier status`` (another process reads it)."""
+        rows = [self._status_of(view) for view in self.views.values()]
+        try:
+            self.status_board.write(rows)
+        except Exception as e:  # status is for people; it must never stop copying
+            logger.warning("could not write the status table: {}", e)
+
+    def _status_of(self, view: TerminalView) -> TerminalStatus:
+        snapshot = view.snapshot
+        report = self.reports.get(view.name)
+        plan = report.last_plan if report else None
+        skipped: list[tuple[int, str]] = []
+        last_error = view.last_error
+        if report is not None:
+            skipped = [(skip.source_ticket, f"{skip.reason.value}{': ' + skip.detail if skip.detail else ''}")
+                       for skip in (plan.skips if plan else [])]
+            skipped += [(ticket, f"failed: {failure.message}") for ticket, failure in report.failures.items()]
+            skipped += list(plan.kept_out) if plan else []
+            last_error = report.unavailable or last_error
+        return TerminalStatus(
+            name=view.name,
+            role=view.config.role.value,
+            online=view.online,
+            connected=bool(snapshot and snapshot.connected),
+            pending_orders=len(snapshot.orders) if snapshot else 0,
+            copies=self.copies_on(view.name) if view is not self.source else 0,
+            orphans=len(plan.orphans) if plan else 0,
+            skipped=tuple(skipped),
+            last_sync_at=view.last_sync_at,
+            last_error=last_error,
+            updated_at=time.time(),
+        )
 
     def copies_on(self, name: str) -> int:
         view = self.targets[name]

@@ -111,6 +111,10 @@ class OrphanTracker:
                     evidence.append(f"{where}: keeping it ({verdict.value})")
         return OrphanDecision(kill=tuple(kill), preserved=tuple(preserved), evidence=tuple(evidence))
 
+    def restore(self, counts: dict[int, int]) -> None:
+        """Counts saved by an earlier run: confirmations carry over a restart instead of starting again."""
+        self._counts.update(counts)
+
     def forget(self, copy_ticket: int) -> None:
         """Stop tracking a copy that left the target (filled, deleted by hand, or killed)."""
         self._counts.pop(copy_ticket, None)

@@ -79,6 +79,9 @@ class Coordinator:
             if view.welcomed or not view.config.remote:
                 self._hub.send(view.name, Shutdown(reason=self._stop_reason or "coordinator stopping"))
         self._supervisor.stop_all()
+        for view in self.engine.views.values():
+            view.online = False
+        self.engine.publish_status()
         self._hub.close()
         logger.info("coordinator stopped{}", f": {self._stop_reason}" if self._stop_reason else "")
 

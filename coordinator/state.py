@@ -71,6 +71,13 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_by_target ON events (target, at);
+CREATE TABLE IF NOT EXISTS orphan_counts (
+    target TEXT NOT NULL,
+    copy_ticket INTEGER NOT NULL,
+    checks INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (target, copy_ticket)
+);
 """
 
 
@@ -254,6 +261,23 @@ class StateStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    # ---- orphan confirmations -------------------------------------------------------------------
+
+    def orphan_counts(self, target: str) -> dict[int, int]:
+        """Copy ticket -> consecutive orphan checks, as of the last check (survives restarts, so confirmations
+        also accumulate over separate ``--once`` runs)."""
+        rows = self._db.execute("SELECT copy_ticket, checks FROM orphan_counts WHERE target = ?", (target,))
+        return dict(rows.fetchall())
+
+    def save_orphan_counts(self, target: str, counts: dict[int, int]) -> None:
+        now = time.time()
+        with self._transaction():
+            self._db.execute("DELETE FROM orphan_counts WHERE target = ?", (target,))
+            self._db.executemany(
+                "INSERT INTO orphan_counts (target, copy_ticket, checks, updated_at) VALUES (?, ?, ?, ?)",
+                [(target, ticket, checks, now) for ticket, checks in counts.items()],
+            )
 
     # ---- history -------------------------------------------------------------------------------
 

@@ -55,6 +55,7 @@ HISTORY_RETRY_SECONDS = 5.0  # history may lag the order's disappearance: keep a
 FACTS_REFRESH_SECONDS = 1.0
 RESULT_MEMORY = 2000  # replayed on duplicate command ids instead of trading twice
 MAX_QUOTED_SYMBOLS = 64  # quotes ride on every heartbeat: keep them small
+EXIT_COORDINATOR_GONE = 3
 
 
 @dataclass
@@ -250,6 +251,12 @@ class Worker:
                 self._send_hello()
             return
         if now - self._last_heard > self.coordinator_timeout:
+            if self.parent_pid is None:
+                # Started by hand (another machine): a worker whose coordinator is gone must not linger, or a
+                # restarted coordinator could meet two workers for one terminal. Whatever runs it restarts it.
+                logger.error("no word from the coordinator for {:.1f}s; exiting", now - self._last_heard)
+                self.request_stop("coordinator gone", EXIT_COORDINATOR_GONE)
+                return
             logger.warning("no word from the coordinator for {:.1f}s; reconnecting", now - self._last_heard)
             self._open_socket()
 

@@ -39,28 +39,30 @@ class Copier:
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "coordinator", *args]
 
-    def run(self, *args: str, timeout: float = 90.0) -> CopierRun:
+    def run(self, *args: str, timeout: float = 90.0, env: dict[str, str] | None = None) -> CopierRun:
+        """``env``: extra environment variables for this run (and the workers it spawns)."""
         completed = subprocess.run(
             self.command(*args), cwd=self.directory, capture_output=True, text=True, timeout=timeout,
-            env=_env(),
+            env=_env(env),
         )
         return CopierRun(completed.returncode, completed.stdout + completed.stderr)
 
-    def once(self, timeout: float = 90.0) -> CopierRun:
-        return self.run("run", "--config", str(self.config_path), "--once", timeout=timeout)
+    def once(self, timeout: float = 90.0, env: dict[str, str] | None = None) -> CopierRun:
+        return self.run("run", "--config", str(self.config_path), "--once", timeout=timeout, env=env)
 
-    def start(self, *args: str) -> subprocess.Popen:
-        """A long-running process (scheduler or worker); stopped and reaped at the end of the test."""
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """A long-running process (scheduler or worker); stopped and reaped at the end of the test.
+        ``env``: extra environment variables for it (and the workers it spawns)."""
         process = subprocess.Popen(
             self.command(*args) if args[0] != "--raw" else list(args[1:]),
-            cwd=self.directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+            cwd=self.directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(env),
             start_new_session=True,
         )
         self._background.append(process)
         return process
 
-    def start_scheduler(self) -> subprocess.Popen:
-        return self.start("run", "--config", str(self.config_path))
+    def start_scheduler(self, env: dict[str, str] | None = None) -> subprocess.Popen:
+        return self.start("run", "--config", str(self.config_path), env=env)
 
     def stop(self, process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 20.0) -> tuple[int, str]:
         if process.poll() is None:
@@ -88,10 +90,12 @@ def _kill_group(process: subprocess.Popen) -> None:
         process.kill()
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     env.pop("MT5SIM_PATH", None)
+    env.pop("MT5_COPIER_CRASH", None)  # crash points only where a test asks for them
+    env.update(extra or {})
     return env
 
 
