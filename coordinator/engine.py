@@ -122,6 +122,7 @@ class Engine:
         for name, tracker in self.orphan_trackers.items():
             tracker.restore(state.orphan_counts(name))
         self._preserved_reported: set[tuple[str, int]] = set()
+        self._removal_reasons: dict[tuple[str, int], str] = {}  # (target, source ticket) -> why, until done
         self.status_board = StatusBoard(state.connection)
         self._next_status = 0.0
         self._dirty: set[str] = set()
@@ -345,7 +346,8 @@ class Engine:
         if command.kind is CommandKind.REMOVE:
             self.state.set_link_status(target, ticket, LinkStatus.REMOVED)
             self.orphan_trackers[target].forget(command.ticket)
-            reason = report.removed.get(ticket, "")
+            reason = self._removal_reasons.pop((target, ticket), "")
+            report.removed[ticket] = reason
             self.state.record_event(target, ticket, "removed", "done", copy_ticket=command.ticket, message=reason)
             logger.success("{}: removed copy #{} of source #{}{}", target, command.ticket, ticket,
                            f" ({reason})" if reason else "")
@@ -538,7 +540,7 @@ class Engine:
             logger.info("{}: source #{}: {}", view.name, update.source_ticket, update.detail)
         for note in plan.notes:
             logger.info("{}", note)
-        self.reports[view.name].removed.update(plan.removal_reasons)
+        self._removal_reasons.update({(view.name, t): reason for t, reason in plan.removal_reasons.items()})
         self._log_skips(view.name, plan.skips)
         for duplicate in plan.duplicates:
             logger.error("{}: order #{} is a second copy of source #{}", view.name, duplicate.ticket, duplicate.magic)
@@ -549,9 +551,8 @@ class Engine:
         assert self.source.snapshot is not None and view.snapshot is not None
         live_sources = {order.ticket for order in self.source.snapshot.orders}
         copies = our_copies(view.snapshot.orders)[0]
-        for ticket, link in list(self.state.links(view.name).items()):
-            if ticket not in live_sources and ticket not in copies and ticket not in self.in_flight[view.name] \
-                    and link.status is not LinkStatus.ACTIVE:
+        for ticket in list(self.state.links(view.name)):
+            if ticket not in live_sources and ticket not in copies and ticket not in self.in_flight[view.name]:
                 self.state.drop_link(view.name, ticket)
 
     def _orphan_removals(self, view: TerminalView, plan: TargetPlan, now: float, busy: set[int]) -> list[Command]:
@@ -581,7 +582,6 @@ class Engine:
                 self.state.record_event(view.name, candidate.source_ticket, "orphan-preserved", "kept",
                                         copy_ticket=candidate.copy_ticket,
                                         message=f"source order is {candidate.source_fate}; copy kept")
-        report = self.reports[view.name]
         commands = []
         by_ticket = {copy.ticket: copy for copy in plan.orphans}
         for candidate in decision.kill:
@@ -593,8 +593,7 @@ class Engine:
             if copy is None or copy.magic in busy or copy.magic in self.in_flight[view.name]:
                 continue
             fate = candidate.source_fate if candidate.source_fate != "unknown" else "gone"
-            reason = f"orphan: source order #{copy.magic} is {fate}"
-            report.removed[copy.magic] = reason
+            self._removal_reasons[(view.name, copy.magic)] = f"orphan: source order #{copy.magic} is {fate}"
             commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
                                     symbol=copy.symbol, ticket=copy.ticket, magic=copy.magic, comment=copy.comment))
         return commands
