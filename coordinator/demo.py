@@ -51,6 +51,9 @@ login = 2001
 server = "Alpha-Live"
 lot_multiplier = 2.0
 symbol_suffix = ".m"
+[targets.orphans]
+check_interval = 1.0
+max_checks = 2
 
 [[targets]]
 name = "broker-b"            # "pro" suffix, half size with a floor, limits and stops only
@@ -63,6 +66,9 @@ min_lot = 0.01
 max_lot = 2.0
 symbol_suffix = "pro"
 order_types = ["buy_limit", "sell_limit", "buy_stop", "sell_stop"]
+[targets.orphans]
+check_interval = 1.0
+max_checks = 2
 
 [[targets]]
 name = "broker-c"            # gold is called GOLD here; at most 6 copies at a time
@@ -74,6 +80,9 @@ lot_multiplier = 1.0
 max_pending_orders = 6
 [targets.symbol_map]
 XAUUSD = "GOLD"
+[targets.orphans]
+check_interval = 1.0
+max_checks = 2
 """
 
 GOLD = {
@@ -137,16 +146,47 @@ class ScriptedTrader:
 
     def run(self, coordinator: Coordinator) -> None:
         time.sleep(2.0)  # let the workers connect first, so the copies show up live
-        placed = 0
+        script = ("place", "edit", "place", "edit", "cancel", "move", "edit")
+        steps = 0
         while not self.stop and not coordinator.stopping:
+            action = "place" if steps < 6 else script[steps % len(script)]
+            steps += 1
+            live = self.terminal.orders_get() or ()
             try:
-                if placed < 12 and self.random.random() < 0.7:
-                    placed += self.place_random_order()
+                if action == "place" or not live:
+                    self.place_random_order()
+                elif action == "edit":
+                    self.edit_random_order(self.random.choice(live))
+                elif action == "cancel":
+                    self.cancel_order(self.random.choice(live))
                 else:
                     self.move_market()
             except Exception as e:  # the demo's trader must never take the demo down
                 logger.warning("demo trader: {}", e)
             time.sleep(self.random.uniform(0.8, 1.6))
+
+    def edit_random_order(self, order) -> None:
+        """Drag the entry (and SL, TP, stop-limit with it) a little: every copy must follow."""
+        info = self.terminal.symbol_info(order.symbol)
+        shift = info.point * self.random.choice((30, 60)) * (10 if info.digits <= 3 else 1)
+        # Move it away from the market (down for orders resting below it), so the order stays valid.
+        shift = -shift if order.type in (2, 5, 7) else shift
+
+        def moved(price: float) -> float:
+            return round(price + shift, info.digits) if price else 0.0
+
+        result = self.terminal.order_send({
+            "action": 7, "order": order.ticket, "price": moved(order.price_open),
+            "stoplimit": moved(order.price_stoplimit), "sl": moved(order.sl), "tp": moved(order.tp),
+            "type_time": order.type_time, "expiration": order.time_expiration,
+        })
+        if result is not None and result.retcode == 10009:
+            logger.info("demo trader: moved #{} {} to {}", order.ticket, order.symbol, moved(order.price_open))
+
+    def cancel_order(self, order) -> None:
+        result = self.terminal.order_send({"action": 8, "order": order.ticket})
+        if result is not None and result.retcode == 10009:
+            logger.info("demo trader: cancelled #{} {}", order.ticket, order.symbol)
 
     def place_random_order(self) -> int:
         symbol = self.random.choice(TRADED)
@@ -211,10 +251,21 @@ def render_table(terminals: Path) -> str:
         copies[name] = by_source
     header = f"{'source order':<42}" + "".join(f"{name:<26}" for name in names)
     lines = ["", header, "-" * len(header)]
+    limits_and_stops_only = {2, 3, 4, 5}
     for order in source.orders_get() or ():
         label = f"#{order.ticket} {ORDER_TYPES.get(order.type, order.type)} {order.symbol} {order.volume_current:g}"
-        row = f"{label:<42}" + "".join(f"{copies[name].get(order.ticket, '-'):<26}" for name in names)
-        lines.append(row)
+        cells = []
+        for name in names:
+            cell = copies[name].get(order.ticket)
+            if cell is None:
+                if name == "broker-b" and order.type not in limits_and_stops_only:
+                    cell = "(type not copied)"
+                elif name == "broker-c":
+                    cell = "(waiting: cap of 6)"
+                else:
+                    cell = "-"
+            cells.append(f"{cell:<26}")
+        lines.append(f"{label:<42}" + "".join(cells))
     if len(lines) == 3:
         lines.append("(no pending orders on the source)")
     return "\n".join(lines)

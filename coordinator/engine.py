@@ -127,6 +127,7 @@ class Engine:
         self._next_status = 0.0
         self._dirty: set[str] = set()
         self._frozen_reason = ""
+        self._source_ever_fresh = False
         self._logged_skips: dict[tuple[str, int], str] = {}
         self._reported_source_fates: set[int] = set()
         self._next_heartbeat = 0.0
@@ -444,7 +445,9 @@ class Engine:
         now = self._clock()
         source = self.source
         if not source.welcomed:
-            return False, f"source {source.name} has not connected"
+            return False, f"source {source.name} has not connected yet"
+        if source.snapshot is None:
+            return False, f"waiting for the first snapshot of source {source.name}"
         if not source.fresh(now, self.config.coordinator.worker_timeout):
             return False, f"source {source.name} is offline or its snapshot is stale"
         if source.snapshot is not None and not source.snapshot.connected:
@@ -458,9 +461,11 @@ class Engine:
         if not fresh:
             # A missing or stale source is not an empty one: decide nothing.
             if why != self._frozen_reason:
-                logger.warning("copying paused: {}", why)
+                starting = self.source.snapshot is None and not self._source_ever_fresh
+                (logger.info if starting else logger.warning)("copying {}: {}", "waits" if starting else "paused", why)
                 self._frozen_reason = why
             return 0
+        self._source_ever_fresh = True
         if self._frozen_reason:
             logger.info("copying resumed: source {} is fresh", self.source.name)
             self._frozen_reason = ""
