@@ -129,10 +129,14 @@ class Engine:
         self._frozen_reason = ""
         self._source_ever_fresh = False
         self._logged_skips: dict[tuple[str, int], str] = {}
-        self._reported_source_fates: set[int] = set()
+        self._reported_source_fates: dict[int, None] = {}  # insertion-ordered, trimmed
         self._next_heartbeat = 0.0
         if state.rebuilt:
             logger.critical("the state was rebuilt: copies are recognised again by their tags on the terminals")
+        elif state.created:
+            logger.warning("no state file at {}: starting with an empty state. If the copier ran here before, its "
+                           "copies are recognised by their tags on the terminals and nothing is placed twice",
+                           state.path)
         self._recover_unsettled_intents()
 
     # ---- start-up ------------------------------------------------------------------------------
@@ -244,6 +248,7 @@ class Engine:
         for record in snapshot.closed:
             if record.state >= 0 or record.ticket not in view.closed:
                 view.closed[record.ticket] = record
+        _trim(view.closed)
         if view is self.source:
             self._report_source_fates(snapshot)
             if previous is None or previous.orders != snapshot.orders:
@@ -296,7 +301,8 @@ class Engine:
         for record in snapshot.closed:
             if record.state < 0 or record.ticket in self._reported_source_fates:
                 continue
-            self._reported_source_fates.add(record.ticket)
+            self._reported_source_fates[record.ticket] = None
+            _trim(self._reported_source_fates)
             fate = _FATES.get(record.state, f"state {record.state}")
             logger.info("source order #{} {} was {}", record.ticket, record.symbol, fate)
             for name in self.targets:
@@ -349,6 +355,7 @@ class Engine:
             self.orphan_trackers[target].forget(command.ticket)
             reason = self._removal_reasons.pop((target, ticket), "")
             report.removed[ticket] = reason
+            _trim(report.removed)
             self.state.record_event(target, ticket, "removed", "done", copy_ticket=command.ticket, message=reason)
             logger.success("{}: removed copy #{} of source #{}{}", target, command.ticket, ticket,
                            f" ({reason})" if reason else "")
@@ -356,19 +363,23 @@ class Engine:
         self.state.save_link(target, command, result.ticket)
         if command.kind is CommandKind.MODIFY:
             report.modified[ticket] = report.modified.get(ticket, 0) + 1
+            _trim(report.modified)
             self.state.record_event(target, ticket, "modified", "done", copy_ticket=result.ticket,
                                     retcode=result.retcode, message=what)
             logger.success("{}: copy #{} of source #{} modified: {} sl {} tp {}", target, result.ticket, ticket,
                            what, command.sl, command.tp)
         elif command.kind is CommandKind.REPLACE:
             report.replaced[ticket] = result.ticket
+            _trim(report.replaced)
             self.state.record_event(target, ticket, "replaced", "done", copy_ticket=result.ticket,
                                     retcode=result.retcode, message=f"old copy #{command.ticket}; now {what}")
             logger.success("{}: copy #{} of source #{} replaced by #{} ({})", target, command.ticket, ticket,
                            result.ticket, what)
         else:
             action = "adopted" if result.already_existed else "placed"
-            (report.adopted if result.already_existed else report.placed)[ticket] = result.ticket
+            done = report.adopted if result.already_existed else report.placed
+            done[ticket] = result.ticket
+            _trim(done)
             self.state.record_event(target, ticket, action, "done", copy_ticket=result.ticket,
                                     retcode=result.retcode, message=what)
             logger.success("{}: source #{} copied as #{} ({}){}", target, ticket, result.ticket, what,
@@ -536,8 +547,10 @@ class Engine:
             self.state.adopt_link(view.name, link)
             self.state.record_event(view.name, link.source_ticket, "adopted", "done", copy_ticket=link.copy_ticket,
                                     message="copy found on the target with the copier's tag")
-            logger.info("{}: found the copy #{} of source #{} on the terminal; tracking it", view.name,
-                        link.copy_ticket, link.source_ticket)
+            # Normal after a lost state file; otherwise it means someone else placed a tagged order.
+            (logger.warning if self.state.created or self.state.rebuilt else logger.info)(
+                "{}: found the copy #{} of source #{} on the terminal (no record of it in the state); tracking it",
+                view.name, link.copy_ticket, link.source_ticket)
         for update in plan.link_updates:
             self.state.set_link_status(view.name, update.source_ticket, update.status)
             self.state.record_event(view.name, update.source_ticket, "copy-" + update.status.value, "noted",
@@ -714,6 +727,15 @@ class Engine:
     def copies_on(self, name: str) -> int:
         view = self.targets[name]
         return len(our_copies(view.snapshot.orders)[0]) if view.snapshot else 0
+
+
+MEMORY_LIMIT = 5000  # per map: a copier running for weeks must not grow without bound
+
+
+def _trim(memory: dict) -> None:
+    """Drop the oldest entries of an insertion-ordered map beyond MEMORY_LIMIT."""
+    while len(memory) > MEMORY_LIMIT:
+        del memory[next(iter(memory))]
 
 
 def _tagged_copy(snapshot: Snapshot, source_ticket: int, exclude: int = 0) -> int:

@@ -22,6 +22,7 @@ from coordinator.planner import Link, LinkStatus
 from protocol import Command, CommandKind
 
 SCHEMA_VERSION = 1
+HISTORY_DAYS = 90
 DATABASE_NAME = "copier.db"
 
 _SCHEMA = """
@@ -108,8 +109,10 @@ class StateStore:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / DATABASE_NAME
+        self.created = not self.path.exists()  # first run, or a lost state file: the terminals tell which
         self.rebuilt = False
         self._db = self._open()
+        self._prune()
         # Every plan reads the links of its target: keep them in memory, write through to disk.
         self._links: dict[str, dict[int, Link]] = {}
         for row in self._db.execute(
@@ -119,6 +122,13 @@ class StateStore:
             self._links.setdefault(target, {})[source_ticket] = Link(
                 source_ticket=source_ticket, copy_ticket=copy_ticket, status=LinkStatus(status), symbol=symbol,
                 volume=volume, source_volume=source_volume, price_offset=price_offset)
+
+    def _prune(self) -> None:
+        """Weeks of running must not grow the file without bound: settled intents are kept for a week,
+        the history for HISTORY_DAYS."""
+        now = time.time()
+        self._db.execute("DELETE FROM intents WHERE settled_at IS NOT NULL AND settled_at < ?", (now - 7 * 86400,))
+        self._db.execute("DELETE FROM events WHERE at < ?", (now - HISTORY_DAYS * 86400,))
 
     @property
     def connection(self) -> sqlite3.Connection:
