@@ -77,59 +77,111 @@ def decode(frames: list[bytes]) -> Message:
         raise ProtocolError("bad-body", f"{kind.decode()} body is not valid msgpack: {e}") from e
     if not isinstance(plain, dict):
         raise ProtocolError("bad-body", f"{kind.decode()} body must be a map, received {type(plain).__name__}")
-    return _parser_for(message_type)(plain, kind.decode())
+    return _parse_message(message_type, plain, kind.decode())
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:
     raise ValueError(f"msgpack extension type {code} is not allowed")
 
 
+# ---- encoding ----------------------------------------------------------------------------------
+
+Encoder = Callable[[Any], Any]
+_SCALARS = (int, float, str, bool, type(None))
+
+
 def _to_plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return {field.name: _to_plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, (tuple, list)):
-        return [_to_plain(item) for item in value]
+    return _encoder_for(type(value))(value)
+
+
+def _identity(value: Any) -> Any:
     return value
+
+
+@cache
+def _encoder_for(value_type: type) -> Encoder:
+    """Build (once per type) a function turning a message into msgpack-ready maps, lists and scalars."""
+    if value_type in _SCALARS:
+        return _identity
+    if issubclass(value_type, Enum):
+        return lambda value: value.value
+    if dataclasses.is_dataclass(value_type):
+        hints = typing.get_type_hints(value_type)
+        fields = tuple((field.name, _field_encoder(hints[field.name])) for field in dataclasses.fields(value_type))
+        return lambda value: {name: encode_field(getattr(value, name)) for name, encode_field in fields}
+    if issubclass(value_type, (tuple, list)):
+        return lambda value: [_to_plain(item) for item in value]
+    raise TypeError(f"protocol codec cannot encode {value_type.__name__}")
+
+
+def _field_encoder(annotation: Any) -> Encoder:
+    if annotation in _SCALARS:
+        return _identity
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        item = typing.get_args(annotation)[0]
+        if item in _SCALARS:
+            return list
+        item_encoder = _encoder_for(item)
+        return lambda value: [item_encoder(element) for element in value]
+    return _to_plain
 
 
 # ---- validation --------------------------------------------------------------------------------
+# Parsers take the plain value and return the typed one. On failure they raise _Invalid, and each enclosing
+# struct or list adds its step to the path on the way out: paths are built only when something is wrong.
 
-Parser = Callable[[Any, str], Any]
+Parser = Callable[[Any], Any]
 
 
-def _fail(path: str, expected: str, value: Any) -> typing.NoReturn:
+class _Invalid(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        self.path: list[str] = []
+
+
+def _fail(expected: str, value: Any) -> typing.NoReturn:
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
-    raise ProtocolError("bad-field", f"{path}: expected {expected}, received {type(value).__name__} {shown}")
+    raise _Invalid("bad-field", f"expected {expected}, received {type(value).__name__} {shown}")
 
 
-def _parse_int(value: Any, path: str) -> int:
+def _parse_int(value: Any) -> int:
     if type(value) is not int or not _INT_MIN <= value <= _INT_MAX:
-        _fail(path, "a 64-bit integer", value)
+        _fail("a 64-bit integer", value)
     return value
 
 
-def _parse_float(value: Any, path: str) -> float:
+def _parse_float(value: Any) -> float:
     if type(value) is int:
         value = float(value)
     if type(value) is not float or not math.isfinite(value):
-        _fail(path, "a finite number", value)
+        _fail("a finite number", value)
     return value
 
 
-def _parse_str(value: Any, path: str) -> str:
+def _parse_str(value: Any) -> str:
     if type(value) is not str or len(value) > MAX_STRING_CHARS:
-        _fail(path, f"a string of at most {MAX_STRING_CHARS} characters", value)
+        _fail(f"a string of at most {MAX_STRING_CHARS} characters", value)
     return value
 
 
-def _parse_bool(value: Any, path: str) -> bool:
+def _parse_bool(value: Any) -> bool:
     if type(value) is not bool:
-        _fail(path, "a boolean", value)
+        _fail("a boolean", value)
     return value
+
+
+def _parse_message(message_type: type, plain: dict[str, Any], kind: str) -> Any:
+    try:
+        return _parser_for(message_type)(plain)
+    except _Invalid as e:
+        path = kind + "".join(reversed(e.path))
+        if e.reason == "missing-field":
+            raise ProtocolError(e.reason, f"{path} is required") from None
+        raise ProtocolError(e.reason, f"{path}: {e.message}") from None
 
 
 @cache
@@ -153,26 +205,36 @@ def _parser_for(annotation: Any) -> Parser:
         return _sequence_parser(_parser_for(args[0]))
     if origin in (typing.Union, types.UnionType) and len(args) == 2 and type(None) in args:
         inner = _parser_for(next(arg for arg in args if arg is not type(None)))
-        return lambda value, path: None if value is None else inner(value, path)
+        return lambda value: None if value is None else inner(value)
     raise TypeError(f"protocol codec cannot validate fields of type {annotation!r}")
 
 
 def _enum_parser(enum_type: type[Enum]) -> Parser:
     allowed = {member.value: member for member in enum_type}
 
-    def parse(value: Any, path: str) -> Enum:
+    def parse(value: Any) -> Enum:
         if type(value) is not str or value not in allowed:
-            _fail(path, f"one of {sorted(allowed)}", value)
+            _fail(f"one of {sorted(allowed)}", value)
         return allowed[value]
 
     return parse
 
 
 def _sequence_parser(item: Parser) -> Parser:
-    def parse(value: Any, path: str) -> tuple[Any, ...]:
+    def parse(value: Any) -> tuple[Any, ...]:
         if type(value) is not list:
-            _fail(path, "a list", value)
-        return tuple(item(element, f"{path}[{index}]") for index, element in enumerate(value))
+            _fail("a list", value)
+        try:
+            return tuple(map(item, value))
+        except _Invalid as e:
+            # Find which element failed, for the path (only ever on the error path).
+            for index, element in enumerate(value):
+                try:
+                    item(element)
+                except _Invalid:
+                    e.path.append(f"[{index}]")
+                    break
+            raise
 
     return parse
 
@@ -184,16 +246,22 @@ def _struct_parser(struct_type: type) -> Parser:
         for field in dataclasses.fields(struct_type)
     ]
 
-    def parse(value: Any, path: str) -> Any:
+    def parse(value: Any) -> Any:
         if type(value) is not dict:
-            _fail(path, "a map", value)
+            _fail("a map", value)
         # Unknown keys are ignored on purpose: a newer minor version may add fields.
         arguments = {}
         for name, parser, required in fields:
             if name in value:
-                arguments[name] = parser(value[name], f"{path}.{name}")
+                try:
+                    arguments[name] = parser(value[name])
+                except _Invalid as e:
+                    e.path.append("." + name)
+                    raise
             elif required:
-                raise ProtocolError("missing-field", f"{path}.{name} is required")
+                missing = _Invalid("missing-field", "")
+                missing.path.append("." + name)
+                raise missing
         return struct_type(**arguments)
 
     return parse
