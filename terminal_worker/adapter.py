@@ -129,12 +129,17 @@ class MT5Adapter:
                 raise TerminalError.from_last_error(name, (code, message))
         return result
 
+    def _required(self, name: str) -> Any:
+        """A call whose ``None`` is an error, not an empty answer."""
+        result = self._call(name)
+        if result is None:
+            raise TerminalError.from_last_error(name, self._mt5.last_error())
+        return result
+
     # ---- facts ---------------------------------------------------------------------------------
 
     def account_facts(self) -> AccountFacts:
-        account = self._call("account_info")
-        if account is None:
-            raise TerminalError.from_last_error("account_info", self._mt5.last_error())
+        account = self._required("account_info")
         return AccountFacts(
             login=int(account.login),
             server=str(account.server),
@@ -152,9 +157,7 @@ class MT5Adapter:
         )
 
     def terminal_facts(self) -> TerminalFacts:
-        terminal = self._call("terminal_info")
-        if terminal is None:
-            raise TerminalError.from_last_error("terminal_info", self._mt5.last_error())
+        terminal = self._required("terminal_info")
         return TerminalFacts(
             connected=bool(terminal.connected),
             trade_allowed=bool(terminal.trade_allowed),
@@ -169,9 +172,7 @@ class MT5Adapter:
     def pending_orders(self) -> tuple[PendingOrder, ...]:
         """Every pending order on the account. orders_get() also lists market orders not yet executed:
         those are filtered out (shared/mt5-api.md §3)."""
-        orders = self._call("orders_get")
-        if orders is None:
-            raise TerminalError.from_last_error("orders_get", self._mt5.last_error())
+        orders = self._required("orders_get")
         return tuple(
             PendingOrder(
                 ticket=int(order.ticket),
@@ -196,9 +197,7 @@ class MT5Adapter:
         )
 
     def positions(self) -> tuple[PositionFacts, ...]:
-        positions = self._call("positions_get")
-        if positions is None:
-            raise TerminalError.from_last_error("positions_get", self._mt5.last_error())
+        positions = self._required("positions_get")
         return tuple(
             PositionFacts(
                 ticket=int(position.ticket),
