@@ -352,7 +352,10 @@ class Engine:
         what = f"{command.symbol} {_type_name(command.order_type)} {command.volume:g} lots @ {command.price}"
         if command.kind is CommandKind.REMOVE:
             self.state.set_link_status(target, ticket, LinkStatus.REMOVED)
-            self.orphan_trackers[target].forget(command.ticket)
+            tracker = self.orphan_trackers[target]
+            if command.ticket in tracker.counts():
+                tracker.forget(command.ticket)
+                self.state.save_orphan_counts(target, tracker.counts())
             reason = self._removal_reasons.pop((target, ticket), "")
             report.removed[ticket] = reason
             _trim(report.removed)
