@@ -61,6 +61,7 @@ from protocol.tags import is_copy_of
 SYMBOL_REQUEST_RETRY_SECONDS = 10.0
 STATUS_INTERVAL_SECONDS = 1.0
 HISTORY_REQUEST_RETRY_SECONDS = 10.0
+HISTORY_WAIT_SECONDS = 30.0
 UNKNOWN_OUTCOME_GRACE_MS = 3000  # a request whose fate is unknown may still land: look again after this
 RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)  # retryable rejections: back off, capped at a minute
 FINAL_FAILURE_RETRY_SECONDS = 300.0  # final rejections: conditions rarely change, but the order may be edited
@@ -73,6 +74,7 @@ class InFlight:
     command: Command
     sent_at: float  # monotonic
     unknown_since_ms: int = 0  # wall-clock ms; set once the outcome is unknown
+    recovered: bool = False  # found unsettled in the state at start-up (sent by an earlier run)
 
 
 @dataclass(slots=True)
@@ -152,7 +154,7 @@ class Engine:
                            "terminal before doing anything else for it", intent.target, intent.command.kind.value,
                            intent.command.source_ticket)
             self.in_flight[intent.target][intent.command.source_ticket] = InFlight(
-                command=intent.command, sent_at=self._clock(), unknown_since_ms=1
+                command=intent.command, sent_at=self._clock(), unknown_since_ms=1, recovered=True
             )
 
     # ---- messages ------------------------------------------------------------------------------
@@ -172,6 +174,8 @@ class Engine:
             if message.message != view.last_error:
                 logger.error("{}: {}", name, message.message)
             view.last_error = message.message
+            if message.code.startswith("terminal-"):
+                view.terminal_link_ok = False
         elif isinstance(message, Goodbye):
             logger.info("{}: worker is leaving: {}", name, message.reason)
             view.online = False
@@ -219,6 +223,7 @@ class Engine:
         view.hello = hello
         view.welcomed = True
         view.online = True
+        view.terminal_link_ok = True
         view.last_error = ""
         view.welcomed_at_ms = _now_ms()
         self._update_clock(view, hello.server_time, hello.sent_at_ms)
@@ -261,8 +266,15 @@ class Engine:
         if not view.online:
             logger.info("{}: worker is back", view.name)
             view.online = True
-        if view.snapshot is not None and message.boot_id == view.boot_id and message.last_seq == view.snapshot.seq:
+        snapshot = view.snapshot
+        if snapshot is not None and message.boot_id == view.boot_id and message.last_seq == snapshot.seq:
             view.confirmed_at = now
+            if view is not self.source and message.polled_at_ms:
+                # A quiet terminal sends no snapshots; its heartbeat says the last one still holds.
+                self._resolve_unknown_outcomes(view, snapshot, as_of_ms=message.polled_at_ms)
+        if view.terminal_link_ok != message.connected:
+            view.terminal_link_ok = message.connected
+            self._dirty.add(view.name)
         for quote in message.quotes:
             view.quotes[quote.symbol] = quote
         self._update_clock(view, message.server_time, message.sent_at_ms)
@@ -338,10 +350,14 @@ class Engine:
             return
         reason = _failure_text(result)
         self.state.settle_intent(command.command_id, result.status.value, result.retcode)
+        if result.status is CommandStatus.EXPIRED:
+            # Nothing was sent: the next plan decides afresh, with no penalty.
+            logger.info("{}: {} for source #{} reached the worker after its deadline and was not sent; "
+                        "planning again", view.name, command.kind.value, command.source_ticket)
+            return
         self.state.record_event(view.name, command.source_ticket, command.kind.value, result.status.value,
                                 copy_ticket=command.ticket, retcode=result.retcode, message=reason)
-        self._record_failure(view.name, command, result.retcode, reason,
-                             final=result.status is CommandStatus.REFUSED or not is_retryable(result.retcode))
+        self._record_failure(view.name, command, result.retcode, reason, final=_is_final(result))
 
     def _settle_done(self, view: TerminalView, command: Command, result: CommandResult) -> None:
         report = self.reports[view.name]
@@ -400,8 +416,9 @@ class Engine:
             logger.error("{}: {} for source #{} failed: {} ({}; retry in {:.0f}s)", target, command.kind.value,
                          command.source_ticket, reason, "final" if final else "retryable", delay)
 
-    def _resolve_unknown_outcomes(self, view: TerminalView, snapshot: Snapshot) -> None:
-        """Settle commands whose fate was unknown, now that a later snapshot shows the terminal's truth."""
+    def _resolve_unknown_outcomes(self, view: TerminalView, snapshot: Snapshot, as_of_ms: int = 0) -> None:
+        """Settle commands whose fate was unknown, now that a later snapshot shows the terminal's truth.
+        ``as_of_ms``: a heartbeat vouched that the snapshot still held at that time."""
         flights = self.in_flight[view.name]
         for source_ticket, flight in list(flights.items()):
             if not flight.unknown_since_ms:
@@ -411,10 +428,10 @@ class Engine:
                 copy_ticket = _tagged_copy(snapshot, source_ticket, exclude=command.ticket)
                 if copy_ticket:
                     self._settle(view, flight, CommandResult(command_id=command.command_id, status=CommandStatus.DONE,
-                                                             ticket=copy_ticket, already_existed=True))
+                                                             ticket=copy_ticket, already_existed=flight.recovered))
                     continue
             earliest = max(flight.unknown_since_ms + UNKNOWN_OUTCOME_GRACE_MS, view.welcomed_at_ms)
-            if snapshot.taken_at_ms < earliest:
+            if max(snapshot.taken_at_ms, as_of_ms) < earliest:
                 continue
             flights.pop(source_ticket, None)
             self.state.settle_intent(command.command_id, "absent")
@@ -514,10 +531,10 @@ class Engine:
         view.last_sync_at = time.time()
         self._apply_bookkeeping(view, plan)
         commands = list(plan.commands)
-        commands += self._orphan_removals(view, plan, now, busy={c.source_ticket for c in commands})
-        return (self._request_symbols(view, plan.needed_symbols, now)
+        removals, requests = self._orphan_removals(view, plan, now, busy={c.source_ticket for c in commands})
+        return (requests + self._request_symbols(view, plan.needed_symbols, now)
                 + self._request_history(view, plan.needed_history, now)
-                + self._send_commands(view, commands, now))
+                + self._send_commands(view, commands + removals, now))
 
     def _inputs(self, view: TerminalView, now: float) -> TargetInputs:
         assert view.target is not None and view.snapshot is not None and self.source.snapshot is not None
@@ -576,13 +593,22 @@ class Engine:
             if ticket not in live_sources and ticket not in copies and ticket not in self.in_flight[view.name]:
                 self.state.drop_link(view.name, ticket)
 
-    def _orphan_removals(self, view: TerminalView, plan: TargetPlan, now: float, busy: set[int]) -> list[Command]:
+    def _orphan_removals(self, view: TerminalView, plan: TargetPlan, now: float,
+                         busy: set[int]) -> tuple[list[Command], int]:
         """Copies whose source order is gone: the target's orphan policy, after its confirmations. Only ever
         called with a fresh source (``reconcile`` returns early otherwise)."""
         tracker = self.orphan_trackers[view.name]
-        if not tracker.due(now):
-            return []
+        if not tracker.due(now) or (not plan.orphans and not tracker.counts()):
+            return [], 0
         source = self.source
+        # What became of each source order (filled, cancelled, expired) decides keep_filled_copies and goes in
+        # the evidence: ask the source's history for the ones its worker did not see leave, and decide once it
+        # has answered (or stayed silent for HISTORY_WAIT_SECONDS).
+        unknown = {copy.magic for copy in plan.orphans if copy.magic not in source.closed}
+        if unknown:
+            requests = self._request_history(source, unknown, now)
+            if any(now - source.requested_history.get(ticket, -1e9) < HISTORY_WAIT_SECONDS for ticket in unknown):
+                return [], requests
         candidates = [
             OrphanCandidate(copy_ticket=copy.ticket, source_ticket=copy.magic, symbol=copy.symbol,
                             source_fate=_FATES.get(source.closed[copy.magic].state, "unknown")
@@ -617,7 +643,7 @@ class Engine:
             self._removal_reasons[(view.name, copy.magic)] = f"orphan: source order #{copy.magic} is {fate}"
             commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
                                     symbol=copy.symbol, ticket=copy.ticket, magic=copy.magic, comment=copy.comment))
-        return commands
+        return commands, 0
 
     def _request_symbols(self, view: TerminalView, symbols: set[str], now: float) -> int:
         wanted = sorted(s for s in symbols if s not in view.specs and s not in view.missing_symbols
@@ -687,6 +713,13 @@ class Engine:
         return (any(self.in_flight.values())
                 or any(view.requested_symbols or view.requested_history for view in self.views.values()))
 
+    def waiting_for_facts(self) -> bool:
+        """Some plan waits for facts that arrive by themselves within seconds: a server clock, prices, a
+        symbol specification, a history record."""
+        quick = (SkipReason.NOT_YET, SkipReason.SYMBOL_PENDING, SkipReason.HISTORY_PENDING)
+        return any(skip.reason in quick for report in self.reports.values() if report.last_plan
+                   for skip in report.last_plan.skips)
+
     def next_retry_in(self) -> float | None:
         now = self._clock()
         pending = [f.retry_at - now for report in self.reports.values() for f in report.failures.values()
@@ -749,6 +782,17 @@ def _tagged_copy(snapshot: Snapshot, source_ticket: int, exclude: int = 0) -> in
         if is_copy_of(position.magic, position.comment, source_ticket) and position.identifier != exclude:
             return position.identifier
     return 0
+
+
+def _is_final(result: CommandResult) -> bool:
+    """Will trying again soon fail the same way? Broker answers by their retcode; answers from the terminal
+    link itself (no retcode: not connected, IPC failure) pass when the terminal is back, except a request the
+    package refused as malformed (-2), which will be refused again."""
+    if result.status is CommandStatus.REFUSED:
+        return True
+    if result.retcode:
+        return not is_retryable(result.retcode)
+    return result.error_code == -2
 
 
 def _failure_text(result: CommandResult) -> str:

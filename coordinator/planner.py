@@ -288,8 +288,16 @@ class _Planner:
         quote = self._quote(spec)
         anchor = Anchor(source_volume=link.source_volume, volume=link.volume or copy.volume,
                         price_offset=link.price_offset)
-        wanted = self._desire(order, copy.symbol, spec, quote, anchor=anchor)
-        if wanted is None:
+        try:
+            wanted = desire(order, copy.symbol, spec, quote, self.target.context, anchor)
+        except NotYet as e:
+            self._skip(order, copy.symbol, SkipReason.NOT_YET, str(e))
+            return
+        except CannotCopy as e:
+            # The settings would not copy this order now (e.g. its volume fell out of bounds with "skip"): a
+            # copy of it must not stay, as for a type this target does not copy.
+            self._skip(order, copy.symbol, SkipReason.CANNOT_COPY, str(e))
+            self._remove(copy, str(e))
             return
         step = spec.volume_step or 0.01
         if copy.type != wanted.order_type or abs(copy.volume - wanted.volume) > step / 2:

@@ -157,6 +157,7 @@ class Coordinator:
     def _run_once(self) -> int:
         assert self.engine is not None
         engine = self.engine
+        coordinator = self.config.coordinator
         names = list(engine.views)
         self._wait(self.config.coordinator.hello_timeout,
                    lambda: all(self._ready(name) or self._given_up(name) for name in names))
@@ -167,16 +168,27 @@ class Coordinator:
             self._print(f"source {engine.source.name} is not available: {engine.source.last_error}; nothing copied")
             return EXIT_FATAL
         settle_seconds = self.config.coordinator.command_timeout + 5.0
-        for _ in range(ONCE_MAX_ROUNDS):
+        facts_deadline: float | None = None
+        rounds = 0
+        while rounds < ONCE_MAX_ROUNDS and not self.stopping:
             sent = engine.reconcile()
             self._wait(settle_seconds, lambda: not engine.busy())
-            if self.stopping:
+            if self.stopping or engine.busy():
                 break
-            if sent == 0 and not engine.busy():
-                retry_in = engine.next_retry_in()
-                if retry_in is None or retry_in > 10.0:
-                    break
-                self._wait(retry_in + 0.1, lambda: False)
+            if sent:
+                rounds += 1
+                continue
+            if engine.waiting_for_facts():
+                # A clock, a price or a history record is on its way (heartbeats bring them every second).
+                facts_deadline = facts_deadline or time.monotonic() + max(5.0, 4 * coordinator.heartbeat_interval)
+                if time.monotonic() < facts_deadline:
+                    self._wait(0.25, lambda: False)
+                    continue
+            retry_in = engine.next_retry_in()
+            if retry_in is None or retry_in > 10.0:
+                break
+            rounds += 1
+            self._wait(retry_in + 0.1, lambda: False)
         self._print(render_summary(engine))
         return once_exit_code(engine, stopped=self.stopping)
 

@@ -29,6 +29,7 @@ class TerminalView:
     closed: dict[int, ClosedOrder] = field(default_factory=dict)  # fates of orders that left the pending list
     requested_history: dict[int, float] = field(default_factory=dict)  # ticket -> monotonic time asked
     last_sync_at: float = 0.0  # unix time of the last completed plan
+    terminal_link_ok: bool = True  # the worker can reach its terminal (it says so in heartbeats)
 
     @property
     def name(self) -> str:
@@ -47,6 +48,8 @@ class TerminalView:
         snapshot = self.snapshot
         if snapshot is None:
             return False, "no snapshot yet"
+        if not self.terminal_link_ok:
+            return False, self.last_error or "the worker lost its terminal"
         if not snapshot.connected:
             return False, "terminal not connected to its broker"
         if not snapshot.trade_allowed:

@@ -286,7 +286,7 @@ class Heartbeat:
     boot_id: str = ""
     last_seq: int = 0
     polled_at_ms: int = 0
-    connected: bool = True
+    connected: bool = True  # the worker holds its terminal link (the broker connection is in snapshots)
     server_time: int = 0  # the broker server's clock (seconds) from the freshest tick the worker saw
     quotes: tuple[Quote, ...] = ()  # current prices of the symbols the coordinator asked about
 

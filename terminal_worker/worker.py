@@ -294,7 +294,7 @@ class Worker:
                     boot_id=self.boot_id,
                     last_seq=self._seq,
                     polled_at_ms=self._polled_at_ms,
-                    connected=self.adapter.connected and self._state.connected,
+                    connected=self.adapter.connected,  # the terminal link; the broker link is in snapshots
                     server_time=self._server_time,
                     quotes=self._quotes,
                 )
@@ -417,9 +417,12 @@ class Worker:
     # ---- commands ------------------------------------------------------------------------------
 
     def _execute_batch(self, batch: CommandBatch) -> None:
+        # The deadline guards against stale commands (queued while the link was down), so it is checked when
+        # the batch arrives: a long batch must not expire its own tail while the worker works through it.
+        arrived_ms = _now_ms()
         results = []
         for command in batch.commands:
-            results.append(self._execute(command))
+            results.append(self._execute(command, arrived_ms))
             if len(batch.commands) > 1:
                 crash_point("mid-batch")
         # Snapshot first, then results: when the coordinator reads the results it already holds the state
@@ -429,7 +432,7 @@ class Worker:
             self._poll_terminal()
         self._send(CommandResults(batch_id=batch.batch_id, results=tuple(results), snapshot_seq=self._seq))
 
-    def _execute(self, command) -> CommandResult:
+    def _execute(self, command, arrived_ms: int) -> CommandResult:
         replay = self._results.get(command.command_id)
         if replay is not None:
             logger.warning("command {} arrived twice; replaying its result, nothing sent", command.command_id)
@@ -437,7 +440,7 @@ class Worker:
         if self.role != "target":
             result = CommandResult(command_id=command.command_id, status=CommandStatus.REFUSED,
                                    comment="a source worker never sends trade requests")
-        elif command.deadline_ms and _now_ms() > command.deadline_ms:
+        elif command.deadline_ms and arrived_ms > command.deadline_ms:
             result = CommandResult(command_id=command.command_id, status=CommandStatus.EXPIRED,
                                    comment="arrived after its deadline; not sent")
         elif not self.adapter.connected:
