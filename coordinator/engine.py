@@ -481,6 +481,8 @@ class Engine:
             return False, f"waiting for the first snapshot of source {source.name}"
         if not source.fresh(now, self.config.coordinator.worker_timeout):
             return False, f"source {source.name} is offline or its snapshot is stale"
+        if not source.terminal_link_ok:
+            return False, f"source {source.name}'s worker lost its terminal ({source.last_error or 'no link'})"
         if source.snapshot is not None and not source.snapshot.connected:
             return False, f"source {source.name} is not connected to its broker"
         return True, ""
@@ -746,8 +748,22 @@ class Engine:
             skipped += [(ticket, f"failed: {failure.message}") for ticket, failure in report.failures.items()]
             skipped += list(plan.kept_out) if plan else []
             last_error = report.unavailable or last_error
+        orphan_list: list[tuple[int, int, str]] = []
+        if plan is not None and view.target is not None:
+            tracker = self.orphan_trackers[view.name]
+            counts, settings = tracker.counts(), view.target.copy.orphans
+            for copy in plan.orphans:
+                count = counts.get(copy.ticket, 0)
+                if (view.name, copy.ticket) in self._preserved_reported:
+                    state = "kept: a person decides"
+                elif count >= settings.max_checks:
+                    state = "being removed"
+                else:
+                    state = f"confirming ({count} of {settings.max_checks} checks)"
+                orphan_list.append((copy.ticket, copy.magic, state))
         return TerminalStatus(
             name=view.name,
+            orphan_list=tuple(orphan_list),
             role=view.config.role.value,
             online=view.online,
             connected=bool(snapshot and snapshot.connected),

@@ -144,6 +144,8 @@ def _terminal_lines(terminal: TerminalConfig, row: TerminalStatus | None, links:
     if is_target:
         lines.append(f"copies: {row.copies} (links recorded: {links})")
         lines.append(f"orphans: {row.orphans}")
+        lines.extend(f"  copy #{copy} (source #{source} is gone): {state}"
+                     for copy, source, state in row.orphan_list[:MAX_SKIPPED_SHOWN])
         lines.append(f"skipped: {len(row.skipped)}")
         lines.extend(f"  source #{ticket}: {reason}" for ticket, reason in row.skipped[:MAX_SKIPPED_SHOWN])
         if len(row.skipped) > MAX_SKIPPED_SHOWN:

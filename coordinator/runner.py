@@ -97,7 +97,11 @@ class Coordinator:
             view.forget_boot()
             if code != 0:
                 self._failed_workers[name] = code
-                view.last_error = view.last_error or f"worker exited with code {code}"
+                view.last_error = f"worker exited with code {code}" + (
+                    f" ({view.last_error})" if view.last_error else "")
+                report = self.engine.reports.get(name)
+                if report is not None:
+                    report.unavailable = view.last_error
 
     def _wait(self, seconds: float, until: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + seconds

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS terminal_status (
     copies INTEGER NOT NULL,
     orphans INTEGER NOT NULL,
     skipped TEXT NOT NULL,
+    orphan_list TEXT NOT NULL DEFAULT '[]',
     last_sync_at REAL NOT NULL,
     last_error TEXT NOT NULL,
     updated_at REAL NOT NULL
@@ -29,7 +30,8 @@ CREATE TABLE IF NOT EXISTS terminal_status (
 """
 
 _COLUMNS = (
-    "name, role, online, connected, pending_orders, copies, orphans, skipped, last_sync_at, last_error, updated_at"
+    "name, role, online, connected, pending_orders, copies, orphans, skipped, orphan_list, last_sync_at, last_error,"
+    " updated_at"
 )
 
 
@@ -45,6 +47,8 @@ class TerminalStatus:
     copies: int  # the copier's copies on it (targets; 0 for the source)
     orphans: int  # copies whose source order is gone (targets)
     skipped: tuple[tuple[int, str], ...]  # (source ticket, reason) of orders not copied there
+    # (copy ticket, source ticket, what is happening to it) of each orphan: a person decides on preserved ones
+    orphan_list: tuple[tuple[int, int, str], ...] = ()
     last_sync_at: float  # unix time of the last completed plan for this terminal (0 = never)
     last_error: str
     updated_at: float  # unix time this row was written
@@ -55,6 +59,10 @@ class StatusBoard:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
+        # The table is rewritten every second and holds nothing worth keeping: an older layout is replaced.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(terminal_status)")}
+        if columns and "orphan_list" not in columns:
+            self._db.execute("DROP TABLE terminal_status")
         self._db.execute(_SCHEMA)
 
     def write(self, rows: Sequence[TerminalStatus]) -> None:
@@ -64,7 +72,7 @@ class StatusBoard:
         try:
             self._db.execute("DELETE FROM terminal_status")
             self._db.executemany(
-                f"INSERT INTO terminal_status ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO terminal_status ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [_to_row(row) for row in rows],
             )
         except BaseException:
@@ -86,20 +94,24 @@ def read_status(db: sqlite3.Connection) -> list[TerminalStatus]:
     exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'terminal_status'").fetchone()
     if exists is None:
         return []
-    rows = db.execute(f"SELECT {_COLUMNS} FROM terminal_status ORDER BY name").fetchall()
+    columns = {row[1] for row in db.execute("PRAGMA table_info(terminal_status)")}
+    selected = _COLUMNS if "orphan_list" in columns else _COLUMNS.replace(" orphan_list,", " '[]',")
+    rows = db.execute(f"SELECT {selected} FROM terminal_status ORDER BY name").fetchall()
     return [_from_row(row) for row in rows]
 
 
 def _to_row(status: TerminalStatus) -> tuple[object, ...]:
     skipped = json.dumps([[ticket, reason] for ticket, reason in status.skipped])
+    orphans = json.dumps([list(orphan) for orphan in status.orphan_list])
     return (
         status.name, status.role, int(status.online), int(status.connected), status.pending_orders, status.copies,
-        status.orphans, skipped, status.last_sync_at, status.last_error, status.updated_at,
+        status.orphans, skipped, orphans, status.last_sync_at, status.last_error, status.updated_at,
     )
 
 
 def _from_row(row: tuple[Any, ...]) -> TerminalStatus:
-    name, role, online, connected, pending, copies, orphans, skipped, last_sync_at, last_error, updated_at = row
+    name, role, online, connected, pending, copies, orphans, skipped, orphan_list, last_sync_at, last_error, \
+        updated_at = row
     return TerminalStatus(
         name=name,
         role=role,
@@ -109,6 +121,7 @@ def _from_row(row: tuple[Any, ...]) -> TerminalStatus:
         copies=copies,
         orphans=orphans,
         skipped=tuple((int(ticket), str(reason)) for ticket, reason in json.loads(skipped)),
+        orphan_list=tuple((int(copy), int(source), str(state)) for copy, source, state in json.loads(orphan_list)),
         last_sync_at=last_sync_at,
         last_error=last_error,
         updated_at=updated_at,
