@@ -10,6 +10,7 @@ of a batch of several).
 from __future__ import annotations
 
 import os
+import time
 
 ENVIRONMENT_VARIABLE = "MT5_COPIER_CRASH"
 _counts: dict[str, int] = {}
@@ -23,9 +24,13 @@ def _parse(value: str) -> tuple[str, int]:
 _PLAN = _parse(os.environ[ENVIRONMENT_VARIABLE]) if os.environ.get(ENVIRONMENT_VARIABLE) else None
 
 
-def crash_point(point: str) -> None:
+def crash_point(point: str, flush_seconds: float = 0.0) -> None:
+    """Die here if the environment says so. ``flush_seconds``: let ZeroMQ's I/O thread put what was just
+    queued on the wire first (a send only queues), so "after-send" means the peer really got it."""
     if _PLAN is None or _PLAN[0] != point:
         return
     _counts[point] = _counts.get(point, 0) + 1
     if _counts[point] == _PLAN[1]:
+        if flush_seconds:
+            time.sleep(flush_seconds)
         os._exit(137)  # no clean-up, no flush: what SIGKILL leaves behind

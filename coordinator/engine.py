@@ -683,7 +683,7 @@ class Engine:
             flights[command.source_ticket] = InFlight(command=command, sent_at=now)
         crash_point("after-intent")
         if self._send(view.name, CommandBatch(batch_id=uuid.uuid4().hex[:12], commands=tuple(commands))):
-            crash_point("after-send")
+            crash_point("after-send", flush_seconds=0.2)
             return len(commands)
         # Not delivered (the worker just vanished): nothing can have happened. Settle and let re-planning retry.
         for command in commands:
