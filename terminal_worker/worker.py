@@ -342,8 +342,12 @@ class Worker:
         try:
             orders = self.adapter.pending_orders()
             positions = self.adapter.positions()
+            # The broker connection is read on every poll: decisions that depend on "the source has no such
+            # order" must never run on a terminal that silently lost its broker a second ago.
+            terminal = self.adapter.terminal_facts()
+            self._state.connected = terminal.connected
             if now >= self._next_facts:
-                self._refresh_facts(orders)
+                self._refresh_facts(orders, terminal.trade_allowed)
                 self._next_facts = now + FACTS_REFRESH_SECONDS
             self._track_closed(orders, now)
         except TerminalError as e:
@@ -356,11 +360,9 @@ class Worker:
         if key != self._sent_key and self._welcomed:
             self._send_snapshot(key)
 
-    def _refresh_facts(self, orders: tuple[PendingOrder, ...]) -> None:
-        terminal = self.adapter.terminal_facts()
+    def _refresh_facts(self, orders: tuple[PendingOrder, ...], terminal_trade_allowed: bool) -> None:
         account = self.adapter.account_facts()
-        self._state.connected = terminal.connected
-        self._state.trade_allowed = terminal.trade_allowed and account.trade_allowed and account.trade_expert
+        self._state.trade_allowed = terminal_trade_allowed and account.trade_allowed and account.trade_expert
         self._account_cache = (account.balance, account.equity, account.margin_free)
         symbols = sorted(self._watched_symbols | {order.symbol for order in orders})[:MAX_QUOTED_SYMBOLS]
         self._quotes = self.adapter.quotes(symbols)
