@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from pathlib import Path
 
-from config import CopySettings, OrderKind
+from config import Backend, CopySettings, OrderKind, Role, TargetConfig, TerminalConfig
+from coordinator.desired import TargetContext
 from coordinator.planner import TargetInputs, plan_target
-from protocol import PendingOrder, SymbolSpec
+from coordinator.sizing import Accounts
+from protocol import PendingOrder, Quote, SymbolSpec
 from protocol.tags import copy_tag
 
 SPEC = SymbolSpec(name="EURUSD.m", digits=5, point=1e-5, tick_size=1e-5, contract_size=1e5, volume_min=0.01,
@@ -15,19 +18,37 @@ SPEC = SymbolSpec(name="EURUSD.m", digits=5, point=1e-5, tick_size=1e-5, contrac
                   freeze_level=0, expiration_mode=15, filling_mode=1, order_mode=127)
 SETTINGS = CopySettings(lot_multiplier=1.5, min_lot=None, max_lot=None, order_types=frozenset(OrderKind),
                         symbol_suffix=".m", symbol_prefix="", symbol_map=(), max_pending_orders=None, enabled=True)
+TARGET = TargetConfig(
+    terminal=TerminalConfig(name="t", role=Role.TARGET, backend=Backend.SIM, path=Path("t"), login=2, server="S",
+                            password_env=None, remote=False, poll_interval=0.1, portable=False, connect_timeout=60.0),
+    copy=SETTINGS,
+)
+CONTEXT = TargetContext(settings=SETTINGS, accounts=Accounts(), source_offset=0, target_offset=0, source_quotes={})
+QUOTES = {"EURUSD.m": Quote(symbol="EURUSD.m", bid=1.0850, ask=1.0851)}
+
+
+def _order(ticket: int, order_type: int, index: int) -> PendingOrder:
+    """A valid pending order of ``order_type`` around a 1.0850/1.0851 market."""
+    below = order_type in (2, 5, 7)
+    price = round(1.0800 - index * 1e-5 if below else 1.0900 + index * 1e-5, 5)
+    stoplimit = round(price - 0.002 if order_type == 6 else price + 0.002, 5) if order_type in (6, 7) else 0.0
+    entry = stoplimit or price
+    buy = order_type in (2, 4, 6)
+    return PendingOrder(ticket=ticket, symbol="EURUSD", type=order_type, volume=0.1, price_open=price,
+                        price_stoplimit=stoplimit, sl=round(entry - 0.01 if buy else entry + 0.01, 5),
+                        tp=round(entry + 0.01 if buy else entry - 0.01, 5), type_time=0, time_expiration=0, magic=0,
+                        comment="", time_setup_msc=index)
 
 
 def run(*, quick: bool) -> None:
     print("planner (one target)")
     for size in (10, 100, 1000):
-        source = [PendingOrder(ticket=10_000_000 + i, symbol="EURUSD", type=2 + i % 6, volume=0.1,
-                               price_open=1.08, price_stoplimit=1.07 if i % 6 >= 4 else 0.0, sl=1.07, tp=1.09,
-                               type_time=0, time_expiration=0, magic=0, comment="", time_setup_msc=i)
-                  for i in range(size)]
+        source = [_order(10_000_000 + i, 2 + i % 6, i) for i in range(size)]
         in_sync = [replace(o, ticket=90_000_000 + o.ticket, symbol="EURUSD.m", magic=o.ticket,
                            comment=copy_tag(o.ticket)) for o in source]
         for label, target_orders in (("all new", []), ("all in sync", in_sync)):
-            inputs = TargetInputs(name="t", settings=SETTINGS, orders=target_orders, specs={"EURUSD.m": SPEC})
+            inputs = TargetInputs(name="t", config=TARGET, orders=target_orders, specs={"EURUSD.m": SPEC},
+                                  quotes=QUOTES, context=CONTEXT)
             repetitions = max(5, (50 if quick else 500) // max(1, size // 10))
             started = time.perf_counter()
             for _ in range(repetitions):

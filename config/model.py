@@ -62,10 +62,11 @@ class OrderKind(_TextEnum):
     @classmethod
     def from_mt5_type(cls, order_type: int) -> OrderKind | None:
         """The kind for a MetaTrader5 ``ORDER_TYPE_*`` value, or None for market and close-by types."""
-        for kind in cls:
-            if kind.mt5_type == order_type:
-                return kind
-        return None
+        # A table, not a scan: the planner asks for every order on every plan.
+        return _KIND_BY_MT5_TYPE.get(order_type)
+
+
+_KIND_BY_MT5_TYPE: dict[int, OrderKind] = {_MT5_ORDER_TYPE[kind.value]: kind for kind in OrderKind}
 
 
 class VolumeMode(_TextEnum):

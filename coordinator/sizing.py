@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cache
 
 from config import CopySettings, OutOfBounds, VolumeMode
 from protocol import SymbolSpec
@@ -16,6 +17,7 @@ from protocol import SymbolSpec
 _EPSILON = 1e-9
 
 
+@cache
 def step_decimals(step: float) -> int:
     """How many decimals a multiple of ``step`` needs (0.01 -> 2, 0.5 -> 1, 1.0 -> 0)."""
     if step <= 0:
