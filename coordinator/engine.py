@@ -701,6 +701,10 @@ class Engine:
             text = f"{skip.reason.value}: {skip.detail}" if skip.detail else skip.reason.value
             if self._logged_skips.get(key) != text:
                 self._logged_skips[key] = text
+                if skip.reason not in _TRANSIENT_SKIPS:
+                    # Into the history once per cause (not once per cycle), like every other decision.
+                    self.state.record_event(target, skip.source_ticket, "skipped", skip.reason.name.lower(),
+                                            message=text)
                 if skip.reason.waiting:
                     logger.debug("{}: source #{} {}", target, skip.source_ticket, text)
                 else:
@@ -781,6 +785,9 @@ class Engine:
         return len(our_copies(view.snapshot.orders)[0]) if view.snapshot else 0
 
 
+# Waits for facts that arrive within seconds: not worth a line in the history.
+_TRANSIENT_SKIPS = frozenset({SkipReason.NOT_YET, SkipReason.SYMBOL_PENDING, SkipReason.HISTORY_PENDING,
+                              SkipReason.BACKOFF})
 MEMORY_LIMIT = 5000  # per map: a copier running for weeks must not grow without bound
 
 

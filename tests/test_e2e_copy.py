@@ -177,6 +177,9 @@ def test_missing_symbol_is_skipped_with_its_reason(copier, terminals):
     assert run.code == 1, run.output
     assert "SPX500" in run.output and "not found" in run.output
     assert len(copies(alpha)) == 3
+    history = copier.run("history", "--config", str(copier.config_path), "--target", "beta")
+    assert history.code == 0, history.output
+    assert "skipped" in history.output and "SPX500" in history.output
 
 
 def test_remote_worker_started_by_hand_connects_and_copies(copier, terminals, unused_tcp_port):
