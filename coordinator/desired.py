@@ -82,6 +82,8 @@ def desire(order: PendingOrder, symbol: str, spec: SymbolSpec, target_quote: Quo
             offset = _mid(target_quote) - _mid(source_quote)
 
     expiration = Expiration(0, 0)
+    if order.type_time == 0 and not translate_expiration(order, 0, 0, spec.expiration_mode, fallback_to_gtc=False):
+        raise CannotCopy(f"{symbol} on the target does not allow good-till-cancelled orders")
     if order.type_time != 0:
         if context.source_offset is None or context.target_offset is None:
             raise NotYet("waiting to learn the brokers' server clocks")

@@ -19,6 +19,7 @@ from config.faults import crash_point
 from coordinator import __version__
 from coordinator.clocks import estimate_offset
 from coordinator.desired import TargetContext
+from coordinator.market_checks import frozen_problem
 from coordinator.orphans import OrphanCandidate, OrphanTracker
 from coordinator.planner import (
     Link,
@@ -62,7 +63,8 @@ SYMBOL_REQUEST_RETRY_SECONDS = 10.0
 STATUS_INTERVAL_SECONDS = 1.0
 HISTORY_REQUEST_RETRY_SECONDS = 10.0
 HISTORY_WAIT_SECONDS = 30.0
-UNKNOWN_OUTCOME_GRACE_MS = 3000  # a request whose fate is unknown may still land: look again after this
+OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accepted after this long
+UNKNOWN_OUTCOME_GRACE_SECONDS = 3.0  # a request whose fate is unknown may still land: look again after this
 RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)  # retryable rejections: back off, capped at a minute
 FINAL_FAILURE_RETRY_SECONDS = 300.0  # final rejections: conditions rarely change, but the order may be edited
 NO_RECORD = -2  # a ClosedOrder state for "the terminal's history has no record of this ticket"
@@ -73,7 +75,8 @@ _FATES = {2: "cancelled", 4: "filled", 5: "rejected", 6: "expired"}
 class InFlight:
     command: Command
     sent_at: float  # monotonic
-    unknown_since_ms: int = 0  # wall-clock ms; set once the outcome is unknown
+    fingerprint: tuple = ()  # the source order as it was when the command was planned
+    unknown_since: float = 0.0  # monotonic; set once the outcome is unknown (0 = known so far)
     recovered: bool = False  # found unsettled in the state at start-up (sent by an earlier run)
 
 
@@ -84,6 +87,7 @@ class Failure:
     attempts: int
     retry_at: float  # monotonic
     final: bool
+    fingerprint: tuple = ()  # the source order when it failed: an edit of the order retries at once
 
 
 @dataclass(slots=True)
@@ -123,10 +127,11 @@ class Engine:
                                 for name, view in self.targets.items() if view.target is not None}
         for name, tracker in self.orphan_trackers.items():
             tracker.restore(state.orphan_counts(name))
-        self._preserved_reported: set[tuple[str, int]] = set()
+        self._preserved_reported: dict[tuple[str, int], None] = {}  # insertion-ordered, trimmed
         self._removal_reasons: dict[tuple[str, int], str] = {}  # (target, source ticket) -> why, until done
         self.status_board = StatusBoard(state.connection)
         self._next_status = 0.0
+        self._next_prune = self._clock() + 86_400.0
         self._dirty: set[str] = set()
         self._frozen_reason = ""
         self._source_ever_fresh = False
@@ -153,8 +158,9 @@ class Engine:
             logger.warning("{}: {} for source #{} was in flight when the coordinator stopped; checking the "
                            "terminal before doing anything else for it", intent.target, intent.command.kind.value,
                            intent.command.source_ticket)
+            # Unknown since before this start: settled by the first snapshot from a worker of this run.
             self.in_flight[intent.target][intent.command.source_ticket] = InFlight(
-                command=intent.command, sent_at=self._clock(), unknown_since_ms=1, recovered=True
+                command=intent.command, sent_at=self._clock(), unknown_since=self._clock() - 3600.0, recovered=True
             )
 
     # ---- messages ------------------------------------------------------------------------------
@@ -225,7 +231,7 @@ class Engine:
         view.online = True
         view.terminal_link_ok = True
         view.last_error = ""
-        view.welcomed_at_ms = _now_ms()
+        view.welcomed_at = self._clock()
         self._update_clock(view, hello.server_time, hello.sent_at_ms)
         logger.info("{} ({}) connected: account {}@{}, {} terminal, balance {:.2f} {}", view.name,
                     hello.role, hello.account.login, hello.account.server, hello.backend, hello.account.balance,
@@ -263,15 +269,24 @@ class Engine:
             self._dirty.add(view.name)
 
     def _on_heartbeat(self, view: TerminalView, message: Heartbeat, now: float) -> None:
+        if message.boot_id != view.boot_id:
+            self._send(view.name, ErrorMessage(code="hello-required", message="heartbeat from an unknown boot"))
+            return
         if not view.online:
             logger.info("{}: worker is back", view.name)
             view.online = True
+        # The worker's clock against ours (to within the link's latency): deadlines are sent in its clock.
+        view.clock_skew_ms = message.sent_at_ms - _now_ms()
         snapshot = view.snapshot
-        if snapshot is not None and message.boot_id == view.boot_id and message.last_seq == snapshot.seq:
+        seq = snapshot.seq if snapshot is not None else 0
+        if snapshot is not None and message.last_seq == seq:
             view.confirmed_at = now
-            if view is not self.source and message.polled_at_ms:
+            if view is not self.source:
                 # A quiet terminal sends no snapshots; its heartbeat says the last one still holds.
-                self._resolve_unknown_outcomes(view, snapshot, as_of_ms=message.polled_at_ms)
+                self._resolve_unknown_outcomes(view, snapshot)
+        elif message.last_seq > seq:
+            # A snapshot was lost on the way (a reconnect): without it this terminal would stay stale.
+            self._send(view.name, ErrorMessage(code="snapshot-required", message=f"last snapshot seen: {seq}"))
         if view.terminal_link_ok != message.connected:
             view.terminal_link_ok = message.connected
             self._dirty.add(view.name)
@@ -280,12 +295,20 @@ class Engine:
         self._update_clock(view, message.server_time, message.sent_at_ms)
 
     def _update_clock(self, view: TerminalView, server_time: int, sent_at_ms: int) -> None:
-        if view.config.server_utc_offset is not None or not server_time or not sent_at_ms:
+        """A tick's time can only be old, never early: the largest estimate of the last hours is the truth
+        (a quiet market would otherwise pull the offset down). Measured against our own clock."""
+        if view.config.server_utc_offset is not None or not server_time:
             return
-        offset = estimate_offset(server_time, sent_at_ms / 1000.0)
-        if offset != view.server_offset:
-            logger.info("{}: broker server clock runs at UTC{:+.2f}h", view.name, offset / 3600)
-            view.server_offset = offset
+        now = self._clock()
+        estimate = estimate_offset(server_time, time.time())
+        if view.server_offset is None or estimate > view.server_offset \
+                or now - view.offset_measured_at > OFFSET_WINDOW_SECONDS:
+            if estimate != view.server_offset:
+                logger.info("{}: broker server clock runs at UTC{:+.2f}h", view.name, estimate / 3600)
+            view.server_offset = estimate
+            view.offset_measured_at = now
+        elif estimate == view.server_offset:
+            view.offset_measured_at = now
 
     def _on_specs(self, view: TerminalView, message: SymbolSpecs) -> None:
         for spec in message.specs:
@@ -339,7 +362,7 @@ class Engine:
     def _settle(self, view: TerminalView, flight: InFlight, result: CommandResult) -> None:
         command = flight.command
         if result.status is CommandStatus.UNKNOWN:
-            flight.unknown_since_ms = _now_ms()
+            flight.unknown_since = self._clock()
             logger.warning("{}: outcome of {} for source #{} is unknown ({}); the next snapshots decide",
                            view.name, command.kind.value, command.source_ticket,
                            result.error_message or describe(result.retcode))
@@ -350,23 +373,36 @@ class Engine:
             return
         reason = _failure_text(result)
         self.state.settle_intent(command.command_id, result.status.value, result.retcode)
+        self._restore_link_if_untouched(view, command)
         if result.status is CommandStatus.EXPIRED:
-            # Nothing was sent: the next plan decides afresh, with no penalty.
+            # Nothing was sent: planned again after a short pause, with no failure reported.
             logger.info("{}: {} for source #{} reached the worker after its deadline and was not sent; "
                         "planning again", view.name, command.kind.value, command.source_ticket)
+            self.reports[view.name].failures[command.source_ticket] = Failure(
+                retcode=0, message="not sent: arrived after its deadline", attempts=0,
+                retry_at=self._clock() + RETRY_DELAYS[0], final=False, fingerprint=flight.fingerprint)
             return
         self.state.record_event(view.name, command.source_ticket, command.kind.value, result.status.value,
                                 copy_ticket=command.ticket, retcode=result.retcode, message=reason)
-        self._record_failure(view.name, command, result.retcode, reason, final=_is_final(result))
+        self._record_failure(view.name, command, result.retcode, reason, final=_is_final(result),
+                             fingerprint=flight.fingerprint)
+
+    def _restore_link_if_untouched(self, view: TerminalView, command: Command) -> None:
+        """A replacement that did not happen leaves the old copy pending: its link is active again (else a
+        later plan would read "replacing, copy gone" as licence to place, even if the copy filled)."""
+        if command.kind is not CommandKind.REPLACE or view.snapshot is None:
+            return
+        if any(order.ticket == command.ticket for order in view.snapshot.orders):
+            self.state.set_link_status(view.name, command.source_ticket, LinkStatus.ACTIVE)
 
     def _settle_done(self, view: TerminalView, command: Command, result: CommandResult) -> None:
         report = self.reports[view.name]
         target = view.name
         ticket = command.source_ticket
-        self.state.settle_intent(command.command_id, "done", result.retcode, result.ticket)
         report.failures.pop(ticket, None)
         what = f"{command.symbol} {_type_name(command.order_type)} {command.volume:g} lots @ {command.price}"
         if command.kind is CommandKind.REMOVE:
+            self.state.settle_intent(command.command_id, "done", result.retcode, result.ticket)
             self.state.set_link_status(target, ticket, LinkStatus.REMOVED)
             tracker = self.orphan_trackers[target]
             if command.ticket in tracker.counts():
@@ -379,7 +415,8 @@ class Engine:
             logger.success("{}: removed copy #{} of source #{}{}", target, command.ticket, ticket,
                            f" ({reason})" if reason else "")
             return
-        self.state.save_link(target, command, result.ticket)
+        # One transaction: a crash can never leave the intent settled without the link that records the copy.
+        self.state.save_link_and_settle(target, command, result.ticket, result.retcode)
         if command.kind is CommandKind.MODIFY:
             report.modified[ticket] = report.modified.get(ticket, 0) + 1
             _trim(report.modified)
@@ -404,24 +441,28 @@ class Engine:
             logger.success("{}: source #{} copied as #{} ({}){}", target, ticket, result.ticket, what,
                            " - it was already there" if result.already_existed else "")
 
-    def _record_failure(self, target: str, command: Command, retcode: int, reason: str, *, final: bool) -> None:
+    def _record_failure(self, target: str, command: Command, retcode: int, reason: str, *, final: bool,
+                        fingerprint: tuple = ()) -> None:
         report = self.reports[target]
         previous = report.failures.get(command.source_ticket)
         attempts = previous.attempts + 1 if previous else 1
         delay = FINAL_FAILURE_RETRY_SECONDS if final else RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
         report.failures[command.source_ticket] = Failure(retcode=retcode, message=reason, attempts=attempts,
-                                                         retry_at=self._clock() + delay, final=final)
+                                                         retry_at=self._clock() + delay, final=final,
+                                                         fingerprint=fingerprint)
         if previous is None or previous.message != reason:
             # Once per cause, not once per cycle.
             logger.error("{}: {} for source #{} failed: {} ({}; retry in {:.0f}s)", target, command.kind.value,
                          command.source_ticket, reason, "final" if final else "retryable", delay)
 
-    def _resolve_unknown_outcomes(self, view: TerminalView, snapshot: Snapshot, as_of_ms: int = 0) -> None:
-        """Settle commands whose fate was unknown, now that a later snapshot shows the terminal's truth.
-        ``as_of_ms``: a heartbeat vouched that the snapshot still held at that time."""
+    def _resolve_unknown_outcomes(self, view: TerminalView, snapshot: Snapshot) -> None:
+        """Settle commands whose fate was unknown, now that the terminal's state (a snapshot, or a heartbeat
+        saying the last snapshot still holds) arrived well after the outcome became unknown. Judged on the
+        coordinator's own clock: a worker's clock may be minutes off."""
         flights = self.in_flight[view.name]
+        now = self._clock()
         for source_ticket, flight in list(flights.items()):
-            if not flight.unknown_since_ms:
+            if not flight.unknown_since:
                 continue
             command = flight.command
             if command.kind in (CommandKind.PLACE, CommandKind.REPLACE):
@@ -430,11 +471,15 @@ class Engine:
                     self._settle(view, flight, CommandResult(command_id=command.command_id, status=CommandStatus.DONE,
                                                              ticket=copy_ticket, already_existed=flight.recovered))
                     continue
-            earliest = max(flight.unknown_since_ms + UNKNOWN_OUTCOME_GRACE_MS, view.welcomed_at_ms)
-            if max(snapshot.taken_at_ms, as_of_ms) < earliest:
+            waited = now - flight.unknown_since >= UNKNOWN_OUTCOME_GRACE_SECONDS
+            # After a worker (re)connects, its first reports may predate what it finds settling: give it time too.
+            worker_settled = view.welcomed_at <= flight.unknown_since or \
+                now - view.welcomed_at >= UNKNOWN_OUTCOME_GRACE_SECONDS
+            if not (waited and worker_settled):
                 continue
             flights.pop(source_ticket, None)
             self.state.settle_intent(command.command_id, "absent")
+            self._restore_link_if_untouched(view, command)
             self.state.record_event(view.name, source_ticket, command.kind.value, "unknown",
                                     copy_ticket=command.ticket,
                                     message="outcome was unknown; the next plan works from what the terminal shows")
@@ -453,10 +498,13 @@ class Engine:
                                view.name, now - view.last_seen)
         for name, flights in self.in_flight.items():
             for flight in flights.values():
-                if not flight.unknown_since_ms and now - flight.sent_at > coordinator.command_timeout:
-                    flight.unknown_since_ms = _now_ms()
+                if not flight.unknown_since and now - flight.sent_at > coordinator.command_timeout:
+                    flight.unknown_since = now
                     logger.warning("{}: no answer to {} for source #{} after {:.0f}s; its outcome is unknown", name,
                                    flight.command.kind.value, flight.command.source_ticket, now - flight.sent_at)
+        if now >= self._next_prune:  # weeks without a restart: trim the history once a day
+            self._next_prune = now + 86_400.0
+            self.state.prune()
         if now >= self._next_status:
             self._next_status = now + STATUS_INTERVAL_SECONDS
             self.publish_status()
@@ -506,7 +554,11 @@ class Engine:
         sent = self._request_source_symbols()
         for name in sorted(names if names is not None else self.targets):
             if name in self.targets:
-                sent += self._reconcile_target(self.targets[name])
+                try:
+                    sent += self._reconcile_target(self.targets[name])
+                except Exception:  # a bug or bad data for one target must not stop the others
+                    logger.exception("{}: planning failed; the other targets carry on", name)
+                    self.reports[name].unavailable = "planning failed (see the log)"
         return sent
 
     def _request_source_symbols(self) -> int:
@@ -553,7 +605,7 @@ class Engine:
             missing_symbols=frozenset(view.missing_symbols),
             links=self.state.links(view.name),
             in_flight=frozenset(self.in_flight[view.name]),
-            backoff={ticket: failure.message for ticket, failure in report.failures.items() if failure.retry_at > now},
+            backoff=self._backoff(report, source, now),
             context=TargetContext(
                 settings=view.target.copy,
                 accounts=Accounts(source_balance=source.balance, source_equity=source.equity,
@@ -563,6 +615,16 @@ class Engine:
                 source_quotes=self.source.quotes,
             ),
         )
+
+    def _backoff(self, report: TargetReport, source: Snapshot, now: float) -> dict[int, str]:
+        """Source tickets still waiting to retry. A failure is forgotten when its order leaves the source, and
+        waived when the order was edited since (the edit may be exactly what the broker needed)."""
+        orders = {order.ticket: order for order in source.orders}
+        for ticket in [t for t in report.failures if t not in orders]:
+            del report.failures[ticket]
+        return {ticket: failure.message for ticket, failure in report.failures.items()
+                if failure.retry_at > now and (not failure.fingerprint
+                                               or failure.fingerprint == _fingerprint(orders[ticket]))}
 
     def _apply_bookkeeping(self, view: TerminalView, plan: TargetPlan) -> None:
         for link in plan.adopt:
@@ -581,6 +643,7 @@ class Engine:
         for note in plan.notes:
             logger.info("{}", note)
         self._removal_reasons.update({(view.name, t): reason for t, reason in plan.removal_reasons.items()})
+        _trim(self._removal_reasons)
         self._log_skips(view.name, plan.skips)
         for duplicate in plan.duplicates:
             logger.error("{}: order #{} is a second copy of source #{}", view.name, duplicate.ticket, duplicate.magic)
@@ -606,7 +669,8 @@ class Engine:
         # What became of each source order (filled, cancelled, expired) decides keep_filled_copies and goes in
         # the evidence: ask the source's history for the ones its worker did not see leave, and decide once it
         # has answered (or stayed silent for HISTORY_WAIT_SECONDS).
-        unknown = {copy.magic for copy in plan.orphans if copy.magic not in source.closed}
+        unknown = {copy.magic for copy in plan.orphans
+                   if copy.magic not in source.closed or source.closed[copy.magic].state == -1}
         if unknown:
             requests = self._request_history(source, unknown, now)
             if any(now - source.requested_history.get(ticket, -1e9) < HISTORY_WAIT_SECONDS for ticket in unknown):
@@ -627,20 +691,27 @@ class Engine:
             self.state.save_orphan_counts(view.name, tracker.counts())
         for candidate in decision.preserved:
             if (view.name, candidate.copy_ticket) not in self._preserved_reported:
-                self._preserved_reported.add((view.name, candidate.copy_ticket))
+                self._preserved_reported[(view.name, candidate.copy_ticket)] = None
+                _trim(self._preserved_reported)
                 self.state.record_event(view.name, candidate.source_ticket, "orphan-preserved", "kept",
                                         copy_ticket=candidate.copy_ticket,
                                         message=f"source order is {candidate.source_fate}; copy kept")
         commands = []
         by_ticket = {copy.ticket: copy for copy in plan.orphans}
+        failures = self.reports[view.name].failures
         for candidate in decision.kill:
+            copy = by_ticket.get(candidate.copy_ticket)
+            if copy is None or copy.magic in busy or copy.magic in self.in_flight[view.name]:
+                continue
+            if copy.magic in failures and failures[copy.magic].retry_at > now:
+                continue  # the last removal failed: its backoff applies here too
+            spec, quote = view.specs.get(copy.symbol), view.quotes.get(copy.symbol)
+            if spec is not None and quote is not None and frozen_problem(copy, quote, spec):
+                continue  # within the freeze level: the broker would refuse; wait for the market to move
             self.state.record_event(view.name, candidate.source_ticket, "orphan-kill", "decided",
                                     copy_ticket=candidate.copy_ticket,
                                     message=f"orphaned in {tracker.counts().get(candidate.copy_ticket, 0)} "
                                             f"consecutive checks ({evidence_id}); source {candidate.source_fate}")
-            copy = by_ticket.get(candidate.copy_ticket)
-            if copy is None or copy.magic in busy or copy.magic in self.in_flight[view.name]:
-                continue
             fate = candidate.source_fate if candidate.source_fate != "unknown" else "gone"
             self._removal_reasons[(view.name, copy.magic)] = f"orphan: source order #{copy.magic} is {fate}"
             commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
@@ -671,16 +742,22 @@ class Engine:
     def _send_commands(self, view: TerminalView, planned: list[Command], now: float) -> int:
         if not planned:
             return 0
-        deadline_ms = _now_ms() + int(self.config.coordinator.command_timeout * 1000)
-        commands = [replace(command, command_id=uuid.uuid4().hex, deadline_ms=deadline_ms) for command in planned]
+        # In the worker's clock: a worker whose clock is off must not find fresh commands already expired.
+        deadline_ms = _now_ms() + view.clock_skew_ms + int(self.config.coordinator.command_timeout * 1000)
+        unique = {command.source_ticket: command for command in reversed(planned)}  # at most one per order
+        commands = [replace(command, command_id=uuid.uuid4().hex, deadline_ms=deadline_ms)
+                    for command in planned if unique[command.source_ticket] is command]
         flights = self.in_flight[view.name]
+        source_orders = {order.ticket: order for order in self.source.snapshot.orders} if self.source.snapshot else {}
         for command in commands:
             # The intent is durable before the command exists anywhere else: a crash after this line is
             # resolved against the terminal on restart, never by sending blindly again. A replacement marks
             # its link first, so a copy found missing later is known to be ours to place again.
             status = LinkStatus.REPLACING if command.kind is CommandKind.REPLACE else None
             self.state.record_intent(view.name, command, link_status=status)
-            flights[command.source_ticket] = InFlight(command=command, sent_at=now)
+            source_order = source_orders.get(command.source_ticket)
+            flights[command.source_ticket] = InFlight(
+                command=command, sent_at=now, fingerprint=_fingerprint(source_order) if source_order else ())
         crash_point("after-intent")
         if self._send(view.name, CommandBatch(batch_id=uuid.uuid4().hex[:12], commands=tuple(commands))):
             crash_point("after-send", flush_seconds=0.2)
@@ -701,7 +778,7 @@ class Engine:
             text = f"{skip.reason.value}: {skip.detail}" if skip.detail else skip.reason.value
             if self._logged_skips.get(key) != text:
                 self._logged_skips[key] = text
-                if skip.reason not in _TRANSIENT_SKIPS:
+                if not skip.reason.waiting:
                     # Into the history once per cause (not once per cycle), like every other decision.
                     self.state.record_event(target, skip.source_ticket, "skipped", skip.reason.name.lower(),
                                             message=text)
@@ -715,7 +792,13 @@ class Engine:
     # ---- status --------------------------------------------------------------------------------
 
     def busy(self) -> bool:
-        """Commands, symbol or history requests are still outstanding."""
+        """Commands, symbol or history requests are still outstanding (a request unanswered for long is given
+        up: the worker may have gone; it is asked again when needed)."""
+        now = self._clock()
+        for view in self.views.values():
+            for requests in (view.requested_symbols, view.requested_history):
+                for key in [k for k, asked in requests.items() if now - asked > HISTORY_WAIT_SECONDS]:
+                    del requests[key]
         return (any(self.in_flight.values())
                 or any(view.requested_symbols or view.requested_history for view in self.views.values()))
 
@@ -785,9 +868,6 @@ class Engine:
         return len(our_copies(view.snapshot.orders)[0]) if view.snapshot else 0
 
 
-# Waits for facts that arrive within seconds: not worth a line in the history.
-_TRANSIENT_SKIPS = frozenset({SkipReason.NOT_YET, SkipReason.SYMBOL_PENDING, SkipReason.HISTORY_PENDING,
-                              SkipReason.BACKOFF})
 MEMORY_LIMIT = 5000  # per map: a copier running for weeks must not grow without bound
 
 
@@ -795,6 +875,11 @@ def _trim(memory: dict) -> None:
     """Drop the oldest entries of an insertion-ordered map beyond MEMORY_LIMIT."""
     while len(memory) > MEMORY_LIMIT:
         del memory[next(iter(memory))]
+
+
+def _fingerprint(order) -> tuple:
+    return (order.type, order.volume, order.price_open, order.price_stoplimit, order.sl, order.tp, order.type_time,
+            order.time_expiration)
 
 
 def _tagged_copy(snapshot: Snapshot, source_ticket: int, exclude: int = 0) -> int:

@@ -26,6 +26,8 @@ class Hub:
         try:
             send_message(self._socket, message, routing_id=name.encode("utf-8"))
             return True
+        except ProtocolError as e:
+            logger.error("could not encode a {} for worker {}: {}", type(message).__name__, name, e)
         except zmq.Again:
             logger.warning("worker {} is not reading; {} not delivered", name, type(message).__name__)
         except zmq.ZMQError as e:

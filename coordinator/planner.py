@@ -16,13 +16,13 @@ the settings ask to replace deleted copies), or (c) has a command in flight. (a)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from config import OrderKind, PriceMode, TargetConfig
 from coordinator import market_checks as checks
 from coordinator.clocks import same_expiration
-from coordinator.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
+from coordinator.desired import STOP_LIMIT_TYPES, Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
 from protocol import ClosedOrder, Command, CommandKind, PendingOrder, PositionFacts, Quote, SymbolSpec
 from protocol.tags import copy_tag, parse_tag
 
@@ -167,16 +167,20 @@ class _Planner:
         ticket = order.ticket
         copy = self.copies.get(ticket)
         kind = OrderKind.from_mt5_type(order.type)
-        if kind not in self.settings.order_types:
-            self.plan.filtered.append(ticket)
-            if copy is not None and ticket not in self.target.in_flight:
-                self._remove(copy, f"order type {kind.value if kind else order.type} is not copied to this target")
-            return
         if ticket in self.target.in_flight:
+            if kind not in self.settings.order_types:
+                self.plan.filtered.append(ticket)
             return
         symbol = self.settings.map_symbol(order.symbol)
         if ticket in self.target.backoff:
+            if kind not in self.settings.order_types:
+                self.plan.filtered.append(ticket)
             self._skip(order, symbol, SkipReason.BACKOFF, self.target.backoff[ticket])
+            return
+        if kind not in self.settings.order_types:
+            self.plan.filtered.append(ticket)
+            if copy is not None:
+                self._remove(copy, f"order type {kind.value if kind else order.type} is not copied to this target")
             return
         if copy is not None:
             self._sync(order, copy)
@@ -190,6 +194,11 @@ class _Planner:
         if link is None:
             return True
         status = link.status
+        if status is LinkStatus.REPLACING and self._filled(link):
+            # The old copy filled before the copier could remove it: the replacement must not go out.
+            status = LinkStatus.FILLED
+            self.plan.link_updates.append(LinkUpdate(order.ticket, link.copy_ticket, status,
+                                                     _FATE_TEXT[status].format(copy=link.copy_ticket)))
         if status is LinkStatus.ACTIVE:
             status = self._fate_of(link)
             if status is None:
@@ -205,6 +214,10 @@ class _Planner:
             reason += "; not placed again (replace_deleted_copies = false)"
         self.plan.kept_out.append((order.ticket, reason))
         return False
+
+    def _filled(self, link: Link) -> bool:
+        record = self.target.closed.get(link.copy_ticket)
+        return link.source_ticket in self.filled_copies or (record is not None and record.state == ORDER_STATE_FILLED)
 
     def _fate_of(self, link: Link) -> LinkStatus | None:
         """What became of a copy that is no longer pending; None while that is not known yet."""
@@ -299,8 +312,14 @@ class _Planner:
             self._skip(order, copy.symbol, SkipReason.CANNOT_COPY, str(e))
             self._remove(copy, str(e))
             return
+        if wanted.order_type in STOP_LIMIT_TYPES and copy.type == wanted.order_type - 4:
+            # The copy's own market reached its trigger first: it is now the limit order the source's stop-limit
+            # will become. It matches; only its levels are compared.
+            wanted = replace(wanted, order_type=copy.type, price=wanted.stoplimit, stoplimit=0.0)
         step = spec.volume_step or 0.01
-        if copy.type != wanted.order_type or abs(copy.volume - wanted.volume) > step / 2:
+        # A partly filled copy keeps its original volume as the one it was placed with.
+        placed_volume = copy.volume_initial or copy.volume
+        if copy.type != wanted.order_type or abs(placed_volume - wanted.volume) > step / 2:
             # MT5 cannot modify a pending order's volume or type: replace it, old copy out, new copy in.
             problem, waiting = self._placement_problem(wanted, spec, quote, replacing_volume=copy.volume)
             frozen = checks.frozen_problem(copy, quote, spec) if quote else None
@@ -341,10 +360,10 @@ class _Planner:
 
     def _plan_duplicates(self) -> None:
         """A second copy of one source order is the copier's own mistake (or a second copier): remove it, one
-        per source order per plan, keeping the linked (or oldest) one."""
-        seen: set[int] = set()
+        per source order per plan, keeping the oldest (lowest ticket) one."""
+        seen = {command.source_ticket for command in self.plan.commands}  # one command per order per plan
         for extra in self.plan.duplicates:
-            if extra.magic in seen or extra.magic in self.target.in_flight:
+            if extra.magic in seen or extra.magic in self.target.in_flight or extra.magic in self.target.backoff:
                 continue
             seen.add(extra.magic)
             self._remove(extra, "a second copy of the same source order")

@@ -89,7 +89,10 @@ class Coordinator:
         """Receive and handle what arrived within ``timeout_ms``, run timers, watch the workers."""
         assert self._hub is not None and self._supervisor is not None and self.engine is not None
         for name, message in self._hub.poll(timeout_ms):
-            self.engine.on_message(name, message)
+            try:
+                self.engine.on_message(name, message)
+            except Exception:  # one bad message (or a bug it trips) must not stop the coordinator
+                logger.exception("handling a {} from {} failed; it is dropped", type(message).__name__, name)
         self.engine.tick()
         for name, code in self._supervisor.check():
             view = self.engine.views[name]

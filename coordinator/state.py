@@ -112,7 +112,7 @@ class StateStore:
         self.created = not self.path.exists()  # first run, or a lost state file: the terminals tell which
         self.rebuilt = False
         self._db = self._open()
-        self._prune()
+        self.prune()
         # Every plan reads the links of its target: keep them in memory, write through to disk.
         self._links: dict[str, dict[int, Link]] = {}
         for row in self._db.execute(
@@ -123,7 +123,7 @@ class StateStore:
                 source_ticket=source_ticket, copy_ticket=copy_ticket, status=LinkStatus(status), symbol=symbol,
                 volume=volume, source_volume=source_volume, price_offset=price_offset)
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
         """Weeks of running must not grow the file without bound: settled intents are kept for a week,
         the history for HISTORY_DAYS."""
         now = time.time()
@@ -231,6 +231,13 @@ class StateStore:
             source_ticket=command.source_ticket, copy_ticket=copy_ticket, status=LinkStatus.ACTIVE,
             symbol=command.symbol, volume=command.volume, source_volume=command.source_volume,
             price_offset=command.price_offset)
+
+    def save_link_and_settle(self, target: str, command: Command, copy_ticket: int, retcode: int) -> None:
+        """The copy is recorded and its intent settled together, or neither (a crash between the two would
+        leave an intent settled with no link to show for it)."""
+        with self._transaction():
+            self.save_link(target, command, copy_ticket)
+            self.settle_intent(command.command_id, "done", retcode, copy_ticket)
 
     def adopt_link(self, target: str, link: Link) -> None:
         now = time.time()

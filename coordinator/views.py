@@ -16,7 +16,9 @@ class TerminalView:
     online: bool = False
     boot_id: str = ""
     hello: Hello | None = None
-    welcomed_at_ms: int = 0
+    welcomed_at: float = 0.0  # monotonic
+    clock_skew_ms: int = 0  # the worker's clock minus ours, from its last heartbeat
+    offset_measured_at: float = 0.0  # monotonic: when server_offset was last confirmed
     snapshot: Snapshot | None = None
     confirmed_at: float = 0.0  # monotonic: when the snapshot was last confirmed current
     last_seen: float = 0.0

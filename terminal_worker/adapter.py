@@ -281,13 +281,15 @@ class MT5Adapter:
 
     # ---- trading -------------------------------------------------------------------------------
 
-    def find_copy(self, source_ticket: int) -> int | None:
-        """The ticket of an existing copy of ``source_ticket``: a pending order, or a position it became."""
-        for order in self._call("orders_get") or ():
-            if is_copy_of(int(order.magic), str(order.comment), source_ticket):
+    def find_copy(self, source_ticket: int, exclude: int = 0) -> int | None:
+        """The ticket of an existing copy of ``source_ticket`` (other than ``exclude``): a pending order, or a
+        position it became. A failed read raises: "could not look" must never pass for "no copy"."""
+        for order in self._required("orders_get"):
+            if is_copy_of(int(order.magic), str(order.comment), source_ticket) and int(order.ticket) != exclude:
                 return int(order.ticket)
-        for position in self._call("positions_get") or ():
-            if is_copy_of(int(position.magic), str(position.comment), source_ticket):
+        for position in self._required("positions_get"):
+            if is_copy_of(int(position.magic), str(position.comment), source_ticket) \
+                    and int(position.identifier) != exclude:
                 return int(position.identifier)
         return None
 
@@ -305,19 +307,32 @@ class MT5Adapter:
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         return CommandResult(**{**_fields(result), "elapsed_ms": round(elapsed_ms, 3)})
 
-    def _place(self, command: Command) -> CommandResult:
+    def _place(self, command: Command, replacing: int = 0) -> CommandResult:
         if command.magic != command.source_ticket or parse_tag(command.comment) != command.source_ticket:
             return _refused(command, "a copy must carry magic = source ticket and the copier's comment tag")
         # Idempotency, first line: a copy with this tag already exists (placed by an earlier attempt whose
         # answer was lost, or before a restart), so the intent is already fulfilled. Nothing is sent.
-        existing = self.find_copy(command.source_ticket)
+        try:
+            existing = self.find_copy(command.source_ticket, exclude=replacing)
+        except TerminalError as e:
+            if e.code in LINK_LOST_CODES:
+                raise
+            return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED, error_code=e.code,
+                                 error_message=str(e), comment="could not check for an existing copy; not sent")
         if existing is not None:
             return CommandResult(
                 command_id=command.command_id, status=CommandStatus.DONE, ticket=existing, already_existed=True,
                 comment="a copy with this tag already exists",
             )
         self.verify_identity()
-        request = {
+        request = self._pending_request(command)
+        rejection = self._precheck(command, request)
+        if rejection is not None:
+            return rejection
+        return self._send(command, request, find_after_doubt=True)
+
+    def _pending_request(self, command: Command) -> dict[str, Any]:
+        return {
             "action": 5,  # TRADE_ACTION_PENDING
             "symbol": command.symbol,
             "volume": float(command.volume),
@@ -332,23 +347,29 @@ class MT5Adapter:
             "magic": int(command.magic),
             "comment": command.comment,
         }
-        # The terminal's own pre-check (margin, stops and freeze levels, expiration, volume) answers locally:
-        # a request it would refuse is reported with that retcode and never sent.
+
+    def _precheck(self, command: Command, request: dict[str, Any]) -> CommandResult | None:
+        """The terminal's own pre-check (margin, stops and freeze levels, expiration, volume) answers locally:
+        a request it would refuse is reported with that retcode and never sent."""
         check = self._call("order_check", request)
         if check is not None and int(check.retcode) not in (0, *SUCCESS_RETCODES):
             return CommandResult(
                 command_id=command.command_id, status=CommandStatus.REJECTED, retcode=int(check.retcode),
                 comment=f"order_check: {check.comment}",
             )
-        return self._send(command, request, find_after_doubt=True)
+        return None
 
     def _replace(self, command: Command) -> CommandResult:
-        """Remove the old copy, then place the new one. If the removal fails nothing else is done; if the
-        placement fails the old copy is gone and the coordinator places the new one on a later cycle."""
+        """Remove the old copy, then place the new one. The new order is checked first, so a copy is never
+        removed for a replacement the broker would refuse; if the placement still fails, the old copy is gone
+        and the coordinator places the new one on a later cycle."""
+        rejection = self._precheck(command, self._pending_request(command))
+        if rejection is not None:
+            return rejection
         removal = self._remove(command)
         if removal.status is not CommandStatus.DONE:
             return removal
-        placed = self._place(command)
+        placed = self._place(command, replacing=command.ticket)
         if placed.status is CommandStatus.DONE:
             return placed
         return CommandResult(**{**_fields(placed), "comment": f"old copy removed; new copy not placed: "
@@ -377,7 +398,7 @@ class MT5Adapter:
         self.verify_identity()
         result = self._send(command, {"action": 8, "order": int(command.ticket)}, find_after_doubt=False)
         if result.status is CommandStatus.REJECTED and result.retcode == INVALID_REQUEST:
-            still_there = any(int(order.ticket) == command.ticket for order in self._call("orders_get") or ())
+            still_there = any(int(order.ticket) == command.ticket for order in self._required("orders_get"))
             if not still_there:
                 # Removing an order that is no longer pending: the desired state (absent) already holds.
                 return CommandResult(**{**_fields(result), "status": CommandStatus.DONE})

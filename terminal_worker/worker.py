@@ -174,6 +174,8 @@ class Worker:
         try:
             send_message(self._socket, message)
             return True
+        except ProtocolError as e:
+            logger.error("could not encode a {} for the coordinator: {}", type(message).__name__, e)
         except zmq.Again:
             logger.debug("coordinator link is full; dropped a {} (the next one supersedes it)", type(message).__name__)
         except zmq.ZMQError as e:
@@ -235,6 +237,9 @@ class Worker:
         if message.code == "hello-required":
             self._welcomed = False
             self._last_hello = 0.0
+            return
+        if message.code == "snapshot-required":
+            self._sent_key = None  # the next poll sends the full state again
             return
         if message.fatal:
             logger.critical("coordinator refused this worker: {} ({})", message.message, message.code)
@@ -356,7 +361,8 @@ class Worker:
         self._polled_at_ms = _now_ms()
         self._state.orders = orders
         self._state.positions = positions
-        key = (orders, positions, self._state.connected, self._state.trade_allowed, tuple(self._state.closed))
+        closed = tuple((ticket, record.state) for ticket, (record, _) in self._state.closed.items())
+        key = (orders, positions, self._state.connected, self._state.trade_allowed, closed)
         if key != self._sent_key and self._welcomed:
             self._send_snapshot(key)
 
@@ -364,7 +370,9 @@ class Worker:
         account = self.adapter.account_facts()
         self._state.trade_allowed = terminal_trade_allowed and account.trade_allowed and account.trade_expert
         self._account_cache = (account.balance, account.equity, account.margin_free)
-        symbols = sorted(self._watched_symbols | {order.symbol for order in orders})[:MAX_QUOTED_SYMBOLS]
+        # The symbols of the orders first (they matter now), then the ones the coordinator asked about.
+        ordered = dict.fromkeys([*sorted({order.symbol for order in orders}), *sorted(self._watched_symbols)])
+        symbols = list(ordered)[:MAX_QUOTED_SYMBOLS]
         self._quotes = self.adapter.quotes(symbols)
         # The real API has no server clock; the freshest tick's time is the broker's clock, to the second.
         server_time = max((quote.time for quote in self._quotes), default=0)
