@@ -403,7 +403,10 @@ class Engine:
         what = f"{command.symbol} {_type_name(command.order_type)} {command.volume:g} lots @ {command.price}"
         if command.kind is CommandKind.REMOVE:
             self.state.settle_intent(command.command_id, "done", result.retcode, result.ticket)
-            self.state.set_link_status(target, ticket, LinkStatus.REMOVED)
+            link = self.state.links(target).get(ticket)
+            if link is not None and link.copy_ticket == command.ticket:
+                # Only the linked copy's removal ends the link; removing a duplicate leaves the kept copy linked.
+                self.state.set_link_status(target, ticket, LinkStatus.REMOVED)
             tracker = self.orphan_trackers[target]
             if command.ticket in tracker.counts():
                 tracker.forget(command.ticket)
@@ -605,7 +608,7 @@ class Engine:
             missing_symbols=frozenset(view.missing_symbols),
             links=self.state.links(view.name),
             in_flight=frozenset(self.in_flight[view.name]),
-            backoff=self._backoff(report, source, now),
+            backoff=self._backoff(report, source, target, now),
             context=TargetContext(
                 settings=view.target.copy,
                 accounts=Accounts(source_balance=source.balance, source_equity=source.equity,
@@ -616,14 +619,16 @@ class Engine:
             ),
         )
 
-    def _backoff(self, report: TargetReport, source: Snapshot, now: float) -> dict[int, str]:
-        """Source tickets still waiting to retry. A failure is forgotten when its order leaves the source, and
-        waived when the order was edited since (the edit may be exactly what the broker needed)."""
+    def _backoff(self, report: TargetReport, source: Snapshot, target: Snapshot, now: float) -> dict[int, str]:
+        """Source tickets still waiting to retry. A failure is forgotten once neither its source order nor a
+        copy of it is left (an orphan's removal keeps its backoff), and waived when the source order was edited
+        since (the edit may be exactly what the broker needed)."""
         orders = {order.ticket: order for order in source.orders}
-        for ticket in [t for t in report.failures if t not in orders]:
+        copies = our_copies(target.orders)[0]
+        for ticket in [t for t in report.failures if t not in orders and t not in copies]:
             del report.failures[ticket]
         return {ticket: failure.message for ticket, failure in report.failures.items()
-                if failure.retry_at > now and (not failure.fingerprint
+                if failure.retry_at > now and (not failure.fingerprint or ticket not in orders
                                                or failure.fingerprint == _fingerprint(orders[ticket]))}
 
     def _apply_bookkeeping(self, view: TerminalView, plan: TargetPlan) -> None:
