@@ -57,7 +57,7 @@ from protocol import (
     SymbolSpecs,
     Welcome,
 )
-from protocol.tags import is_copy_of
+from protocol.tags import find_tagged
 
 SYMBOL_REQUEST_RETRY_SECONDS = 10.0
 STATUS_INTERVAL_SECONDS = 1.0
@@ -888,13 +888,7 @@ def _fingerprint(order) -> tuple:
 
 
 def _tagged_copy(snapshot: Snapshot, source_ticket: int, exclude: int = 0) -> int:
-    for order in snapshot.orders:
-        if is_copy_of(order.magic, order.comment, source_ticket) and order.ticket != exclude:
-            return order.ticket
-    for position in snapshot.positions:
-        if is_copy_of(position.magic, position.comment, source_ticket) and position.identifier != exclude:
-            return position.identifier
-    return 0
+    return find_tagged(source_ticket, snapshot.orders, snapshot.positions, exclude) or 0
 
 
 def _is_final(result: CommandResult) -> bool:

@@ -624,16 +624,24 @@ class Broker:
             return c.TRADE_RETCODE_LIMIT_ORDERS
         return 0
 
-    def _validate_modify(self, request: TradeRequest) -> Verdict:
+    def _existing_order(self, request: TradeRequest) -> Verdict:
+        """MODIFY and REMOVE start alike: the order must be one of the account's pending orders (else 10013),
+        and the account-wide gates must pass. A verdict with a retcode is final."""
         order = self._active_pending(request.order)
         if order is None:
             return Verdict(c.TRADE_RETCODE_INVALID, symbol=self.tx.symbol(request.symbol) if request.symbol else None)
         row = self.tx.symbol(order["symbol"])
         verdict = Verdict(symbol=row, order=order)
         verdict.retcode = self._gate()
-        if verdict.retcode or row is None:
-            verdict.retcode = verdict.retcode or c.TRADE_RETCODE_INVALID
+        if not verdict.retcode and row is None:
+            verdict.retcode = c.TRADE_RETCODE_INVALID
+        return verdict
+
+    def _validate_modify(self, request: TradeRequest) -> Verdict:
+        verdict = self._existing_order(request)
+        if verdict.retcode:
             return verdict
+        order, row = verdict.order, verdict.symbol
         spec, order_type = row.spec, order["type"]
         stoplimit_type = order_type in STOP_LIMIT_TYPES
         stoplimit = request.stoplimit if stoplimit_type else 0.0
@@ -670,15 +678,10 @@ class Broker:
         )
 
     def _validate_remove(self, request: TradeRequest) -> Verdict:
-        order = self._active_pending(request.order)
-        if order is None:
-            return Verdict(c.TRADE_RETCODE_INVALID, symbol=self.tx.symbol(request.symbol) if request.symbol else None)
-        row = self.tx.symbol(order["symbol"])
-        verdict = Verdict(symbol=row, order=order)
-        verdict.retcode = self._gate()
-        if verdict.retcode or row is None:
-            verdict.retcode = verdict.retcode or c.TRADE_RETCODE_INVALID
+        verdict = self._existing_order(request)
+        if verdict.retcode:
             return verdict
+        order, row = verdict.order, verdict.symbol
         if not row.session_open:
             verdict.retcode = c.TRADE_RETCODE_MARKET_CLOSED
         elif self._frozen(order, row):

@@ -7,6 +7,9 @@ a person. The tag stays within 16 characters because some servers cut stored com
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 TAG_PREFIX = "mtc#"
 _BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 _LONG_PREFIX = "mc$"  # tickets of 13+ digits: base 36 keeps even 2**64 - 1 within 16 characters
@@ -45,3 +48,17 @@ def parse_tag(comment: str) -> int | None:
 def is_copy_of(magic: int, comment: str, source_ticket: int) -> bool:
     """True when an order with this magic and comment is our copy of ``source_ticket``."""
     return magic == source_ticket and parse_tag(comment) == source_ticket
+
+
+def find_tagged(source_ticket: int, orders: Iterable[Any], positions: Iterable[Any], exclude: int = 0) -> int | None:
+    """The ticket of the copy of ``source_ticket`` among pending ``orders`` (by ``ticket``) or ``positions``
+    (by ``identifier``, the ticket of the order that opened it), other than ``exclude``. Works on the MT5
+    named tuples and on the protocol's dataclasses alike: both carry ``magic`` and ``comment``."""
+    for order in orders:
+        if is_copy_of(int(order.magic), str(order.comment), source_ticket) and int(order.ticket) != exclude:
+            return int(order.ticket)
+    for position in positions:
+        ticket = int(position.identifier)
+        if is_copy_of(int(position.magic), str(position.comment), source_ticket) and ticket != exclude:
+            return ticket
+    return None

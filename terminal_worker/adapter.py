@@ -30,7 +30,7 @@ from protocol.messages import (
     SymbolSpec,
     TerminalFacts,
 )
-from protocol.tags import is_copy_of, parse_tag
+from protocol.tags import find_tagged, parse_tag
 from terminal_worker.errors import LINK_LOST_CODES, TerminalError, TerminalProblem
 
 PENDING_TYPES = frozenset({2, 3, 4, 5, 6, 7})  # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT
@@ -284,14 +284,7 @@ class MT5Adapter:
     def find_copy(self, source_ticket: int, exclude: int = 0) -> int | None:
         """The ticket of an existing copy of ``source_ticket`` (other than ``exclude``): a pending order, or a
         position it became. A failed read raises: "could not look" must never pass for "no copy"."""
-        for order in self._required("orders_get"):
-            if is_copy_of(int(order.magic), str(order.comment), source_ticket) and int(order.ticket) != exclude:
-                return int(order.ticket)
-        for position in self._required("positions_get"):
-            if is_copy_of(int(position.magic), str(position.comment), source_ticket) \
-                    and int(position.identifier) != exclude:
-                return int(position.identifier)
-        return None
+        return find_tagged(source_ticket, self._required("orders_get"), self._required("positions_get"), exclude)
 
     def execute(self, command: Command) -> CommandResult:
         """Execute one command and say exactly what happened. Never raises for a broker rejection."""
