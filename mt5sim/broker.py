@@ -570,7 +570,9 @@ class Broker:
         # CLOSE_BY is not simulated.
         return Verdict(c.TRADE_RETCODE_INVALID, symbol=self.tx.symbol(request.symbol))
 
-    def _validate_pending(self, request: TradeRequest) -> Verdict:
+    def _new_request_gate(self, request: TradeRequest) -> Verdict:
+        """PENDING and DEAL start alike: the account-wide gates must pass and the symbol must be selected in
+        Market Watch (else 10013). A verdict with a retcode is final; otherwise ``symbol`` is the row."""
         verdict = Verdict(symbol=self.tx.symbol(request.symbol) if request.symbol else None)
         verdict.retcode = self._gate()
         if verdict.retcode:
@@ -579,6 +581,14 @@ class Broker:
         if row is None:
             verdict.retcode = c.TRADE_RETCODE_INVALID
             return verdict
+        verdict.symbol = row
+        return verdict
+
+    def _validate_pending(self, request: TradeRequest) -> Verdict:
+        verdict = self._new_request_gate(request)
+        if verdict.retcode:
+            return verdict
+        row = verdict.symbol
         spec, order_type = row.spec, request.type
         buy = is_buy(order_type)
         stoplimit_type = order_type in STOP_LIMIT_TYPES
@@ -689,14 +699,10 @@ class Broker:
         return verdict
 
     def _validate_deal(self, request: TradeRequest) -> Verdict:
-        verdict = Verdict(symbol=self.tx.symbol(request.symbol) if request.symbol else None)
-        verdict.retcode = self._gate()
+        verdict = self._new_request_gate(request)
         if verdict.retcode:
             return verdict
-        row = self._selected_symbol(request.symbol)
-        if row is None:
-            verdict.retcode = c.TRADE_RETCODE_INVALID
-            return verdict
+        row = verdict.symbol
         spec, buy = row.spec, is_buy(request.type)
         if request.type not in (c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL) or not flags.order_type_allowed(
             spec["order_mode"], request.type
