@@ -21,6 +21,7 @@ from .model import (
     TargetConfig,
     TerminalConfig,
     VolumeMode,
+    VolumeRounding,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "TargetConfig",
     "TerminalConfig",
     "VolumeMode",
+    "VolumeRounding",
     "load_config",
     "parse_config",
 ]

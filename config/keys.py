@@ -18,6 +18,7 @@ from .model import (
     OutOfBounds,
     PriceMode,
     VolumeMode,
+    VolumeRounding,
 )
 from .schema import (
     ArrayOfTables,
@@ -216,6 +217,18 @@ COPY_FIELDS = (
         spec=Choice.of_enum(OutOfBounds),
         default=OutOfBounds.CLAMP,
         description="a volume outside the bounds is clamped into them, or the order is skipped",
+    ),
+    Field(
+        name="volume_rounding",
+        spec=Choice.of_enum(VolumeRounding),
+        default=VolumeRounding.DOWN,
+        description="onto the broker's volume_step: down (never more than the sizing gives) or to the nearest",
+    ),
+    Field(
+        name="scale_by_contract_size",
+        spec=Boolean(),
+        default=True,
+        description="scale lots by source contract size / target contract size, so the notional matches",
     ),
     Field(
         name="price_mode",

@@ -146,6 +146,8 @@ def _build_copy(table: dict[str, Any]) -> CopySettings:
         volume_mode=table["volume_mode"],
         fixed_lot=table["fixed_lot"],
         volume_out_of_bounds=table["volume_out_of_bounds"],
+        volume_rounding=table["volume_rounding"],
+        scale_by_contract_size=table["scale_by_contract_size"],
         price_mode=table["price_mode"],
         expiration_fallback=table["expiration_fallback"],
         replace_deleted_copies=table["replace_deleted_copies"],

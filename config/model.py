@@ -85,6 +85,13 @@ class OutOfBounds(_TextEnum):
     SKIP = "skip"  # not placed; reported as skipped
 
 
+class VolumeRounding(_TextEnum):
+    """How a sized volume is brought onto the broker's volume_step."""
+
+    DOWN = "down"  # never more than the sizing gives (the default)
+    NEAREST = "nearest"  # the nearest step, which may be up to half a step more
+
+
 class PriceMode(_TextEnum):
     """Where a copy's prices come from."""
 
@@ -182,6 +189,8 @@ class CopySettings:
     volume_mode: VolumeMode = VolumeMode.MULTIPLIER
     fixed_lot: float | None = None  # set exactly when volume_mode is FIXED
     volume_out_of_bounds: OutOfBounds = OutOfBounds.CLAMP
+    volume_rounding: VolumeRounding = VolumeRounding.DOWN
+    scale_by_contract_size: bool = True  # lots x source contract size / target contract size
     price_mode: PriceMode = PriceMode.ABSOLUTE
     expiration_fallback: ExpirationFallback = ExpirationFallback.GTC
     replace_deleted_copies: bool = False  # False: a copy a person deleted by hand stays deleted
