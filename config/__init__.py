@@ -4,6 +4,7 @@
 dict. Both raise ``ConfigError`` listing every problem found. ``config/example.toml`` documents every key.
 """
 
+from .checks import config_notes
 from .errors import ConfigError, ConfigProblem
 from .loader import EXAMPLE_CONFIG_PATH, load_config, parse_config
 from .model import (
@@ -43,6 +44,7 @@ __all__ = [
     "TerminalConfig",
     "VolumeMode",
     "VolumeRounding",
+    "config_notes",
     "load_config",
     "parse_config",
 ]

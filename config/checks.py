@@ -1,102 +1,177 @@
-"""Cross-field checks: the second pass, run on a config whose every key already has a valid shape.
+"""Cross-field checks, and the checks of terminal folders on this machine.
 
-Each check names all the keys involved, so a person knows which two lines disagree.
+They run in the same round as the shape checks, on the validated tree (``config.schema``): a table whose
+keys are their valid values, or ``INVALID`` where a problem was already reported. A check whose keys are
+not all valid stays silent, so one wrong value is never reported twice. Each check names every key
+involved, so a person knows which two lines disagree.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Iterator
+from pathlib import Path
+from typing import Any
 
 from .errors import ConfigProblem
-from .model import AppConfig, TerminalConfig, VolumeMode
+from .model import AppConfig, Backend, VolumeMode
+from .paths import mt5_terminal_path_problem, resolve_path, sim_terminal_problem
+from .schema import INVALID
+
+Tree = dict[str, Any]  # a validated table: key -> value, or INVALID
 
 
-def cross_field_problems(config: AppConfig) -> list[ConfigProblem]:
+def cross_field_problems(checked: Tree, base_dir: Path) -> list[ConfigProblem]:
     """Every problem that only shows when several keys are looked at together."""
     problems: list[ConfigProblem] = []
-    problems.extend(_timeout_problems(config))
-    problems.extend(_lot_range_problems(config))
-    problems.extend(_fixed_lot_problems(config))
-    problems.extend(_duplicate_terminal_problems(config))
+    problems.extend(_timeout_problems(checked))
+    problems.extend(_mt5_path_problems(checked))
+    problems.extend(_lot_range_problems(checked))
+    problems.extend(_fixed_lot_problems(checked))
+    problems.extend(_duplicate_terminal_problems(checked, base_dir))
     return problems
 
 
-def _located_terminals(config: AppConfig) -> Iterator[tuple[str, TerminalConfig]]:
+def terminal_folder_problems(checked: Tree, base_dir: Path) -> list[ConfigProblem]:
+    """Sim terminals whose folder is not a simulated terminal on this machine.
+
+    Not part of every load: tests and the demo write a config before they create its terminals, and a
+    running copier reports a missing terminal for that terminal alone while it copies to the others.
+    ``check-config`` asks for it. Remote terminals (their path is another machine's) and disabled targets
+    (no worker runs for them) are left out.
+    """
+    problems = []
+    for where, terminal in _located_terminals(checked):
+        backend, path = _value(terminal, "backend"), _value(terminal, "path")
+        if backend is not Backend.SIM or path is INVALID or _value(terminal, "remote") is not False:
+            continue
+        if _value(terminal, "enabled") is False:
+            continue
+        problem = sim_terminal_problem(resolve_path(base_dir, path))
+        if problem is not None:
+            problems.append(ConfigProblem(f"{where}.path", problem))
+    return problems
+
+
+def config_notes(config: AppConfig) -> list[str]:
+    """What a valid config does that a person may not expect: said by ``check-config`` and at start-up."""
+    notes = []
+    for target in config.targets:
+        if target.copy.max_pending_orders == 0 and target.copy.enabled:
+            notes.append(
+                f"{target.name}: max_pending_orders = 0: no new copies are placed there; the copies already "
+                "there are still followed (modified, and removed when their source order goes). To leave the "
+                "target alone entirely use enabled = false."
+            )
+    return notes
+
+
+def _value(table: object, key: str) -> Any:
+    """A key's valid value; INVALID when the table or the key is not valid (its problem is already reported)."""
+    return table.get(key, INVALID) if isinstance(table, dict) else INVALID
+
+
+def _known(*values: object) -> bool:
+    return all(value is not INVALID for value in values)
+
+
+def _located_terminals(checked: Tree) -> Iterator[tuple[str, Tree]]:
     # Key paths as the file spells them: "source", "targets[0]", ...
-    yield "source", config.source
-    for index, target in enumerate(config.targets):
-        yield f"targets[{index}]", target.terminal
+    source = checked.get("source", INVALID)
+    if isinstance(source, dict):
+        yield "source", source
+    targets = checked.get("targets", INVALID)
+    if isinstance(targets, tuple):
+        for index, target in enumerate(targets):
+            if isinstance(target, dict):
+                yield f"targets[{index}]", target
 
 
-def _timeout_problems(config: AppConfig) -> Iterator[ConfigProblem]:
-    coordinator = config.coordinator
+def _located_targets(checked: Tree) -> Iterator[tuple[str, Tree]]:
+    return ((where, table) for where, table in _located_terminals(checked) if where != "source")
+
+
+def _timeout_problems(checked: Tree) -> Iterator[ConfigProblem]:
+    coordinator = checked.get("coordinator", INVALID)
+    heartbeat, timeout = _value(coordinator, "heartbeat_interval"), _value(coordinator, "worker_timeout")
     # A worker must get several chances to answer a ping before it is declared gone.
-    if not coordinator.worker_timeout > coordinator.heartbeat_interval:
+    if _known(heartbeat, timeout) and not timeout > heartbeat:
         yield ConfigProblem(
             "coordinator.worker_timeout",
-            f"must be greater than coordinator.heartbeat_interval ({coordinator.heartbeat_interval!r}), "
-            f"got {coordinator.worker_timeout!r}",
+            f"must be greater than coordinator.heartbeat_interval ({heartbeat!r}), got {timeout!r}",
         )
 
 
-def _lot_range_problems(config: AppConfig) -> Iterator[ConfigProblem]:
-    for index, target in enumerate(config.targets):
-        copy = target.copy
-        if copy.min_lot is not None and copy.max_lot is not None and copy.max_lot < copy.min_lot:
-            yield ConfigProblem(
-                f"targets[{index}].max_lot",
-                f"must be at least targets[{index}].min_lot ({copy.min_lot!r}), got {copy.max_lot!r}",
-            )
+def _mt5_path_problems(checked: Tree) -> Iterator[ConfigProblem]:
+    for where, terminal in _located_terminals(checked):
+        backend, path = _value(terminal, "backend"), _value(terminal, "path")
+        if backend is Backend.MT5 and path is not INVALID:
+            problem = mt5_terminal_path_problem(path)
+            if problem is not None:
+                yield ConfigProblem(f"{where}.path", problem)
 
 
-def _fixed_lot_problems(config: AppConfig) -> Iterator[ConfigProblem]:
+def _lot_range_problems(checked: Tree) -> Iterator[ConfigProblem]:
+    for where, target in _located_targets(checked):
+        min_lot, max_lot = _value(target, "min_lot"), _value(target, "max_lot")
+        if _known(min_lot, max_lot) and min_lot is not None and max_lot is not None and max_lot < min_lot:
+            yield ConfigProblem(f"{where}.max_lot", f"must be at least {where}.min_lot ({min_lot!r}), got {max_lot!r}")
+
+
+def _fixed_lot_problems(checked: Tree) -> Iterator[ConfigProblem]:
     # fixed_lot without volume_mode = "fixed" would be silently ignored: the person meant something by it.
-    for index, target in enumerate(config.targets):
-        copy = target.copy
-        fixed = copy.volume_mode is VolumeMode.FIXED
-        if fixed and copy.fixed_lot is None:
-            yield ConfigProblem(f"targets[{index}].fixed_lot", 'required when volume_mode = "fixed"')
-        elif not fixed and copy.fixed_lot is not None:
-            yield ConfigProblem(f"targets[{index}].fixed_lot", 'only used with volume_mode = "fixed"')
+    for where, target in _located_targets(checked):
+        mode, fixed_lot = _value(target, "volume_mode"), _value(target, "fixed_lot")
+        if not _known(mode, fixed_lot):
+            continue
+        fixed = mode is VolumeMode.FIXED
+        if fixed and fixed_lot is None:
+            yield ConfigProblem(f"{where}.fixed_lot", 'required when volume_mode = "fixed"')
+        elif not fixed and fixed_lot is not None:
+            yield ConfigProblem(f"{where}.fixed_lot", 'only used with volume_mode = "fixed"')
 
 
-def _duplicate_terminal_problems(config: AppConfig) -> Iterator[ConfigProblem]:
+def _duplicate_terminal_problems(checked: Tree, base_dir: Path) -> Iterator[ConfigProblem]:
     # Names are compared ignoring case because they become file names, and Windows ignores case.
     first_name: dict[Hashable, tuple[str, str]] = {}
     # Paths are compared the way the operating system compares them.
     first_path: dict[Hashable, str] = {}
     first_account: dict[Hashable, str] = {}
-    for where, terminal in _located_terminals(config):
-        name_key = terminal.name.casefold()
-        if name_key in first_name:
-            other_where, other_name = first_name[name_key]
-            if other_name == terminal.name:
-                message = f"duplicate terminal name {terminal.name!r} (also used by {other_where})"
+    for where, terminal in _located_terminals(checked):
+        name = _value(terminal, "name")
+        if name is not INVALID:
+            name_key = name.casefold()
+            if name_key in first_name:
+                other_where, other_name = first_name[name_key]
+                if other_name == name:
+                    message = f"duplicate terminal name {name!r} (also used by {other_where})"
+                else:
+                    message = (
+                        f"duplicate terminal name {name!r} (also used by {other_where} as "
+                        f"{other_name!r}; names must differ by more than letter case)"
+                    )
+                yield ConfigProblem(f"{where}.name", message)
             else:
-                message = (
-                    f"duplicate terminal name {terminal.name!r} (also used by {other_where} as "
-                    f"{other_name!r}; names must differ by more than letter case)"
+                first_name[name_key] = (where, name)
+
+        raw_path = _value(terminal, "path")
+        if raw_path is not INVALID:
+            path = resolve_path(base_dir, raw_path)
+            path_key = os.path.normcase(str(path))
+            if path_key in first_path:
+                yield ConfigProblem(
+                    f"{where}.path", f"duplicate terminal path '{path}' (also used by {first_path[path_key]})"
                 )
-            yield ConfigProblem(f"{where}.name", message)
-        else:
-            first_name[name_key] = (where, terminal.name)
+            else:
+                first_path[path_key] = where
 
-        path_key = os.path.normcase(str(terminal.path))
-        if path_key in first_path:
-            yield ConfigProblem(
-                f"{where}.path",
-                f"duplicate terminal path '{terminal.path}' (also used by {first_path[path_key]})",
-            )
-        else:
-            first_path[path_key] = where
-
-        account_key = (terminal.login, terminal.server)
-        if account_key in first_account:
-            yield ConfigProblem(
-                f"{where}.login",
-                f"duplicate account: login {terminal.login} on server {terminal.server!r} "
-                f"(also used by {first_account[account_key]})",
-            )
-        else:
-            first_account[account_key] = where
+        login, server = _value(terminal, "login"), _value(terminal, "server")
+        if _known(login, server):
+            if (login, server) in first_account:
+                yield ConfigProblem(
+                    f"{where}.login",
+                    f"duplicate account: login {login} on server {server!r} "
+                    f"(also used by {first_account[login, server]})",
+                )
+            else:
+                first_account[login, server] = where

@@ -183,9 +183,9 @@ ORPHANS = Table(
         ),
         Field(
             name="check_interval",
-            spec=Number(gt=0),
+            spec=Number(ge=0),
             default=5.0,
-            description="seconds between orphan checks",
+            description="seconds between orphan checks; 0: a check at every reconciliation",
         ),
         Field(
             name="max_checks",
@@ -266,7 +266,7 @@ COPY_FIELDS = (
     Field(
         name="max_pending_orders",
         spec=Integer(ge=0),
-        description="cap on the copier's pending orders on this target",
+        description="cap on the copier's pending orders on this target; 0: no new copies, existing ones followed",
     ),
     Field(name="enabled", spec=Boolean(), default=True, description="false: copy nothing to this target"),
     Field(

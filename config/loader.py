@@ -1,14 +1,16 @@
 """Turn a TOML config file (or the dict it parses to) into a validated ``AppConfig``.
 
-Two passes, as in freqtrade: first the shape of every key (``config.keys``), collecting every problem;
-then, only when all shapes are valid, the cross-field checks (``config.checks``). Either pass raises
-``ConfigError`` with everything it found.
+As in freqtrade, the shape of every key (``config.keys``) and then the cross-field checks
+(``config.checks``), but in one round: the cross-field checks run on every value whose shape is valid, so
+one ``ConfigError`` lists everything wrong with the file. A problem inside a target names it:
+``targets[1] (broker-b).lot_multiplier: ...``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from .checks import cross_field_problems
+from .checks import cross_field_problems, terminal_folder_problems
 from .errors import ConfigError, ConfigProblem
 from .keys import APP
 from .model import (
@@ -29,16 +31,19 @@ from .model import (
     TargetConfig,
     TerminalConfig,
 )
+from .paths import resolve_path
+from .schema import INVALID
 
 EXAMPLE_CONFIG_PATH = Path(__file__).with_name("example.toml")
 """The complete, commented example config shipped with the package."""
 
 
-def load_config(path: str | os.PathLike[str]) -> AppConfig:
+def load_config(path: str | os.PathLike[str], *, check_terminal_folders: bool = False) -> AppConfig:
     """Read, parse and validate the TOML config file at ``path``.
 
     Relative paths inside it resolve against the file's folder. Raises ``ConfigError`` listing every
     problem: a missing or unreadable file, a TOML syntax error, or invalid keys and values.
+    ``check_terminal_folders`` also requires every sim terminal's folder to exist here (``check-config``).
     """
     file = Path(path).expanduser().absolute()
     source = str(file)
@@ -61,33 +66,49 @@ def load_config(path: str | os.PathLike[str]) -> AppConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise fail(f"invalid TOML in {file}: {exc}") from None
-    config = parse_config(data, base_dir=file.parent, source=source)
+    config = parse_config(data, base_dir=file.parent, source=source, check_terminal_folders=check_terminal_folders)
     return dataclasses.replace(config, path=file)
 
 
-def parse_config(data: dict[str, Any], *, base_dir: Path, source: str = "<string>") -> AppConfig:
+def parse_config(
+    data: dict[str, Any], *, base_dir: Path, source: str = "<string>", check_terminal_folders: bool = False
+) -> AppConfig:
     """Validate already-parsed TOML data and build the typed config.
 
     Relative paths resolve against ``base_dir``; ``source`` names the data in error messages.
-    Raises ``ConfigError`` listing every problem found.
+    Raises ``ConfigError`` listing every problem found, the shape and the cross-field ones together.
     """
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem("config", f"must be a table, got {type(data).__name__}")], source)
+    base = Path(base_dir).expanduser().absolute()
     problems: list[ConfigProblem] = []
     checked = APP.validate(data, "", problems)
+    problems.extend(cross_field_problems(checked, base))
+    if check_terminal_folders:
+        problems.extend(terminal_folder_problems(checked, base))
     if problems:
-        raise ConfigError(problems, source)
-    config = _build(checked, Path(base_dir).expanduser().absolute())
-    problems = cross_field_problems(config)
-    if problems:
-        raise ConfigError(problems, source)
-    return config
+        raise ConfigError(_naming_targets(problems, checked), source)
+    return _build(checked, base)
 
 
-def _resolve(base_dir: Path, raw: str) -> Path:
-    # normpath, not resolve(): the terminal may not exist yet, and symlinks are the user's business.
-    path = Path(raw).expanduser()
-    return Path(os.path.normpath(path if path.is_absolute() else base_dir / path))
+_TARGET_KEY_PATH = re.compile(r"targets\[(\d+)\]")
+
+
+def _naming_targets(problems: list[ConfigProblem], checked: dict[str, Any]) -> list[ConfigProblem]:
+    """``targets[1].x`` becomes ``targets[1] (broker-b).x``: a person thinks of targets by name, not index."""
+    targets = checked.get("targets", INVALID)
+    names: dict[int, str] = {}
+    if isinstance(targets, tuple):
+        names = {index: target["name"] for index, target in enumerate(targets)
+                 if isinstance(target, dict) and target.get("name", INVALID) is not INVALID}
+    named = []
+    for problem in problems:
+        match = _TARGET_KEY_PATH.match(problem.path)
+        if match is not None and int(match[1]) in names:
+            path = f"{match[0]} ({names[int(match[1])]}){problem.path[match.end():]}"
+            problem = ConfigProblem(path, problem.message)
+        named.append(problem)
+    return named
 
 
 def _build(checked: dict[str, Any], base_dir: Path) -> AppConfig:
@@ -97,7 +118,7 @@ def _build(checked: dict[str, Any], base_dir: Path) -> AppConfig:
         coordinator=CoordinatorConfig(
             bind=coordinator["bind"],
             interval=coordinator["interval"],
-            state_dir=_resolve(base_dir, coordinator["state_dir"]),
+            state_dir=resolve_path(base_dir, coordinator["state_dir"]),
             hello_timeout=coordinator["hello_timeout"],
             heartbeat_interval=coordinator["heartbeat_interval"],
             worker_timeout=coordinator["worker_timeout"],
@@ -120,7 +141,7 @@ def _build_terminal(table: dict[str, Any], role: Role, base_dir: Path) -> Termin
         name=table["name"],
         role=role,
         backend=table["backend"],
-        path=_resolve(base_dir, table["path"]),
+        path=resolve_path(base_dir, table["path"]),
         login=table["login"],
         server=table["server"],
         password_env=table["password_env"],

@@ -4,7 +4,10 @@ A schema is a tree of specs: scalars (``String``, ``Integer``, ``Number``, ``Boo
 containers (``ListOf``, ``Table``, ``ArrayOfTables``, ``MapOf``). Validation walks the whole tree and
 appends every problem it finds to a list instead of raising at the first one, so a person can fix a
 config file in one pass. Valid values come back normalised (ints widened to float, choices converted,
-defaults filled in, containers as tuples); invalid ones come back as ``INVALID``.
+defaults filled in, containers as tuples); invalid ones come back as ``INVALID``. Tables and arrays of tables
+come back with their valid parts even when something inside them is invalid (a missing required key reads
+as ``INVALID`` too), so the cross-field checks can run in the same round on whatever is valid; a caller
+knows the whole is valid only when no problem was recorded.
 
 Adding a config key means adding a ``Field`` to a ``Table`` (see ``config/keys.py``).
 """
@@ -286,7 +289,6 @@ class Table(Spec):
             return _fail(problems, path, f"must be a single [{path}] table, not an array of tables")
         if not isinstance(value, dict):
             return _fail(problems, path, f"must be a table, got {describe(value)}")
-        before = len(problems)
         accepted = self.field_names()
         for key in value:
             if key not in accepted:
@@ -298,11 +300,12 @@ class Table(Spec):
                 result[spec_field.name] = spec_field.spec.validate(value[spec_field.name], child, problems)
             elif spec_field.required:
                 problems.append(ConfigProblem(child, spec_field.spec.missing_message(child)))
+                result[spec_field.name] = INVALID
             elif isinstance(spec_field.spec, Table):
                 result[spec_field.name] = spec_field.spec.validate({}, child, problems)
             else:
                 result[spec_field.name] = spec_field.default
-        return INVALID if len(problems) > before else result
+        return result  # partial when problems were recorded: see the module docstring
 
     def _unknown_key_message(self, key: str) -> str:
         accepted = self.field_names()
@@ -335,9 +338,8 @@ class ArrayOfTables(Spec):
             return _fail(problems, path, f"must be an array of tables ([[{path}]]), got {describe(value)}")
         if len(value) < self.min_items:
             return _fail(problems, path, self.missing_message(path))
-        before = len(problems)
-        items = tuple(self.table.validate(raw, index_path(path, i), problems) for i, raw in enumerate(value))
-        return INVALID if len(problems) > before else items
+        # Partial, like a Table: the valid parts of each item stay readable for the cross-field checks.
+        return tuple(self.table.validate(raw, index_path(path, i), problems) for i, raw in enumerate(value))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from loguru import logger
 
-from config import ConfigError, CopySettings, VolumeMode, load_config
+from config import ConfigError, CopySettings, VolumeMode, config_notes, load_config
 from config.logs import add_log_file, setup_console
+from coordinator import __version__
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG, EXIT_FATAL = 0, 1, 2, 3
 
@@ -19,13 +20,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mt5-copier",
         description="Copy pending orders from one MetaTrader 5 account to many others.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="start the coordinator and its workers")
     run.add_argument("--config", required=True, type=Path, help="TOML config file")
     run.add_argument("--once", action="store_true", help="one full sync, a summary, and exit (0 = all done)")
 
-    check = commands.add_parser("check-config", help="validate a config file and exit (0 valid, 2 invalid)")
+    check = commands.add_parser("check-config", help="validate a config file, and that each sim terminal exists "
+                                                     "here; exit 0 valid, 2 invalid")
     check.add_argument("--config", required=True, type=Path, help="TOML config file")
 
     from terminal_worker.main import add_arguments as add_worker_arguments
@@ -34,8 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "hand on another machine)")
     add_worker_arguments(worker)
 
-    status = commands.add_parser("status", help="show each terminal's state as the running coordinator last saw it")
+    status = commands.add_parser("status", help="whether the coordinator runs, and each terminal's health as it last "
+                                                "saw it; exit 0 all healthy, 1 degraded, 3 not running")
     status.add_argument("--config", required=True, type=Path, help="TOML config file")
+    status.add_argument("--json", action="store_true", help="print one JSON object (for scripts and health checks)")
 
     history = commands.add_parser("history", help="show what the copier did, newest first")
     history.add_argument("--config", required=True, type=Path, help="TOML config file")
@@ -72,24 +77,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_config(path: Path) -> int:
+    """Validate the file, and also that each local sim terminal exists on this machine (``run`` does not
+    refuse a missing one: it copies to the other targets and reports that terminal)."""
+    from coordinator.operator import write_out
+
     try:
-        config = load_config(path)
+        config = load_config(path, check_terminal_folders=True)
     except ConfigError as e:
         print(e, file=sys.stderr)
         return EXIT_CONFIG
-    print(f"{path}: valid")
+    lines = [f"{path}: valid"]
     for terminal in config.terminals():
         where = "remote worker" if terminal.remote else "local worker"
-        print(f"  {terminal.role.value:<6} {terminal.name}: {terminal.backend.value} terminal {terminal.path}, "
-              f"account {terminal.login}@{terminal.server} ({where})")
+        lines.append(f"  {terminal.role.value:<6} {terminal.name}: {terminal.backend.value} terminal {terminal.path}, "
+                     f"account {terminal.login}@{terminal.server} ({where})")
         if terminal.password_env and terminal.password() is None:
-            print(f"    note: environment variable {terminal.password_env} is not set here; the terminal's saved "
-                  "password will be used")
+            lines.append(f"    note: environment variable {terminal.password_env} is not set here; the terminal's "
+                         "saved password will be used")
     for target in config.targets:
         copy = target.copy
         types = ", ".join(sorted(kind.value for kind in copy.order_types))
-        print(f"  {target.name}: {_volume_rule(copy)}, types {types}, orphans {copy.orphans.policy.value}"
-              f"{', disabled' if not copy.enabled else ''}")
+        lines.append(f"  {target.name}: {_volume_rule(copy)}, types {types}, orphans {copy.orphans.policy.value}"
+                     f"{', disabled' if not copy.enabled else ''}")
+    lines.extend(f"  note: {note}" for note in config_notes(config))
+    write_out("\n".join(lines) + "\n")
     return EXIT_OK
 
 
@@ -111,7 +122,7 @@ def operator_command(args: argparse.Namespace) -> int:
         print(e, file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "status":
-        return status_command(config)
+        return status_command(config, as_json=args.json)
     return history_command(config, target=args.target, since=args.since, limit=args.limit)
 
 
@@ -125,6 +136,8 @@ def run(path: Path, *, once: bool) -> int:
         return EXIT_CONFIG
     setup_console("coordinator", config.coordinator.log_level)
     add_log_file(config.coordinator.state_dir / "logs", "coordinator")
+    for note in config_notes(config):
+        logger.warning("{}", note)
     coordinator = Coordinator(config, once=once)
     install_signal_handlers(coordinator)
     try:

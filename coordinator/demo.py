@@ -7,7 +7,11 @@ ends with a table of every source order against its copy on each target.
 
 from __future__ import annotations
 
+import os
 import random
+import shlex
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -128,8 +132,27 @@ def run_demo(*, duration: float, directory: Path | None) -> int:
     trader_thread.join(5.0)
     print(render_table(terminals))
     print(f"\nThe demo's terminals, config and logs are in {directory}")
-    print(f"Run it yourself: mt5-copier run --config {config_path} --once")
+    print(f"Run it yourself: {command_line([*copier_command(), 'run', '--config', str(config_path), '--once'])}")
     return code
+
+
+def copier_command() -> list[str]:
+    """How to start this very installation's ``mt5-copier``, whatever the shell's PATH holds.
+
+    The suggestion must work as printed in a shell where the venv is not activated: the script installed
+    next to the running interpreter, by its absolute path, or else the interpreter itself with ``-m``.
+    The interpreter's path is not resolved: a venv's python is a link, and resolving it leaves the venv.
+    """
+    scripts = Path(sys.executable).parent  # bin/ (POSIX) or Scripts\ (Windows) of the venv
+    for name in ("mt5-copier.exe", "mt5-copier") if os.name == "nt" else ("mt5-copier",):
+        if (scripts / name).is_file():
+            return [str(scripts / name)]
+    return [sys.executable, "-m", "coordinator"]
+
+
+def command_line(arguments: list[str]) -> str:
+    """``arguments`` quoted for this system's shell, so a path with spaces still works when pasted."""
+    return subprocess.list2cmdline(arguments) if os.name == "nt" else shlex.join(arguments)
 
 
 class ScriptedTrader:

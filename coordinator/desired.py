@@ -3,7 +3,8 @@ target's settings, symbol specification, prices and clock. Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from config import CopySettings, ExpirationFallback, PriceMode, VolumeMode
 from coordinator.clocks import Expiration, translate_expiration
@@ -46,6 +47,7 @@ class TargetContext:
     source_offset: int | None  # seconds each server clock runs ahead of UTC; None = not known yet
     target_offset: int | None
     source_quotes: dict[str, Quote]
+    source_specs: Mapping[str, SymbolSpec] = field(default_factory=dict)  # the source's symbols (contract sizes)
 
 
 class NotYet(Exception):
@@ -65,7 +67,9 @@ def desire(order: PendingOrder, symbol: str, spec: SymbolSpec, target_quote: Quo
         # Sized once from the balances of that moment: balances drift all day, copies must not follow them.
         volume, source_volume = anchor.volume, anchor.source_volume
     else:
-        sized = size_volume(order.volume, settings, spec, context.accounts)
+        source_spec = context.source_specs.get(order.symbol)
+        sized = size_volume(order.volume, settings, spec, context.accounts,
+                            source_contract_size=source_spec.contract_size if source_spec else None)
         if sized.problem:
             raise (NotYet if sized.waiting else CannotCopy)(sized.problem)
         volume, source_volume, note = sized.volume, order.volume, sized.note

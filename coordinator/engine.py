@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from loguru import logger
 
-from config import AppConfig
+from config import AppConfig, TargetConfig
 from config.faults import crash_point
 from coordinator import __version__
 from coordinator.clocks import estimate_offset
 from coordinator.desired import TargetContext
 from coordinator.market_checks import frozen_problem
-from coordinator.orphans import OrphanCandidate, OrphanTracker
+from coordinator.orphans import CONFIRMED_FATES, OrphanCandidate, OrphanTracker
 from coordinator.planner import (
     Link,
     LinkStatus,
@@ -63,11 +63,22 @@ SYMBOL_REQUEST_RETRY_SECONDS = 10.0
 STATUS_INTERVAL_SECONDS = 1.0
 HISTORY_REQUEST_RETRY_SECONDS = 10.0
 HISTORY_WAIT_SECONDS = 30.0
+# A copy that vanished is looked up in the terminal's history this many times, this far apart (history can lag
+# the order's disappearance); with still no record its fate is decided as "deleted" (see the planner).
+NO_RECORD_LOOKS = 3
+NO_RECORD_RETRY_SECONDS = 1.5
 OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accepted after this long
 UNKNOWN_OUTCOME_GRACE_SECONDS = 3.0  # a request whose fate is unknown may still land: look again after this
 RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)  # retryable rejections: back off, capped at a minute
 FINAL_FAILURE_RETRY_SECONDS = 300.0  # final rejections: conditions rarely change, but the order may be edited
+MARKET_CLOSED = 10018  # TRADE_RETCODE_MARKET_CLOSED
+# A closed market opens when its ticks move again (heartbeats carry them every second); this is only the safety
+# net for a symbol whose ticks the copier does not see.
+MARKET_CLOSED_RECHECK_SECONDS = 300.0
 NO_RECORD = -2  # a ClosedOrder state for "the terminal's history has no record of this ticket"
+# Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
+DEFINITE_TERMINAL_FAILURES = frozenset({"terminal-not_found", "terminal-authorization_failed",
+                                        "terminal-ipc_timeout"})
 _FATES = {2: "cancelled", 4: "filled", 5: "rejected", 6: "expired"}
 
 
@@ -78,6 +89,8 @@ class InFlight:
     fingerprint: tuple = ()  # the source order as it was when the command was planned
     unknown_since: float = 0.0  # monotonic; set once the outcome is unknown (0 = known so far)
     recovered: bool = False  # found unsettled in the state at start-up (sent by an earlier run)
+    worker_gone: bool = False  # the worker process that had it exited: any later worker's report is newer
+    adjustment: str = ""  # what changed the copy from a plain copy of its source (contract sizes, a bound)
 
 
 @dataclass(slots=True)
@@ -88,6 +101,7 @@ class Failure:
     retry_at: float  # monotonic
     final: bool
     fingerprint: tuple = ()  # the source order when it failed: an edit of the order retries at once
+    symbol: str = ""  # the target symbol of the command that failed
 
 
 @dataclass(slots=True)
@@ -99,6 +113,7 @@ class TargetReport:
     modified: dict[int, int] = field(default_factory=dict)  # source ticket -> number of modifications
     replaced: dict[int, int] = field(default_factory=dict)
     removed: dict[int, str] = field(default_factory=dict)  # source ticket -> why its copy was removed
+    adjusted: dict[int, str] = field(default_factory=dict)  # source ticket -> what changed its copy's size
     failures: dict[int, Failure] = field(default_factory=dict)  # current, cleared on success
     last_plan: TargetPlan | None = None
     unavailable: str = ""  # why the target could not be planned for at the last attempt
@@ -145,6 +160,15 @@ class Engine:
                            "copies are recognised by their tags on the terminals and nothing is placed twice",
                            state.path)
         self._recover_unsettled_intents()
+        self._report_disabled_targets()
+
+    def _report_disabled_targets(self) -> None:
+        for target in self.config.targets:
+            left = self.unmanaged_copies(target.name) if not target.copy.enabled else 0
+            if left:
+                logger.warning("target {} is disabled (enabled = false) and still holds {} copies placed by the "
+                               "copier: they are left as they are, unmanaged (no edits, no removals, no orphan "
+                               "policy) until it is enabled again", target.name, left)
 
     # ---- start-up ------------------------------------------------------------------------------
 
@@ -182,6 +206,8 @@ class Engine:
             view.last_error = message.message
             if message.code.startswith("terminal-"):
                 view.terminal_link_ok = False
+            if message.code in DEFINITE_TERMINAL_FAILURES:
+                view.definite_failure = message.message
         elif isinstance(message, Goodbye):
             logger.info("{}: worker is leaving: {}", name, message.reason)
             view.online = False
@@ -208,15 +234,15 @@ class Engine:
             problems.append(f"calls itself {hello.terminal!r} on the link of {view.name!r}")
         if hello.role != config.role.value:
             problems.append(f"runs as {hello.role}, configured as {config.role.value}")
-        if hello.account.login != config.login or hello.account.server != config.server:
-            problems.append(f"is logged into {hello.account.login}@{hello.account.server}, "
-                            f"configured {config.login}@{config.server}")
         if problems:
             message = f"worker {view.name} " + "; ".join(problems)
             logger.error("{}: refusing it", message)
             view.last_error = message
             self._send(view.name, ErrorMessage(code="identity-mismatch", message=message, fatal=True))
             return
+        # A terminal on another account is welcomed, not refused: a person may log back in, and the worker
+        # keeps reporting. Until then every decision that depends on it is frozen (see _note_account).
+        self._note_account(view, hello.account.login, hello.account.server)
         if view.welcomed and view.boot_id and view.boot_id != hello.boot_id:
             logger.warning("{}: a new worker process (boot {}) replaced boot {}", view.name, hello.boot_id,
                            view.boot_id)
@@ -230,7 +256,8 @@ class Engine:
         view.welcomed = True
         view.online = True
         view.terminal_link_ok = True
-        view.last_error = ""
+        view.last_error = view.account_problem
+        view.definite_failure = ""
         view.welcomed_at = self._clock()
         self._update_clock(view, hello.server_time, hello.sent_at_ms)
         logger.info("{} ({}) connected: account {}@{}, {} terminal, balance {:.2f} {}", view.name,
@@ -246,12 +273,9 @@ class Engine:
         if snapshot.boot_id != view.boot_id:
             self._send(view.name, ErrorMessage(code="hello-required", message="snapshot from an unknown boot"))
             return
-        if snapshot.login != view.config.login:
-            logger.error("{}: snapshot of account {} on the link of account {}; ignored", view.name,
-                         snapshot.login, view.config.login)
-            return
         if view.snapshot is not None and snapshot.seq <= view.snapshot.seq:
             return  # out of order or repeated: the newer one already applies
+        self._note_account(view, snapshot.login, snapshot.server)
         previous = view.snapshot
         view.snapshot = snapshot
         view.confirmed_at = now
@@ -267,6 +291,21 @@ class Engine:
         else:
             self._resolve_unknown_outcomes(view, snapshot)
             self._dirty.add(view.name)
+
+    def _note_account(self, view: TerminalView, login: int, server: str) -> None:
+        """The account a terminal reports, checked against its config on every hello and snapshot. A source on
+        the wrong account would have its orders copied everywhere (and the targets' copies orphaned); a target
+        on the wrong account would receive trades meant for another: both freeze until the account is back."""
+        if not view.report_account(login, server):
+            return
+        if view.account_problem:
+            logger.error("{}", view.account_problem)
+            view.last_error = view.account_problem
+        else:
+            logger.info("{}: logged into the configured account {} again; copying resumes", view.name, view.account)
+            if view.last_error.startswith(f"terminal {view.name} is logged into account"):
+                view.last_error = ""
+        self._dirty.update(self.targets if view is self.source else (view.name,))
 
     def _on_heartbeat(self, view: TerminalView, message: Heartbeat, now: float) -> None:
         if message.boot_id != view.boot_id:
@@ -292,6 +331,12 @@ class Engine:
             self._dirty.add(view.name)
         for quote in message.quotes:
             view.quotes[quote.symbol] = quote
+            if quote.symbol in view.closed_markets:
+                last_tick = view.closed_markets[quote.symbol]
+                if last_tick is None:
+                    view.closed_markets[quote.symbol] = quote.time  # the first tick seen: what "newer" means
+                elif quote.time > last_tick:
+                    self._market_opened(view, quote.symbol)
         self._update_clock(view, message.server_time, message.sent_at_ms)
 
     def _update_clock(self, view: TerminalView, server_time: int, sent_at_ms: int) -> None:
@@ -326,10 +371,14 @@ class Engine:
         for record in message.orders:
             view.closed[record.ticket] = record
             view.requested_history.pop(record.ticket, None)
+        now = self._clock()
         for ticket in message.unknown:
             view.closed[ticket] = ClosedOrder(ticket=ticket, symbol="", type=0, state=NO_RECORD, magic=0, comment="")
             view.requested_history.pop(ticket, None)
-        self._dirty.add(view.name)
+            answers = view.no_record_answers.get(ticket, (0, 0.0))[0] + 1
+            view.no_record_answers[ticket] = (answers, now)
+        _trim(view.no_record_answers)
+        self._dirty.update(self.targets if view is self.source else (view.name,))
 
     def _report_source_fates(self, snapshot: Snapshot) -> None:
         """Record once what became of each source order that left the pending list."""
@@ -369,7 +418,7 @@ class Engine:
             return
         self.in_flight[view.name].pop(command.source_ticket, None)
         if result.status is CommandStatus.DONE:
-            self._settle_done(view, command, result)
+            self._settle_done(view, command, result, flight.adjustment)
             return
         reason = _failure_text(result)
         self.state.settle_intent(command.command_id, result.status.value, result.retcode)
@@ -384,6 +433,8 @@ class Engine:
             return
         self.state.record_event(view.name, command.source_ticket, command.kind.value, result.status.value,
                                 copy_ticket=command.ticket, retcode=result.retcode, message=reason)
+        if result.retcode == MARKET_CLOSED:
+            self._market_closed(view, command)
         self._record_failure(view.name, command, result.retcode, reason, final=_is_final(result),
                              fingerprint=flight.fingerprint)
 
@@ -395,12 +446,15 @@ class Engine:
         if any(order.ticket == command.ticket for order in view.snapshot.orders):
             self.state.set_link_status(view.name, command.source_ticket, LinkStatus.ACTIVE)
 
-    def _settle_done(self, view: TerminalView, command: Command, result: CommandResult) -> None:
+    def _settle_done(self, view: TerminalView, command: Command, result: CommandResult, adjustment: str = "") -> None:
         report = self.reports[view.name]
         target = view.name
         ticket = command.source_ticket
         report.failures.pop(ticket, None)
-        what = f"{command.symbol} {_type_name(command.order_type)} {command.volume:g} lots @ {command.price}"
+        what = _describe_copy(command) + (f" ({adjustment})" if adjustment else "")
+        if adjustment and command.kind in (CommandKind.PLACE, CommandKind.REPLACE):
+            report.adjusted[ticket] = adjustment
+            _trim(report.adjusted)
         if command.kind is CommandKind.REMOVE:
             self.state.settle_intent(command.command_id, "done", result.retcode, result.ticket)
             link = self.state.links(target).get(ticket)
@@ -425,8 +479,7 @@ class Engine:
             _trim(report.modified)
             self.state.record_event(target, ticket, "modified", "done", copy_ticket=result.ticket,
                                     retcode=result.retcode, message=what)
-            logger.success("{}: copy #{} of source #{} modified: {} sl {} tp {}", target, result.ticket, ticket,
-                           what, command.sl, command.tp)
+            logger.success("{}: copy #{} of source #{} modified: {}", target, result.ticket, ticket, what)
         elif command.kind is CommandKind.REPLACE:
             report.replaced[ticket] = result.ticket
             _trim(report.replaced)
@@ -441,27 +494,57 @@ class Engine:
             _trim(done)
             self.state.record_event(target, ticket, action, "done", copy_ticket=result.ticket,
                                     retcode=result.retcode, message=what)
-            logger.success("{}: source #{} copied as #{} ({}){}", target, ticket, result.ticket, what,
+            logger.success("{}: source #{} copied as #{}: {}{}", target, ticket, result.ticket, what,
                            " - it was already there" if result.already_existed else "")
+
+    def _market_closed(self, view: TerminalView, command: Command) -> None:
+        """The broker said the market of ``command.symbol`` is closed: nothing more is sent for that symbol on
+        this target until a tick newer than the last one known shows the session open (see _on_heartbeat)."""
+        if command.symbol in view.closed_markets:
+            return
+        quote = view.quotes.get(command.symbol)
+        view.closed_markets[command.symbol] = quote.time if quote is not None else None
+        logger.warning("{}: the market of {} is closed; what waits for it is sent as soon as its next tick shows "
+                       "the session open", view.name, command.symbol)
+
+    def _market_opened(self, view: TerminalView, symbol: str) -> None:
+        del view.closed_markets[symbol]
+        logger.info("{}: {} trades again (a new tick); sending what waited for its session", view.name, symbol)
+        now = self._clock()
+        for failure in self.reports[view.name].failures.values() if view.name in self.reports else ():
+            if failure.retcode == MARKET_CLOSED and failure.symbol == symbol:
+                failure.retry_at = now
+        self._dirty.update(self.targets if view is self.source else (view.name,))
 
     def _record_failure(self, target: str, command: Command, retcode: int, reason: str, *, final: bool,
                         fingerprint: tuple = ()) -> None:
         report = self.reports[target]
         previous = report.failures.get(command.source_ticket)
         attempts = previous.attempts + 1 if previous else 1
-        delay = FINAL_FAILURE_RETRY_SECONDS if final else RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
+        if retcode == MARKET_CLOSED:
+            delay = MARKET_CLOSED_RECHECK_SECONDS
+        else:
+            delay = FINAL_FAILURE_RETRY_SECONDS if final else RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
         report.failures[command.source_ticket] = Failure(retcode=retcode, message=reason, attempts=attempts,
                                                          retry_at=self._clock() + delay, final=final,
-                                                         fingerprint=fingerprint)
-        if previous is None or previous.message != reason:
-            # Once per cause, not once per cycle.
-            logger.error("{}: {} for source #{} failed: {} ({}; retry in {:.0f}s)", target, command.kind.value,
-                         command.source_ticket, reason, "final" if final else "retryable", delay)
+                                                         fingerprint=fingerprint, symbol=command.symbol)
+        if previous is not None and previous.message == reason:
+            return  # once per cause, not once per cycle
+        what = f"{target}: {command.kind.value} of the copy of source #{command.source_ticket}"
+        if final:
+            logger.error("{} failed: {} (the broker will refuse it again as it is; tried again in {:.0f}s or when "
+                         "the source order changes)", what, reason, delay)
+        elif retcode == MARKET_CLOSED:
+            logger.warning("{} waits: {}; sent when {} trades again", what, reason, command.symbol)
+        else:
+            logger.warning("{} was refused for now: {}; retrying in {:.0f}s", what, reason, delay)
 
     def _resolve_unknown_outcomes(self, view: TerminalView, snapshot: Snapshot) -> None:
         """Settle commands whose fate was unknown, now that the terminal's state (a snapshot, or a heartbeat
         saying the last snapshot still holds) arrived well after the outcome became unknown. Judged on the
         coordinator's own clock: a worker's clock may be minutes off."""
+        if view.account_problem:
+            return  # another account's orders say nothing about what happened on ours
         flights = self.in_flight[view.name]
         now = self._clock()
         for source_ticket, flight in list(flights.items()):
@@ -476,7 +559,8 @@ class Engine:
                     continue
             waited = now - flight.unknown_since >= UNKNOWN_OUTCOME_GRACE_SECONDS
             # After a worker (re)connects, its first reports may predate what it finds settling: give it time too.
-            worker_settled = view.welcomed_at <= flight.unknown_since or \
+            # A worker that exited can no longer be busy with the request: the next worker's reports suffice.
+            worker_settled = flight.worker_gone or view.welcomed_at <= flight.unknown_since or \
                 now - view.welcomed_at >= UNKNOWN_OUTCOME_GRACE_SECONDS
             if not (waited and worker_settled):
                 continue
@@ -488,6 +572,29 @@ class Engine:
                                     message="outcome was unknown; the next plan works from what the terminal shows")
             logger.info("{}: {} for source #{} settled from the terminal's state; planning again", view.name,
                         command.kind.value, source_ticket)
+
+    def worker_exited(self, name: str, code: int) -> None:
+        """The worker process of ``name`` is gone (the supervisor saw it exit). Nothing it was asked to do can
+        still be answered: its commands' outcomes are unknown from now on, settled from what the terminal shows
+        once a worker reports again (never resent blindly)."""
+        view = self.views.get(name)
+        if view is None:
+            return
+        view.online = False
+        view.forget_boot()
+        now = self._clock()
+        for flight in self.in_flight.get(name, {}).values():
+            flight.worker_gone = True
+            if not flight.unknown_since:
+                flight.unknown_since = now
+                logger.warning("{}: the worker exited before answering {} for source #{}; its outcome is unknown "
+                               "until the terminal is read again", name, flight.command.kind.value,
+                               flight.command.source_ticket)
+        if code != 0:
+            view.last_error = f"worker exited with code {code}" + (f" ({view.last_error})" if view.last_error else "")
+            report = self.reports.get(name)
+            if report is not None:
+                report.unavailable = view.last_error
 
     # ---- timers --------------------------------------------------------------------------------
 
@@ -532,6 +639,8 @@ class Engine:
             return False, f"waiting for the first snapshot of source {source.name}"
         if not source.fresh(now, self.config.coordinator.worker_timeout):
             return False, f"source {source.name} is offline or its snapshot is stale"
+        if source.account_problem:
+            return False, source.account_problem
         if not source.terminal_link_ok:
             return False, f"source {source.name}'s worker lost its terminal ({source.last_error or 'no link'})"
         if source.snapshot is not None and not source.snapshot.connected:
@@ -591,7 +700,7 @@ class Engine:
         removals, requests = self._orphan_removals(view, plan, now, busy={c.source_ticket for c in commands})
         return (requests + self._request_symbols(view, plan.needed_symbols, now)
                 + self._request_history(view, plan.needed_history, now)
-                + self._send_commands(view, commands + removals, now))
+                + self._send_commands(view, commands + removals, now, plan.adjustments))
 
     def _inputs(self, view: TerminalView, now: float) -> TargetInputs:
         assert view.target is not None and view.snapshot is not None and self.source.snapshot is not None
@@ -605,6 +714,9 @@ class Engine:
             specs=view.specs,
             quotes=view.quotes,
             closed=view.closed,
+            closed_markets=frozenset(view.closed_markets),
+            no_record=frozenset(ticket for ticket, (count, _) in view.no_record_answers.items()
+                                if count >= NO_RECORD_LOOKS),
             missing_symbols=frozenset(view.missing_symbols),
             links=self.state.links(view.name),
             in_flight=frozenset(self.in_flight[view.name]),
@@ -616,6 +728,7 @@ class Engine:
                 source_offset=self.source.server_offset,
                 target_offset=view.server_offset,
                 source_quotes=self.source.quotes,
+                source_specs=self.source.specs,
             ),
         )
 
@@ -645,8 +758,6 @@ class Engine:
             self.state.record_event(view.name, update.source_ticket, "copy-" + update.status.value, "noted",
                                     copy_ticket=update.copy_ticket, message=update.detail)
             logger.info("{}: source #{}: {}", view.name, update.source_ticket, update.detail)
-        for note in plan.notes:
-            logger.info("{}", note)
         self._removal_reasons.update({(view.name, t): reason for t, reason in plan.removal_reasons.items()})
         _trim(self._removal_reasons)
         self._log_skips(view.name, plan.skips)
@@ -668,30 +779,38 @@ class Engine:
         """Copies whose source order is gone: the target's orphan policy, after its confirmations. Only ever
         called with a fresh source (``reconcile`` returns early otherwise)."""
         tracker = self.orphan_trackers[view.name]
-        if not tracker.due(now) or (not plan.orphans and not tracker.counts()):
+        if not plan.orphans and not tracker.counts():
             return [], 0
         source = self.source
-        # What became of each source order (filled, cancelled, expired) decides keep_filled_copies and goes in
-        # the evidence: ask the source's history for the ones its worker did not see leave, and decide once it
-        # has answered (or stayed silent for HISTORY_WAIT_SECONDS).
+        # What became of each source order (filled, cancelled, expired) decides at once, and decides
+        # keep_filled_copies: ask the source's history for the ones its worker did not see leave. A copy whose
+        # answer is on its way is held (neither counted nor reset) for up to HISTORY_WAIT_SECONDS.
         unknown = {copy.magic for copy in plan.orphans
                    if copy.magic not in source.closed or source.closed[copy.magic].state == -1}
-        if unknown:
-            requests = self._request_history(source, unknown, now)
-            if any(now - source.requested_history.get(ticket, -1e9) < HISTORY_WAIT_SECONDS for ticket in unknown):
-                return [], requests
+        requests = self._request_history(source, unknown, now) if unknown else 0
+        asking = {ticket for ticket in unknown
+                  if now - source.requested_history.get(ticket, -1e9) < HISTORY_WAIT_SECONDS}
         candidates = [
             OrphanCandidate(copy_ticket=copy.ticket, source_ticket=copy.magic, symbol=copy.symbol,
                             source_fate=_FATES.get(source.closed[copy.magic].state, "unknown")
                             if copy.magic in source.closed else "unknown")
-            for copy in plan.orphans
+            for copy in plan.orphans if copy.magic not in asking
         ]
+        held = {copy.ticket for copy in plan.orphans if copy.magic in asking}
+        if not candidates and held.issuperset(tracker.counts()):
+            return [], requests  # only copies whose fate is being asked: nothing to count or reset yet
+        confirmed = any(candidate.source_fate in CONFIRMED_FATES for candidate in candidates)
+        if not tracker.due(now) and not confirmed and not any(
+                tracker.counts().get(c.copy_ticket, 0) >= tracker.settings.max_checks for c in candidates):
+            return [], requests
         snapshot = source.snapshot
         evidence_id = f"{source.name} boot {snapshot.boot_id} seq {snapshot.seq}" if snapshot else "none"
         before = tracker.counts()
-        decision = tracker.check(now, candidates, evidence_id)
+        decision = tracker.check(now, candidates, evidence_id, held=held)
         for line in decision.evidence:
-            logger.info("orphans: {}", line)
+            logger.info("{}", line)
+        if decision.evidence:
+            logger.debug("orphan check on source snapshot {}", evidence_id)
         if tracker.counts() != before:
             self.state.save_orphan_counts(view.name, tracker.counts())
         for candidate in decision.preserved:
@@ -710,18 +829,22 @@ class Engine:
                 continue
             if copy.magic in failures and failures[copy.magic].retry_at > now:
                 continue  # the last removal failed: its backoff applies here too
+            if copy.symbol in view.closed_markets:
+                continue  # the broker would refuse it: removed when the session opens
             spec, quote = view.specs.get(copy.symbol), view.quotes.get(copy.symbol)
             if spec is not None and quote is not None and frozen_problem(copy, quote, spec):
                 continue  # within the freeze level: the broker would refuse; wait for the market to move
+            checks = tracker.counts().get(candidate.copy_ticket, 0)
+            why = (f"the source's history says source order #{candidate.source_ticket} was {candidate.source_fate}"
+                   if candidate.source_fate in CONFIRMED_FATES else
+                   f"source order #{candidate.source_ticket} not found in {checks} consecutive checks ({evidence_id})")
             self.state.record_event(view.name, candidate.source_ticket, "orphan-kill", "decided",
-                                    copy_ticket=candidate.copy_ticket,
-                                    message=f"orphaned in {tracker.counts().get(candidate.copy_ticket, 0)} "
-                                            f"consecutive checks ({evidence_id}); source {candidate.source_fate}")
+                                    copy_ticket=candidate.copy_ticket, message=why)
             fate = candidate.source_fate if candidate.source_fate != "unknown" else "gone"
             self._removal_reasons[(view.name, copy.magic)] = f"orphan: source order #{copy.magic} is {fate}"
             commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
                                     symbol=copy.symbol, ticket=copy.ticket, magic=copy.magic, comment=copy.comment))
-        return commands, 0
+        return commands, requests
 
     def _request_symbols(self, view: TerminalView, symbols: set[str], now: float) -> int:
         wanted = sorted(s for s in symbols if s not in view.specs and s not in view.missing_symbols
@@ -735,7 +858,8 @@ class Engine:
         return 0
 
     def _request_history(self, view: TerminalView, tickets: set[int], now: float) -> int:
-        wanted = sorted(t for t in tickets if now - view.requested_history.get(t, -1e9) > HISTORY_REQUEST_RETRY_SECONDS)
+        wanted = sorted(t for t in tickets if now - view.requested_history.get(t, -1e9) > HISTORY_REQUEST_RETRY_SECONDS
+                        and not _no_record_settled_or_recent(view.no_record_answers.get(t), now))
         if not wanted:
             return 0
         if self._send(view.name, HistoryRequest(request_id=uuid.uuid4().hex[:12], tickets=tuple(wanted))):
@@ -744,7 +868,8 @@ class Engine:
             return 1
         return 0
 
-    def _send_commands(self, view: TerminalView, planned: list[Command], now: float) -> int:
+    def _send_commands(self, view: TerminalView, planned: list[Command], now: float,
+                       adjustments: Mapping[int, str] | None = None) -> int:
         if not planned:
             return 0
         # In the worker's clock: a worker whose clock is off must not find fresh commands already expired.
@@ -762,7 +887,8 @@ class Engine:
             self.state.record_intent(view.name, command, link_status=status)
             source_order = source_orders.get(command.source_ticket)
             flights[command.source_ticket] = InFlight(
-                command=command, sent_at=now, fingerprint=_fingerprint(source_order) if source_order else ())
+                command=command, sent_at=now, fingerprint=_fingerprint(source_order) if source_order else (),
+                adjustment=(adjustments or {}).get(command.source_ticket, ""))
         crash_point("after-intent")
         if self._send(view.name, CommandBatch(batch_id=uuid.uuid4().hex[:12], commands=tuple(commands))):
             crash_point("after-send", flush_seconds=0.2)
@@ -788,9 +914,10 @@ class Engine:
                     self.state.record_event(target, skip.source_ticket, "skipped", skip.reason.name.lower(),
                                             message=text)
                 if skip.reason.waiting:
-                    logger.debug("{}: source #{} {}", target, skip.source_ticket, text)
+                    logger.debug("{}: source #{} {}: {}", target, skip.source_ticket, skip.symbols(), text)
                 else:
-                    logger.warning("{}: not copying source #{}: {}", target, skip.source_ticket, text)
+                    logger.warning("{}: not copying source #{} {}: {}", target, skip.source_ticket, skip.symbols(),
+                                   text)
         for key in [key for key in self._logged_skips if key[0] == target and key not in current]:
             del self._logged_skips[key]
 
@@ -823,13 +950,15 @@ class Engine:
     def publish_status(self) -> None:
         """Write every terminal's status for ``mt5-copier status`` (another process reads it)."""
         rows = [self._status_of(view) for view in self.views.values()]
+        rows += [self._status_of_disabled(target) for target in self.config.targets if not target.copy.enabled]
         try:
             self.status_board.write(rows)
         except Exception as e:  # status is for people; it must never stop copying
             logger.warning("could not write the status table: {}", e)
 
     def _status_of(self, view: TerminalView) -> TerminalStatus:
-        snapshot = view.snapshot
+        # Facts the worker reports are unknown (None) while it is offline: never shown as 0 or "disconnected".
+        snapshot = view.snapshot if view.online else None
         report = self.reports.get(view.name)
         plan = report.last_plan if report else None
         skipped: list[tuple[int, str]] = []
@@ -853,20 +982,44 @@ class Engine:
                 else:
                     state = f"confirming ({count} of {settings.max_checks} checks)"
                 orphan_list.append((copy.ticket, copy.magic, state))
+        is_source = view is self.source
+        # A worker that talks but cannot reach its terminal (it reports why) is online, its terminal unreachable.
+        talking = view.online or (view.last_seen > 0
+                                  and self._clock() - view.last_seen <= self.config.coordinator.worker_timeout)
         return TerminalStatus(
             name=view.name,
-            orphan_list=tuple(orphan_list),
             role=view.config.role.value,
-            online=view.online,
-            connected=bool(snapshot and snapshot.connected),
-            pending_orders=len(snapshot.orders) if snapshot else 0,
-            copies=self.copies_on(view.name) if view is not self.source else 0,
-            orphans=len(plan.orphans) if plan else 0,
+            online=talking,
+            terminal_reachable=(view.welcomed and view.terminal_link_ok) if talking else None,
+            connected=snapshot.connected if snapshot is not None else None,
+            account=view.account,
+            account_ok=(not view.account_problem) if view.account else None,
+            pending_orders=len(snapshot.orders) if snapshot is not None else None,
+            copies=0 if is_source else (len(our_copies(snapshot.orders)[0]) if snapshot is not None else None),
+            orphans=0 if is_source else (len(plan.orphans) if plan is not None and snapshot is not None else None),
+            failed=len(report.failures) if report is not None else 0,
+            restarts=view.restarts,
             skipped=tuple(skipped),
+            orphan_list=tuple(orphan_list),
             last_sync_at=view.last_sync_at,
             last_error=last_error,
             updated_at=time.time(),
         )
+
+    def _status_of_disabled(self, target: TargetConfig) -> TerminalStatus:
+        """A disabled target has no worker: what is known is what the state recorded of its copies."""
+        left = self.unmanaged_copies(target.name)
+        return TerminalStatus(
+            name=target.name, role=target.terminal.role.value, enabled=False, online=False, terminal_reachable=None,
+            connected=None, pending_orders=None, copies=None, orphans=None, unmanaged_copies=left, skipped=(),
+            last_sync_at=0.0, updated_at=time.time(),
+            last_error=f"disabled: {left} copies left there unmanaged" if left else "",
+        )
+
+    def unmanaged_copies(self, name: str) -> int:
+        """Copies the state records as pending on ``name`` (a disabled target: nobody manages them now)."""
+        return sum(1 for link in self.state.links(name).values()
+                   if link.status in (LinkStatus.ACTIVE, LinkStatus.REPLACING))
 
     def copies_on(self, name: str) -> int:
         view = self.targets[name]
@@ -880,6 +1033,14 @@ def _trim(memory: dict) -> None:
     """Drop the oldest entries of an insertion-ordered map beyond MEMORY_LIMIT."""
     while len(memory) > MEMORY_LIMIT:
         del memory[next(iter(memory))]
+
+
+def _no_record_settled_or_recent(answers: tuple[int, float] | None, now: float) -> bool:
+    """Not worth asking the history again: it said "no record" often enough, or a moment ago."""
+    if answers is None:
+        return False
+    count, last = answers
+    return count >= NO_RECORD_LOOKS or now - last < NO_RECORD_RETRY_SECONDS
 
 
 def _fingerprint(order) -> tuple:
@@ -914,6 +1075,14 @@ _TYPE_NAMES = {2: "buy limit", 3: "sell limit", 4: "buy stop", 5: "sell stop", 6
 
 def _type_name(order_type: int) -> str:
     return _TYPE_NAMES.get(order_type, f"type {order_type}")
+
+
+def _describe_copy(command: Command) -> str:
+    """What a placed or modified copy looks like, in the words a trader reads."""
+    text = f"{command.symbol} {_type_name(command.order_type)} {command.volume:g} lots @ {command.price:g}"
+    if command.stoplimit:
+        text += f" limit {command.stoplimit:g}"
+    return text + f" sl {command.sl:g} tp {command.tp:g}"
 
 
 def _now_ms() -> int:

@@ -2,28 +2,38 @@
 
 Both open ``copier.db`` read-only, so they are safe while the coordinator runs (SQLite in WAL mode lets a
 reader see the last committed data while the writer carries on), and they never create, repair or move a
-state file the way the coordinator does at start-up.
+state file the way the coordinator does at start-up. Whether a coordinator runs is the state folder's
+lock's answer (``coordinator.instance_lock``), not the age of the status rows: a stopped coordinator's
+last rows are shown as the last known values, and ``status`` exits 3.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import sqlite3
 import sys
 import time
 from contextlib import closing
+from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from config import AppConfig, Role, TerminalConfig
+from coordinator.instance_lock import running_coordinator_pid
 from coordinator.retcodes import describe
 from coordinator.state import DATABASE_NAME
 from coordinator.status import TerminalStatus, read_status
 
 # The CLI's exit codes (coordinator/cli.py), as these commands use them.
 EXIT_OK, EXIT_NO_STATE, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
+# `status`, a health check: all healthy; running but degraded; no coordinator runs on this state folder.
+EXIT_HEALTHY, EXIT_DEGRADED, EXIT_NOT_RUNNING = 0, 1, 3
 
-# The coordinator rewrites the status table every few seconds while it runs; older rows mean it stopped.
+# The running coordinator rewrites the status table every second; rows this old mean it is stuck.
 STALE_AFTER = 10.0
 MAX_SKIPPED_SHOWN = 20
 
@@ -32,33 +42,313 @@ _AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def status_command(config: AppConfig) -> int:
-    """Print every configured terminal's last known status; 1 when the copier never ran with this config."""
+def status_command(config: AppConfig, *, as_json: bool = False) -> int:
+    """Print whether the coordinator runs and every configured terminal's health, as text or one JSON object.
+
+    Exit code: 0 all healthy, 1 running but degraded, 3 the coordinator is not running (see ``Health``).
+    """
+    report = gather_status(config, time.time())
+    write_out(json.dumps(status_json(report), indent=2) + "\n" if as_json else render_status(report))
+    if report.state_note:
+        print(report.state_note, file=sys.stderr)
+    return report.exit_code
+
+
+class Health(str, Enum):
+    """A terminal's health, and the copier's as a whole (the worst of its enabled terminals)."""
+
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"  # running, but a worker, terminal, broker link, account or copy is not right
+    DISABLED = "disabled"  # a target with enabled = false: nothing runs for it
+    NOT_RUNNING = "not running"  # no coordinator holds the state folder
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_EXIT_CODES = {Health.HEALTHY: EXIT_HEALTHY, Health.DEGRADED: EXIT_DEGRADED, Health.NOT_RUNNING: EXIT_NOT_RUNNING}
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalReport:
+    """One configured terminal: its last status row (None: none yet) and what it means for its health."""
+
+    config: TerminalConfig
+    row: TerminalStatus | None
+    enabled: bool
+    links: int  # links recorded in the state for it (targets)
+    unmanaged_copies: int  # a disabled target: copies left there (the row's count, else the active links)
+    health: Health
+    problems: tuple[str, ...]  # why it is degraded, in words
+
+    @property
+    def expected_account(self) -> str:
+        return f"{self.config.login}@{self.config.server}"
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    path: Path  # the state database
+    pid: int | None  # the live coordinator holding the state folder; None: not running
+    terminals: tuple[TerminalReport, ...]
+    newest_update: float | None  # the newest row's time; None: no row
+    state_error: str | None  # why the state could not be read
+    state_note: str  # said on stderr: why there is nothing to show (no state yet, unreadable)
+    now: float
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    @property
+    def health(self) -> Health:
+        if not self.running:
+            return Health.NOT_RUNNING
+        degraded = self.state_error is not None or any(t.health is Health.DEGRADED for t in self.terminals)
+        return Health.DEGRADED if degraded else Health.HEALTHY
+
+    @property
+    def exit_code(self) -> int:
+        return _EXIT_CODES[self.health]
+
+
+def gather_status(config: AppConfig, now: float) -> StatusReport:
+    """Everything ``status`` shows: the lock says whether a coordinator runs, the database what it last saw."""
     path = state_path(config)
+    pid = running_coordinator_pid(config.coordinator.state_dir)
+    rows: dict[str, TerminalStatus] = {}
+    links: dict[str, tuple[int, int]] = {}
+    state_error, state_note = None, ""
     try:
         with closing(_open_read_only(path)) as db:
             rows = {row.name: row for row in read_status(db)}
-            links = dict(db.execute("SELECT target, COUNT(*) FROM links GROUP BY target").fetchall())
+            links = {target: (total, active or 0) for target, total, active in db.execute(
+                "SELECT target, COUNT(*), SUM(status IN ('active', 'replacing')) FROM links GROUP BY target")}
     except FileNotFoundError:
-        return _no_state(path)
+        state_note = f"no state yet at {path}: the copier has not run with this config"
     except sqlite3.DatabaseError as e:
-        return _unreadable(path, e)
+        state_error = str(e)
+        state_note = f"cannot read the state at {path}: {e}"
+    configured = [(config.source, True)] + [(target.terminal, target.copy.enabled) for target in config.targets]
+    terminals = tuple(
+        _terminal_report(terminal, enabled, rows.get(terminal.name), links.get(terminal.name, (0, 0)),
+                         running=pid is not None, now=now)
+        for terminal, enabled in configured
+    )
+    newest = max((row.updated_at for row in rows.values()), default=None)
+    return StatusReport(path=path, pid=pid, terminals=terminals, newest_update=newest, state_error=state_error,
+                        state_note=state_note, now=now)
 
-    now = time.time()
-    print(f"state: {path}")
-    if not rows:
-        print("no status recorded yet: the coordinator writes it while it runs")
+
+def _terminal_report(terminal: TerminalConfig, configured: bool, row: TerminalStatus | None,
+                     links: tuple[int, int], *, running: bool, now: float) -> TerminalReport:
+    total_links, active_links = links
+    # A running coordinator's row says what it does (it may run an older config); otherwise the config says it.
+    enabled = row.enabled if row is not None and running else configured
+    unmanaged = row.unmanaged_copies if row is not None and not row.enabled else active_links
+    problems: list[str] = []
+    if not enabled:
+        health = Health.DISABLED
+    elif not running:
+        health = Health.NOT_RUNNING
     else:
-        newest = max(row.updated_at for row in rows.values())
-        if now - newest > STALE_AFTER:
-            print(f"coordinator not running (last update {_clock(newest, now)}, {_ago(now - newest)}); "
-                  "the values below are the last known ones")
-    for terminal in config.terminals():
-        print()
-        print(f"{terminal.role.value} {terminal.name}")
-        for line in _terminal_lines(terminal, rows.get(terminal.name), links.get(terminal.name, 0), now):
-            print(f"  {line}")
-    return EXIT_OK
+        problems = _problems(terminal, row, now)
+        health = Health.DEGRADED if problems else Health.HEALTHY
+    return TerminalReport(config=terminal, row=row, enabled=enabled, links=total_links,
+                          unmanaged_copies=unmanaged if not enabled else 0, health=health, problems=tuple(problems))
+
+
+def _problems(terminal: TerminalConfig, row: TerminalStatus | None, now: float) -> list[str]:
+    """Why an enabled terminal of a running coordinator is not healthy; empty when it is.
+
+    Unknown is not healthy: a health check must not pass on facts nobody has seen yet.
+    """
+    if row is None:
+        return ["no status yet"]
+    problems = []
+    if now - row.updated_at > STALE_AFTER:
+        problems.append(f"status not updated for {_duration(now - row.updated_at)}")
+    if not row.online:
+        problems.append("worker offline")
+    elif row.terminal_reachable is None:
+        problems.append("terminal reachability unknown")
+    elif not row.terminal_reachable:
+        problems.append("terminal unreachable")
+    elif row.connected is None:
+        problems.append("broker connection unknown")
+    elif not row.connected:
+        problems.append("terminal not connected to its broker")
+    expected = f"{terminal.login}@{terminal.server}"
+    if row.online and row.account_ok is False:
+        problems.append(f"wrong account {row.account or '(not reported)'}, expected {expected}")
+    elif row.online and row.terminal_reachable and row.account_ok is None:
+        problems.append("account not confirmed yet")
+    if row.failed:
+        problems.append(f"{row.failed} failed {'copy' if row.failed == 1 else 'copies'}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------------
+# status as text
+
+
+def render_status(report: StatusReport) -> str:
+    """The plain-text view: the coordinator, the overall health, then one block per terminal."""
+    now = report.now
+    lines = [f"state: {report.path}"]
+    if report.running:
+        lines.append(f"coordinator: running (pid {report.pid})")
+        if report.health is Health.HEALTHY:
+            lines.append("health: all healthy")
+        else:
+            reasons = [f"{t.config.name}: {', '.join(t.problems)}" for t in report.terminals if t.problems]
+            if report.state_error is not None:
+                reasons.insert(0, f"state unreadable: {report.state_error}")
+            lines.append(f"health: degraded ({'; '.join(reasons)})")
+    elif report.newest_update is not None:
+        lines.append(f"coordinator: not running (last status update {_clock(report.newest_update, now)}, "
+                     f"{_ago(now - report.newest_update)}); the values below are the last known ones")
+    else:
+        lines.append("coordinator: not running")
+    for terminal in report.terminals:
+        header = f"{terminal.config.role.value} {terminal.config.name}"
+        lines += ["", f"{header}: {terminal.health}" if report.running or not terminal.enabled else header]
+        lines += [f"  {line}" for line in _terminal_lines(terminal, report.running, now)]
+    return "\n".join(lines) + "\n"
+
+
+def _terminal_lines(terminal: TerminalReport, running: bool, now: float) -> list[str]:
+    is_target = terminal.config.role is Role.TARGET
+    row = terminal.row
+    if not terminal.enabled:
+        return [f"disabled: no worker runs for it; copies left there unmanaged: {terminal.unmanaged_copies}",
+                f"links recorded: {terminal.links}"]
+    if row is None:
+        return ["no status yet"] + ([f"links recorded: {terminal.links}"] if is_target else [])
+    lines = [_worker_line(row, running), _account_line(row, terminal.expected_account, running),
+             f"pending orders: {_count(row.pending_orders)}"]
+    if is_target:
+        lines.append(f"copies: {_count(row.copies)} (links recorded: {terminal.links})")
+        lines.append(f"failed: {row.failed}")
+        lines.append(f"orphans: {_count(row.orphans)}")
+        lines.extend(f"  copy #{copy} (source #{source} is gone): {state}"
+                     for copy, source, state in row.orphan_list[:MAX_SKIPPED_SHOWN])
+        lines.append(f"skipped: {len(row.skipped)}")
+        lines.extend(f"  source #{ticket}: {reason}" for ticket, reason in row.skipped[:MAX_SKIPPED_SHOWN])
+        if len(row.skipped) > MAX_SKIPPED_SHOWN:
+            lines.append(f"  ... and {len(row.skipped) - MAX_SKIPPED_SHOWN} more")
+    lines.append(f"worker restarts: {row.restarts}")
+    if row.last_sync_at > 0:
+        lines.append(f"last sync: {_clock(row.last_sync_at, now)} ({_ago(now - row.last_sync_at)})")
+    else:
+        lines.append("last sync: never")
+    lines.append(f"last error: {row.last_error or 'none'}")
+    return lines
+
+
+def _worker_line(row: TerminalStatus, running: bool) -> str:
+    if not running:
+        return "worker: not running (no coordinator)"
+    if not row.online:
+        return "worker: offline; terminal: unknown"
+    if row.terminal_reachable is None:
+        return "worker: online; terminal: unknown"
+    if not row.terminal_reachable:
+        return "worker: online; terminal: unreachable"
+    broker = {None: "broker connection unknown", True: "connected to its broker",
+              False: "not connected to its broker"}[row.connected]
+    return f"worker: online; terminal: reachable, {broker}"
+
+
+def _account_line(row: TerminalStatus, expected: str, running: bool) -> str:
+    shown = row.account or "unknown"
+    if running and row.account_ok is True:
+        return f"account: {shown} (as configured)"
+    if running and row.account_ok is False:
+        return f"account: {shown} (WRONG ACCOUNT: expected {expected})"
+    return f"account: {shown} (expected {expected})"
+
+
+def _count(value: int | None) -> str:
+    return "unknown" if value is None else str(value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# status as JSON
+
+
+def status_json(report: StatusReport) -> dict[str, Any]:
+    """One object for scripts and health checks; None (null) is "unknown", never 0 or false."""
+    return {
+        "coordinator": {
+            "running": report.running,
+            "pid": report.pid,
+            "state": str(report.path),
+            "state_error": report.state_error,
+            "status_updated_at": _iso(report.newest_update),
+        },
+        "health": report.health.value,
+        "exit_code": report.exit_code,
+        "terminals": [_terminal_json(terminal, report.running) for terminal in report.terminals],
+    }
+
+
+def _terminal_json(terminal: TerminalReport, running: bool) -> dict[str, Any]:
+    row = terminal.row if terminal.enabled else None
+    live = row if running else None  # what a worker says now: unknown when no coordinator runs
+    is_target = terminal.config.role is Role.TARGET
+
+    def target_count(value: int | None) -> int | None:
+        return value if is_target else None
+
+    return {
+        "name": terminal.config.name,
+        "role": terminal.config.role.value,
+        "enabled": terminal.enabled,
+        "health": terminal.health.value,
+        "problems": list(terminal.problems),
+        "worker_online": live.online if live else (False if not running and terminal.enabled else None),
+        "terminal_reachable": live.terminal_reachable if live else None,
+        "broker_connected": live.connected if live else None,
+        "account": (row.account or None) if row else None,
+        "expected_account": terminal.expected_account,
+        "account_ok": live.account_ok if live else None,
+        "pending_orders": row.pending_orders if row else None,
+        "copies": target_count(row.copies) if row else None,
+        "orphans": target_count(row.orphans) if row else None,
+        "failed": target_count(row.failed) if row else None,
+        "unmanaged_copies": terminal.unmanaged_copies if is_target else None,
+        "links_recorded": terminal.links if is_target else None,
+        "restarts": row.restarts if row else None,
+        "last_sync_at": _iso(row.last_sync_at) if row and row.last_sync_at > 0 else None,
+        "last_error": (row.last_error or None) if row else None,
+        "skipped": [{"source_ticket": ticket, "reason": reason} for ticket, reason in row.skipped] if row else [],
+        "orphan_list": [{"copy_ticket": copy, "source_ticket": source, "state": state}
+                        for copy, source, state in row.orphan_list] if row else [],
+        "updated_at": _iso(row.updated_at) if row else None,
+    }
+
+
+def _iso(at: float | None) -> str | None:
+    """Local time with its UTC offset, to the second: readable, and exact for a script."""
+    return None if at is None else datetime.fromtimestamp(at).astimezone().isoformat(timespec="seconds")
+
+
+def write_out(text: str) -> None:
+    """Print ``text``; a reader that went away (``status | head``) ends the output quietly.
+
+    Python's documented recipe for SIGPIPE (signal module docs): stdout is pointed at devnull so the
+    interpreter's final flush does not fail again with a traceback.
+    """
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):  # no file descriptor behind stdout (an embedding, a test capture)
+            pass
 
 
 def history_command(config: AppConfig, *, target: str | None, since: str | None, limit: int) -> int:
@@ -98,9 +388,9 @@ def history_command(config: AppConfig, *, target: str | None, since: str | None,
     if not events:
         scope = f" for {target}" if target is not None else ""
         after = f" since {_clock(since_at, now)}" if since is not None else ""
-        print(f"no events{scope}{after}")
-    for event in events:
-        print(_event_line(*event))
+        write_out(f"no events{scope}{after}\n")
+    else:
+        write_out("".join(f"{_event_line(*event)}\n" for event in events))
     return EXIT_OK
 
 
@@ -134,30 +424,6 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     return db
 
 
-def _terminal_lines(terminal: TerminalConfig, row: TerminalStatus | None, links: int, now: float) -> list[str]:
-    is_target = terminal.role is Role.TARGET
-    if row is None:
-        return ["no status yet"] + ([f"links recorded: {links}"] if is_target else [])
-    worker = "online" if row.online else "offline"
-    broker = "connected" if row.connected else "not connected"
-    lines = [f"worker: {worker}, terminal {broker} to its broker", f"pending orders: {row.pending_orders}"]
-    if is_target:
-        lines.append(f"copies: {row.copies} (links recorded: {links})")
-        lines.append(f"orphans: {row.orphans}")
-        lines.extend(f"  copy #{copy} (source #{source} is gone): {state}"
-                     for copy, source, state in row.orphan_list[:MAX_SKIPPED_SHOWN])
-        lines.append(f"skipped: {len(row.skipped)}")
-        lines.extend(f"  source #{ticket}: {reason}" for ticket, reason in row.skipped[:MAX_SKIPPED_SHOWN])
-        if len(row.skipped) > MAX_SKIPPED_SHOWN:
-            lines.append(f"  ... and {len(row.skipped) - MAX_SKIPPED_SHOWN} more")
-    if row.last_sync_at > 0:
-        lines.append(f"last sync: {_clock(row.last_sync_at, now)} ({_ago(now - row.last_sync_at)})")
-    else:
-        lines.append("last sync: never")
-    lines.append(f"last error: {row.last_error or 'none'}")
-    return lines
-
-
 def _event_line(at: float, target: str, source_ticket: int, copy_ticket: int, action: str, outcome: str,
                 retcode: int, message: str) -> str:
     parts = [datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S"), target, action, outcome]
@@ -177,14 +443,18 @@ def _clock(at: float, now: float) -> str:
 
 
 def _ago(seconds: float) -> str:
+    return f"{_duration(seconds)} ago"
+
+
+def _duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     if seconds < 120:
-        return f"{seconds} s ago"
+        return f"{seconds} s"
     if seconds < 7200:
-        return f"{seconds // 60} min ago"
+        return f"{seconds // 60} min"
     if seconds < 2 * 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min ago"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h ago"
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
 
 
 def _no_state(path: Path) -> int:

@@ -1,9 +1,10 @@
 """Which orphaned copies to kill, and when: a pure tracker, one per target (no I/O, no clock of its own).
 
 An orphan is a copy on a target whose source order no longer exists. A single snapshot that lacks a source
-order proves little (a terminal that blinks, history that lags), so a copy is only acted on once it has been
-found orphaned in ``max_checks`` consecutive checks, ``check_interval`` seconds apart: an order is "lost"
-only after several consecutive not-found results, never after one.
+order proves little (a terminal that blinks, history that lags), so a copy is only acted on once the source's
+history confirms what became of its order (cancelled, filled, expired: acted on at once), or, without such a
+record, once it has been found orphaned in ``max_checks`` consecutive checks, ``check_interval`` seconds apart:
+an order is "lost" only after several consecutive not-found results, never after one.
 
 The caller's guarantee: ``check`` is only called with orphans worked out from a *fresh* source snapshot
 (worker online, terminal connected to its broker, data newer than ``worker_timeout``). A disconnected or
@@ -13,13 +14,16 @@ neither grow nor reset.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
 from config import OrphanPolicy, OrphanSettings
 
 FILLED = "filled"  # the one source fate that keep_filled_copies cares about
+# Fates the source's history records: the order is gone for good, no confirmation count needed. The counts
+# exist for orders that vanished *without* a record (a terminal that blinks, history that lags).
+CONFIRMED_FATES = frozenset({"cancelled", FILLED, "expired", "rejected"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,52 +67,65 @@ class OrphanTracker:
         """True when ``check_interval`` has passed since the last check (and before the very first)."""
         return self._last_check_at is None or now - self._last_check_at >= self.settings.check_interval
 
-    def check(self, now: float, orphans: Sequence[OrphanCandidate], source_snapshot: str) -> OrphanDecision:
-        """Count this check's orphans and decide on those confirmed by ``max_checks`` consecutive checks.
+    def check(self, now: float, orphans: Sequence[OrphanCandidate], source_snapshot: str,
+              held: Collection[int] = ()) -> OrphanDecision:
+        """Count this check's orphans and decide on those confirmed.
 
-        ``orphans`` must come from a fresh source snapshot (see the module docstring); ``source_snapshot``
-        names that snapshot in the evidence. A tracked copy missing from ``orphans`` starts again from zero.
-        A copy decided for killing is returned in ``kill`` at every check until ``forget`` is called, so a
-        removal that failed is retried.
+        An orphan is confirmed by the source's history (its order was cancelled, filled, expired or rejected:
+        decided at once, whenever this is called) or, when the history has no word on it, by ``max_checks``
+        consecutive checks ``check_interval`` apart (counted only when ``due``). ``orphans`` must come from a
+        fresh source snapshot (see the module docstring); ``source_snapshot`` names that snapshot in the
+        evidence; copies in ``held`` (their fate is being asked) are neither counted nor reset. A tracked copy
+        missing from both starts again from zero. A copy decided for killing is returned in ``kill`` at every
+        call until ``forget`` is called, so a removal that failed is retried.
         """
-        self._checks += 1
-        self._last_check_at = now
+        counting = self.due(now)
+        if counting:
+            self._checks += 1
+            self._last_check_at = now
         max_checks = self.settings.max_checks
         current = {orphan.copy_ticket: orphan for orphan in orphans}
         evidence: list[str] = []
 
-        for ticket in [t for t in self._counts if t not in current]:
+        for ticket in [t for t in self._counts if t not in current and t not in held]:
             count = self._counts.pop(ticket)
             self._verdicts.pop(ticket, None)
-            evidence.append(
-                f"target {self.target}: copy #{ticket} is no longer orphaned at check {self._checks} "
-                f"(source snapshot {source_snapshot}); its count of {count} of {max_checks} is reset"
-            )
+            evidence.append(f"target {self.target}: copy #{ticket} is no longer orphaned; its count of {count} of "
+                            f"{max_checks} checks starts again")
 
         kill: list[OrphanCandidate] = []
         preserved: list[OrphanCandidate] = []
         for orphan in current.values():
-            count = self._counts.get(orphan.copy_ticket, 0) + 1
-            self._counts[orphan.copy_ticket] = count
-            where = (
-                f"target {self.target}: copy #{orphan.copy_ticket} {orphan.symbol} (source #{orphan.source_ticket}) "
-                f"orphaned in {count} of {max_checks} consecutive checks (check {self._checks}, "
-                f"source snapshot {source_snapshot}, source fate {orphan.source_fate})"
-            )
-            if count < max_checks:
-                evidence.append(f"{where}: waiting for confirmation")
-                continue
+            where = (f"target {self.target}: copy #{orphan.copy_ticket} {orphan.symbol} of source order "
+                     f"#{orphan.source_ticket}")
+            confirmed_by_history = orphan.source_fate in CONFIRMED_FATES
+            if confirmed_by_history:
+                self._counts[orphan.copy_ticket] = max(self._counts.get(orphan.copy_ticket, 0), max_checks)
+                where += f": the source's history says it was {orphan.source_fate}"
+            elif counting:
+                count = self._counts.get(orphan.copy_ticket, 0) + 1
+                self._counts[orphan.copy_ticket] = count
+                where += f": source order not found in {count} of {max_checks} consecutive checks"
+                if count < max_checks:
+                    evidence.append(f"{where}; confirming before acting")
+                    continue
+            elif self._counts.get(orphan.copy_ticket, 0) < max_checks:
+                continue  # between checks: nothing new to count
+            else:
+                where += f": source order not found in {max_checks} consecutive checks"
             verdict = self._verdict(orphan)
             previous = self._verdicts.get(orphan.copy_ticket)
             self._verdicts[orphan.copy_ticket] = verdict
             if verdict is _Verdict.KILL:
                 kill.append(orphan)
-                again = " again (the last removal is not confirmed yet)" if previous is _Verdict.KILL else ""
-                evidence.append(f"{where}: removing it{again} (orphan policy kill)")
+                if previous is not _Verdict.KILL:
+                    evidence.append(f"{where}; removing the copy (orphan policy kill)")
+                elif counting:
+                    evidence.append(f"{where}; removing the copy again (the last removal is not confirmed yet)")
             else:
                 preserved.append(orphan)
                 if previous is not verdict:  # said once; the copy then stays quietly in `preserved`
-                    evidence.append(f"{where}: keeping it ({verdict.value})")
+                    evidence.append(f"{where}; keeping the copy ({verdict.value})")
         return OrphanDecision(kill=tuple(kill), preserved=tuple(preserved), evidence=tuple(evidence))
 
     def restore(self, counts: dict[int, int]) -> None:

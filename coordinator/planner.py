@@ -49,6 +49,7 @@ class SkipReason(str, Enum):
     HISTORY_PENDING = "waiting to learn what became of the copy"
     TOO_CLOSE = "waiting: price too close to the target's market"
     FROZEN = "waiting: copy is frozen near the market"
+    MARKET_CLOSED = "waiting: the target's market is closed"
     CANNOT_COPY = "the target cannot take it"
 
     @property
@@ -59,9 +60,16 @@ class SkipReason(str, Enum):
 @dataclass(frozen=True, slots=True)
 class Skip:
     source_ticket: int
-    symbol: str
+    symbol: str  # the target's symbol
     reason: SkipReason
     detail: str = ""
+    source_symbol: str = ""  # the source order's symbol, when the skip concerns a source order
+
+    def symbols(self) -> str:
+        """Both symbols in the words a trader reads: "XAUUSD (GOLD on the target)", or one when they agree."""
+        if self.source_symbol and self.source_symbol != self.symbol:
+            return f"{self.source_symbol} ({self.symbol} on the target)"
+        return self.symbol or self.source_symbol
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +103,9 @@ class TargetInputs:
     positions: Sequence[PositionFacts] = ()
     quotes: Mapping[str, Quote] = field(default_factory=dict)
     closed: Mapping[int, ClosedOrder] = field(default_factory=dict)  # copy ticket -> its fate, when known
+    # Copy tickets the terminal's history has no record of, after the engine's bounded number of looks.
+    no_record: frozenset[int] = frozenset()
+    closed_markets: frozenset[str] = frozenset()  # target symbols the broker said are closed, until a new tick
     missing_symbols: frozenset[str] = frozenset()
     links: Mapping[int, Link] = field(default_factory=dict)
     in_flight: frozenset[int] = frozenset()  # source tickets with a command outstanding
@@ -114,7 +125,9 @@ class TargetPlan:
     duplicates: list[PendingOrder] = field(default_factory=list)  # extra copies of one source order
     needed_symbols: set[str] = field(default_factory=set)
     needed_history: set[int] = field(default_factory=set)  # copy tickets whose fate is unknown
-    notes: list[str] = field(default_factory=list)  # volume adjustments and the like, for the log
+    # What changed a placed copy from a plain copy of its source (contract sizes, a bound, the expiration), by
+    # source ticket: said in the log, the history and the summary with the command's outcome.
+    adjustments: dict[int, str] = field(default_factory=dict)
     removal_reasons: dict[int, str] = field(default_factory=dict)  # source ticket -> why its copy is removed
 
 
@@ -159,6 +172,7 @@ class _Planner:
             if OrderKind.from_mt5_type(order.type) is not None:
                 self._plan_order(order)
         self._plan_duplicates()
+        self._hold_closed_markets()
         return plan
 
     # ---- one source order ----------------------------------------------------------------------
@@ -203,8 +217,11 @@ class _Planner:
             status = self._fate_of(link)
             if status is None:
                 return False
-            self.plan.link_updates.append(LinkUpdate(order.ticket, link.copy_ticket, status,
-                                                     _FATE_TEXT[status].format(copy=link.copy_ticket)))
+            detail = _FATE_TEXT[status].format(copy=link.copy_ticket)
+            if link.copy_ticket in self.target.no_record and status is LinkStatus.DELETED:
+                detail = (f"its copy #{link.copy_ticket} vanished and the target's history has no record of it: "
+                          "treated as deleted")
+            self.plan.link_updates.append(LinkUpdate(order.ticket, link.copy_ticket, status, detail))
         if status in (LinkStatus.REPLACING, LinkStatus.REMOVED):
             return True
         if status is LinkStatus.DELETED and self.settings.replace_deleted_copies:
@@ -223,6 +240,10 @@ class _Planner:
         """What became of a copy that is no longer pending; None while that is not known yet."""
         if link.source_ticket in self.filled_copies:
             return LinkStatus.FILLED
+        if link.copy_ticket in self.target.no_record:
+            # Gone without a trace (no pending order, no position, no history record after several looks): the
+            # decided outcome is "deleted", the choice that can never place a second copy of one source order.
+            return LinkStatus.DELETED
         record = self.target.closed.get(link.copy_ticket)
         if record is None or record.state < 0:
             self.plan.needed_history.add(link.copy_ticket)
@@ -253,10 +274,10 @@ class _Planner:
             self._skip(order, symbol, SkipReason.TOO_CLOSE if waiting else SkipReason.CANNOT_COPY, problem)
             return
         if self.capacity is not None and self.capacity <= 0:
-            self._skip(order, symbol, SkipReason.CAPPED, f"max_pending_orders = {self.settings.max_pending_orders}")
+            self._skip(order, symbol, SkipReason.CAPPED, self._cap_detail())
             return
         if wanted.note:
-            self.plan.notes.append(f"{self.target.name}: source #{order.ticket} {order.volume:g} lots: {wanted.note}")
+            self.plan.adjustments[order.ticket] = wanted.note
         self.plan.commands.append(_command(CommandKind.PLACE, order, wanted))
         if self.capacity is not None:
             self.capacity -= 1
@@ -327,6 +348,8 @@ class _Planner:
                 self._skip(order, copy.symbol, SkipReason.FROZEN if frozen else
                            (SkipReason.TOO_CLOSE if waiting else SkipReason.CANNOT_COPY), problem or frozen or "")
                 return
+            if wanted.note:
+                plan.adjustments[order.ticket] = wanted.note
             plan.commands.append(_command(CommandKind.REPLACE, order, wanted, ticket=copy.ticket))
             return
         if _same_levels(copy, wanted, spec):
@@ -368,6 +391,21 @@ class _Planner:
             seen.add(extra.magic)
             self._remove(extra, "a second copy of the same source order")
 
+    def _hold_closed_markets(self) -> None:
+        """Nothing reaches a broker whose market for the symbol is closed: it would only be refused again."""
+        closed = self.target.closed_markets
+        if not closed:
+            return
+        held = [command for command in self.plan.commands if command.symbol in closed]
+        if not held:
+            return
+        self.plan.commands = [command for command in self.plan.commands if command.symbol not in closed]
+        for command in held:
+            self.plan.removal_reasons.pop(command.source_ticket, None)
+            self.plan.adjustments.pop(command.source_ticket, None)
+            self.plan.skips.append(Skip(command.source_ticket, command.symbol, SkipReason.MARKET_CLOSED,
+                                        f"{command.kind.value} held until {command.symbol} trades again"))
+
     # ---- helpers -------------------------------------------------------------------------------
 
     def _desire(self, order: PendingOrder, symbol: str, spec: SymbolSpec, quote: Quote | None,
@@ -387,7 +425,15 @@ class _Planner:
         return quote
 
     def _skip(self, order: PendingOrder, symbol: str, reason: SkipReason, detail: str = "") -> None:
-        self.plan.skips.append(Skip(order.ticket, symbol, reason, detail))
+        self.plan.skips.append(Skip(order.ticket, symbol, reason, detail, source_symbol=order.symbol))
+
+    def _cap_detail(self) -> str:
+        detail = f"waiting for room under max_pending_orders = {self.settings.max_pending_orders}"
+        orphans = len(self.plan.orphans)
+        if orphans:
+            detail += (f"; {orphans} of the copies holding it are orphans (their source order is gone): kept by the "
+                       "orphan policy, or still being confirmed")
+        return detail
 
     def _free_slots(self) -> int | None:
         cap = self.settings.max_pending_orders

@@ -12,9 +12,10 @@ from loguru import logger
 from config import AppConfig
 from coordinator.engine import Engine
 from coordinator.hub import Hub
+from coordinator.instance_lock import AnotherCoordinatorRunning, CoordinatorLock
 from coordinator.state import StateError, StateStore
 from coordinator.summary import once_exit_code, render_summary
-from coordinator.supervisor import EXIT_CONFIG, Supervisor
+from coordinator.supervisor import EXIT_CONFIG, Supervisor, allowed_silence
 from protocol import Shutdown
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG_ERROR, EXIT_FATAL = 0, 1, 2, 3
@@ -35,7 +36,7 @@ class Coordinator:
         self.engine: Engine | None = None
         self._hub: Hub | None = None
         self._supervisor: Supervisor | None = None
-        self._failed_workers: dict[str, int] = {}
+        self._exit_codes: dict[str, int] = {}  # the last exit code of each local worker that exited
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = self._stop_reason or reason
@@ -45,6 +46,24 @@ class Coordinator:
         return bool(self._stop_reason)
 
     def run(self) -> int:
+        """Hold the state folder for the coordinator's whole life, then serve. Two coordinators on one folder
+        would both own its copy links and both start workers for the same terminals: the second one exits."""
+        state_dir = self.config.coordinator.state_dir
+        lock = CoordinatorLock(state_dir)
+        try:
+            lock.acquire()
+        except AnotherCoordinatorRunning as e:
+            logger.critical("{}", e)
+            return EXIT_FATAL
+        except OSError as e:
+            logger.critical("cannot lock the state folder {}: {}", state_dir, e)
+            return EXIT_FATAL
+        try:
+            return self._run_holding_the_lock()
+        finally:
+            lock.release()
+
+    def _run_holding_the_lock(self) -> int:
         coordinator = self.config.coordinator
         try:
             state = StateStore(coordinator.state_dir)
@@ -52,7 +71,7 @@ class Coordinator:
             logger.critical("{}", e)
             return EXIT_FATAL
         try:
-            self._hub = Hub(coordinator.bind)
+            self._hub = Hub(coordinator.bind, worker_timeout=coordinator.worker_timeout)
         except OSError as e:
             logger.critical("{}", e)
             state.close()
@@ -95,16 +114,29 @@ class Coordinator:
                 logger.exception("handling a {} from {} failed; it is dropped", type(message).__name__, name)
         self.engine.tick()
         for name, code in self._supervisor.check():
-            view = self.engine.views[name]
-            view.online = False
-            view.forget_boot()
-            if code != 0:
-                self._failed_workers[name] = code
-                view.last_error = f"worker exited with code {code}" + (
-                    f" ({view.last_error})" if view.last_error else "")
-                report = self.engine.reports.get(name)
-                if report is not None:
-                    report.unavailable = view.last_error
+            self._exit_codes[name] = code
+            self.engine.worker_exited(name, code)
+        self._kill_hung_workers()
+        for name, view in self.engine.views.items():
+            view.restarts = self._supervisor.restarts(name)
+
+    def _kill_hung_workers(self) -> None:
+        """A local worker silent too long is stuck (a terminal call that blocks, a stopped process): kill it,
+        so the supervisor starts a fresh one. Remote workers are not ours to kill (the supervisor has none)."""
+        assert self._supervisor is not None and self.engine is not None
+        now = time.monotonic()
+        for name, view in self.engine.views.items():
+            started_at = self._supervisor.watchable_since(name)
+            if started_at is None:
+                continue
+            silent = now - max(view.last_seen, started_at)
+            allowed = allowed_silence(view, self.config.coordinator)
+            if silent <= allowed:
+                continue
+            view.last_error = f"silent for {silent:.0f}s, killed as hung"  # the exit that follows adds its code
+            logger.error("worker {} has been silent for {:.1f}s (allowed {:.0f}s): it is hung; killing it{}", name,
+                         silent, allowed, "" if self.once else " so it is restarted")
+            self._supervisor.kill_hung(name)
 
     def _wait(self, seconds: float, until: Callable[[], bool]) -> bool:
         deadline = time.monotonic() + seconds
@@ -144,9 +176,9 @@ class Coordinator:
         missing = [name for name in self.engine.views if not self._ready(name)]
         for name in missing:
             view = self.engine.views[name]
-            why = view.last_error or "its worker did not say hello"
-            logger.error("terminal {} is not available after {:.0f}s: {}", name,
-                         self.config.coordinator.hello_timeout, why)
+            why = view.last_error or \
+                f"its worker did not say hello within {self.config.coordinator.hello_timeout:.0f}s"
+            logger.error("terminal {} is not available: {}", name, why)
             view.last_error = why
         return missing
 
@@ -158,8 +190,23 @@ class Coordinator:
         return view.welcomed and view.snapshot is not None
 
     def _given_up(self, name: str) -> bool:
-        code = self._failed_workers.get(name)
-        return code is not None and (code == EXIT_CONFIG or self.once)
+        """Not worth waiting for: its worker reported a failure that will not mend within seconds (terminal
+        not found, authorization failed, the terminal not answering), or exited for good (--once restarts
+        nothing; a configuration error is never restarted)."""
+        assert self.engine is not None
+        code = self._exit_codes.get(name)
+        exited_for_good = code is not None and (code == EXIT_CONFIG or self.once)
+        return exited_for_good or bool(self.engine.views[name].definite_failure)
+
+    def _outstanding(self) -> bool:
+        """Commands or requests still to be answered by a worker that can answer them: one that exited in
+        --once is not restarted, so what it had can only be reported as unknown."""
+        assert self.engine is not None
+        engine = self.engine
+        if not engine.busy():  # it also gives up requests unanswered for long
+            return False
+        return any(engine.in_flight.get(name) or view.requested_symbols or view.requested_history
+                   for name, view in engine.views.items() if not self._given_up(name))
 
     def _run_once(self) -> int:
         assert self.engine is not None
@@ -179,8 +226,8 @@ class Coordinator:
         rounds = 0
         while rounds < ONCE_MAX_ROUNDS and not self.stopping:
             sent = engine.reconcile()
-            self._wait(settle_seconds, lambda: not engine.busy())
-            if self.stopping or engine.busy():
+            self._wait(settle_seconds, lambda: not self._outstanding())
+            if self.stopping or self._outstanding():
                 break
             if sent:
                 rounds += 1

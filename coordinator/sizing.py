@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from functools import cache
 
-from config import CopySettings, OutOfBounds, VolumeMode
+from config import CopySettings, OutOfBounds, VolumeMode, VolumeRounding
 from protocol import SymbolSpec
 
 _EPSILON = 1e-9
@@ -38,7 +38,7 @@ def snap(value: float, step: float) -> float:
 @dataclass(frozen=True, slots=True)
 class SizedVolume:
     volume: float
-    note: str = ""  # what was adjusted, for the log (clamped to a bound)
+    note: str = ""  # what changed the size, for the log and the history (contract sizes, a bound)
     problem: str = ""  # set when the order must be skipped (out of bounds with volume_out_of_bounds = skip)
     waiting: bool = False  # the problem resolves by itself (balances not reported yet)
 
@@ -71,28 +71,55 @@ def raw_volume(source_volume: float, settings: CopySettings, accounts: Accounts)
 
 
 def size_volume(source_volume: float, settings: CopySettings, spec: SymbolSpec,
-                accounts: Accounts | None = None) -> SizedVolume:
-    """Source lots -> target lots: the sizing mode, the target's configured bounds, the broker's step and
-    bounds. Out of bounds is clamped (and said so) or skipped, per ``volume_out_of_bounds``."""
+                accounts: Accounts | None = None, source_contract_size: float | None = None) -> SizedVolume:
+    """Source lots -> target lots: the sizing mode, the contract sizes, the target's configured bounds, the
+    broker's step and bounds.
+
+    The money guarantee lives here: the result never exceeds what the configured sizing gives, unless the user
+    asked for more (``volume_rounding = "nearest"``: up to half a step; ``volume_out_of_bounds = "clamp"``: a
+    volume below the minimum raised to it, said in ``note`` every time). ``source_contract_size`` is the source
+    symbol's contract size, required when ``scale_by_contract_size`` applies (None: not known yet).
+    """
     volume, problem = raw_volume(source_volume, settings, accounts or Accounts())
     if problem:
         return SizedVolume(volume=0.0, problem=problem, waiting=True)
+    notes: list[str] = []
+    if settings.scale_by_contract_size and settings.volume_mode is not VolumeMode.FIXED:
+        if source_contract_size is None:
+            return SizedVolume(volume=0.0, problem="waiting for the source symbol's contract size", waiting=True)
+        factor = contract_factor(source_contract_size, spec.contract_size)
+        if factor != 1.0:
+            scaled = volume * factor
+            notes.append(f"{volume:g} lots scaled to {scaled:g} for the contract sizes "
+                         f"(source {source_contract_size:g}, target {spec.contract_size:g})")
+            volume = scaled
     step = spec.volume_step if spec.volume_step > 0 else spec.volume_min or 0.01
     lowest = max(settings.min_lot or 0.0, spec.volume_min)
     highest = min(settings.max_lot or math.inf, spec.volume_max if spec.volume_max > 0 else math.inf)
     skip = settings.volume_out_of_bounds is OutOfBounds.SKIP
-    rounded = snap(volume, step)
+    # Down by default: rounding up could place up to twice the intended size on a coarse step.
+    rounded = snap(volume, step) if settings.volume_rounding is VolumeRounding.NEAREST else snap_down(volume, step)
     if rounded < lowest - _EPSILON:
+        below = f"volume {volume:g}" + (f" (rounded to {rounded:g})" if abs(rounded - volume) > _EPSILON else "")
         if skip:
-            return SizedVolume(volume=0.0, problem=f"volume {volume:g} is below the minimum {lowest:g} "
+            return SizedVolume(volume=0.0, problem=f"{below} is below the minimum {lowest:g} "
                                                    "(volume_out_of_bounds = skip)")
-        return SizedVolume(volume=snap_up(lowest, step), note=f"{volume:g} raised to the minimum {lowest:g}")
+        notes.append(f"{volume:g} raised to the minimum {lowest:g}")
+        return SizedVolume(volume=snap_up(lowest, step), note="; ".join(notes))
     if rounded > highest + _EPSILON:
         if skip:
             return SizedVolume(volume=0.0, problem=f"volume {volume:g} is above the maximum {highest:g} "
                                                    "(volume_out_of_bounds = skip)")
-        return SizedVolume(volume=snap_down(highest, step), note=f"{volume:g} lowered to the maximum {highest:g}")
-    return SizedVolume(volume=rounded)
+        notes.append(f"{volume:g} lowered to the maximum {highest:g}")
+        return SizedVolume(volume=snap_down(highest, step), note="; ".join(notes))
+    return SizedVolume(volume=rounded, note="; ".join(notes))
+
+
+def contract_factor(source_contract_size: float, target_contract_size: float) -> float:
+    """Lots on the target per lot on the source for the same notional; 1 when either size is unknown (0)."""
+    if source_contract_size <= 0 or target_contract_size <= 0:
+        return 1.0
+    return source_contract_size / target_contract_size
 
 
 def snap_down(value: float, step: float) -> float:

@@ -12,40 +12,52 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS terminal_status (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    online INTEGER NOT NULL,
-    connected INTEGER NOT NULL,
-    pending_orders INTEGER NOT NULL,
-    copies INTEGER NOT NULL,
-    orphans INTEGER NOT NULL,
-    skipped TEXT NOT NULL,
-    orphan_list TEXT NOT NULL DEFAULT '[]',
-    last_sync_at REAL NOT NULL,
-    last_error TEXT NOT NULL,
-    updated_at REAL NOT NULL
+# (column, SQL declaration). NULL columns hold "unknown": None must come back as None, never as 0.
+_COLUMN_TYPES: tuple[tuple[str, str], ...] = (
+    ("name", "TEXT PRIMARY KEY"),
+    ("role", "TEXT NOT NULL"),
+    ("enabled", "INTEGER NOT NULL"),
+    ("online", "INTEGER NOT NULL"),
+    ("terminal_reachable", "INTEGER"),
+    ("connected", "INTEGER"),
+    ("account", "TEXT NOT NULL"),
+    ("account_ok", "INTEGER"),
+    ("pending_orders", "INTEGER"),
+    ("copies", "INTEGER"),
+    ("orphans", "INTEGER"),
+    ("failed", "INTEGER NOT NULL"),
+    ("unmanaged_copies", "INTEGER NOT NULL"),
+    ("restarts", "INTEGER NOT NULL"),
+    ("skipped", "TEXT NOT NULL"),
+    ("orphan_list", "TEXT NOT NULL"),
+    ("last_sync_at", "REAL NOT NULL"),
+    ("last_error", "TEXT NOT NULL"),
+    ("updated_at", "REAL NOT NULL"),
 )
-"""
-
-_COLUMNS = (
-    "name, role, online, connected, pending_orders, copies, orphans, skipped, orphan_list, last_sync_at, last_error,"
-    " updated_at"
-)
+_COLUMN_NAMES = tuple(column for column, _ in _COLUMN_TYPES)
+_COLUMNS = ", ".join(_COLUMN_NAMES)
+_SCHEMA = "CREATE TABLE IF NOT EXISTS terminal_status (\n    " + ",\n    ".join(
+    f"{column} {declaration}" for column, declaration in _COLUMN_TYPES) + "\n)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TerminalStatus:
-    """One terminal as the coordinator last saw it."""
+    """One terminal as the coordinator last saw it. ``None`` means unknown: never show it as 0 or False."""
 
     name: str
     role: str  # "source" / "target"
-    online: bool  # its worker is connected and talking
-    connected: bool  # the terminal is connected to its broker
-    pending_orders: int  # pending orders on the terminal
-    copies: int  # the copier's copies on it (targets; 0 for the source)
-    orphans: int  # copies whose source order is gone (targets)
+    enabled: bool = True  # False: a disabled target (no worker runs for it)
+    online: bool  # its worker process is connected and talking
+    terminal_reachable: bool | None  # the worker can reach its terminal; None = unknown (worker offline)
+    connected: bool | None  # the terminal is connected to its broker; None = unknown
+    account: str = ""  # "login@server" the terminal last reported; "" = unknown
+    account_ok: bool | None = None  # it is the configured account; None = unknown
+    pending_orders: int | None  # pending orders on the terminal; None = unknown
+    copies: int | None  # the copier's copies on it (targets; 0 for the source); None = unknown
+    orphans: int | None  # copies whose source order is gone (targets); None = unknown
+    failed: int = 0  # copies whose last attempt failed (current failures)
+    unmanaged_copies: int = 0  # a disabled target: copies still recorded there, left as they are
+    restarts: int = 0  # worker restarts during this coordinator's life
     skipped: tuple[tuple[int, str], ...]  # (source ticket, reason) of orders not copied there
     # (copy ticket, source ticket, what is happening to it) of each orphan: a person decides on preserved ones
     orphan_list: tuple[tuple[int, int, str], ...] = ()
@@ -59,9 +71,9 @@ class StatusBoard:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        # The table is rewritten every second and holds nothing worth keeping: an older layout is replaced.
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(terminal_status)")}
-        if columns and "orphan_list" not in columns:
+        # The table is rewritten every second and holds nothing worth keeping: any other layout is replaced.
+        columns = _columns_of(self._db)
+        if columns and columns != _COLUMN_NAMES:
             self._db.execute("DROP TABLE terminal_status")
         self._db.execute(_SCHEMA)
 
@@ -71,9 +83,9 @@ class StatusBoard:
         self._db.execute("SAVEPOINT terminal_status_write")
         try:
             self._db.execute("DELETE FROM terminal_status")
+            placeholders = ", ".join("?" for _ in _COLUMN_NAMES)
             self._db.executemany(
-                f"INSERT INTO terminal_status ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_to_row(row) for row in rows],
+                f"INSERT INTO terminal_status ({_COLUMNS}) VALUES ({placeholders})", [_to_row(row) for row in rows],
             )
         except BaseException:
             self._db.execute("ROLLBACK TO terminal_status_write")
@@ -87,42 +99,62 @@ class StatusBoard:
 
 
 def read_status(db: sqlite3.Connection) -> list[TerminalStatus]:
-    """The rows of ``terminal_status``, by name; none when no coordinator has written the table yet.
+    """The rows of ``terminal_status``, by name; none when no coordinator has written this layout yet.
 
     Safe on a read-only connection (``mode=ro``), where ``StatusBoard`` could not create a missing table.
+    A table of another layout (written by an older or newer coordinator) reads as empty: its facts are unknown.
     """
-    exists = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'terminal_status'").fetchone()
-    if exists is None:
+    if _columns_of(db) != _COLUMN_NAMES:
         return []
-    columns = {row[1] for row in db.execute("PRAGMA table_info(terminal_status)")}
-    selected = _COLUMNS if "orphan_list" in columns else _COLUMNS.replace(" orphan_list,", " '[]',")
-    rows = db.execute(f"SELECT {selected} FROM terminal_status ORDER BY name").fetchall()
+    rows = db.execute(f"SELECT {_COLUMNS} FROM terminal_status ORDER BY name").fetchall()
     return [_from_row(row) for row in rows]
+
+
+def _columns_of(db: sqlite3.Connection) -> tuple[str, ...]:
+    """The table's columns in order; empty when there is no table."""
+    return tuple(row[1] for row in db.execute("PRAGMA table_info(terminal_status)"))
+
+
+def _optional_int(flag: bool | None) -> int | None:
+    return None if flag is None else int(flag)
+
+
+def _optional_bool(value: int | None) -> bool | None:
+    return None if value is None else bool(value)
 
 
 def _to_row(status: TerminalStatus) -> tuple[object, ...]:
     skipped = json.dumps([[ticket, reason] for ticket, reason in status.skipped])
     orphans = json.dumps([list(orphan) for orphan in status.orphan_list])
     return (
-        status.name, status.role, int(status.online), int(status.connected), status.pending_orders, status.copies,
-        status.orphans, skipped, orphans, status.last_sync_at, status.last_error, status.updated_at,
+        status.name, status.role, int(status.enabled), int(status.online), _optional_int(status.terminal_reachable),
+        _optional_int(status.connected), status.account, _optional_int(status.account_ok), status.pending_orders,
+        status.copies, status.orphans, status.failed, status.unmanaged_copies, status.restarts, skipped, orphans,
+        status.last_sync_at, status.last_error, status.updated_at,
     )
 
 
 def _from_row(row: tuple[Any, ...]) -> TerminalStatus:
-    name, role, online, connected, pending, copies, orphans, skipped, orphan_list, last_sync_at, last_error, \
-        updated_at = row
+    values = dict(zip(_COLUMN_NAMES, row, strict=True))
     return TerminalStatus(
-        name=name,
-        role=role,
-        online=bool(online),
-        connected=bool(connected),
-        pending_orders=pending,
-        copies=copies,
-        orphans=orphans,
-        skipped=tuple((int(ticket), str(reason)) for ticket, reason in json.loads(skipped)),
-        orphan_list=tuple((int(copy), int(source), str(state)) for copy, source, state in json.loads(orphan_list)),
-        last_sync_at=last_sync_at,
-        last_error=last_error,
-        updated_at=updated_at,
+        name=values["name"],
+        role=values["role"],
+        enabled=bool(values["enabled"]),
+        online=bool(values["online"]),
+        terminal_reachable=_optional_bool(values["terminal_reachable"]),
+        connected=_optional_bool(values["connected"]),
+        account=values["account"],
+        account_ok=_optional_bool(values["account_ok"]),
+        pending_orders=values["pending_orders"],
+        copies=values["copies"],
+        orphans=values["orphans"],
+        failed=values["failed"],
+        unmanaged_copies=values["unmanaged_copies"],
+        restarts=values["restarts"],
+        skipped=tuple((int(ticket), str(reason)) for ticket, reason in json.loads(values["skipped"])),
+        orphan_list=tuple(
+            (int(copy), int(source), str(state)) for copy, source, state in json.loads(values["orphan_list"])),
+        last_sync_at=values["last_sync_at"],
+        last_error=values["last_error"],
+        updated_at=values["updated_at"],
     )

@@ -1,4 +1,4 @@
-"""Starts local workers as subprocesses, exactly as a user starts a remote one, and restarts crashed ones.
+"""Starts local workers as subprocesses, exactly as a user starts a remote one, and restarts crashed or hung ones.
 
 Real subprocesses (not multiprocessing): the local and the remote start-up path are one code path, and
 Windows' spawn-mode re-imports cannot surprise anyone.
@@ -6,37 +6,68 @@ Windows' spawn-mode re-imports cannot surprise anyone.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from loguru import logger
 
-from config import TerminalConfig
+from config import CoordinatorConfig, TerminalConfig
+from coordinator.views import TerminalView
 
 EXIT_CONFIG = 2  # a worker that exits with this will not fix itself: do not restart it
 MAX_RESTART_DELAY = 30.0
+# A worker that ran this long before it exited was working: its next exit is a new incident, restarted after
+# the shortest delay again. Twice the longest delay, so a worker that dies soon after every start keeps
+# backing off, and a crash loop costs at most about one restart a minute however long it lasts.
+HEALTHY_UPTIME_SECONDS = 2 * MAX_RESTART_DELAY
+# The longest pause terminal_worker.worker makes between two attempts to attach to its terminal. Before its
+# hello a worker says nothing in that pause (it has nothing to say until it holds its terminal).
+WORKER_ATTACH_RETRY_PAUSE_MAX = 30.0
+
+
+class WorkerProcess(Protocol):
+    """What the supervisor needs of a child process (``subprocess.Popen``; a fake in tests)."""
+
+    pid: int
+
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def kill(self) -> None: ...
+    def send_signal(self, sig: int) -> None: ...
+
+
+SpawnFunction = Callable[[list[str]], WorkerProcess]
 
 
 @dataclass
 class _Child:
     terminal: TerminalConfig
-    process: subprocess.Popen | None = None
-    restarts: int = 0
+    process: WorkerProcess | None = None
+    started_at: float = 0.0  # supervisor clock
+    restarts: int = 0  # during this coordinator's life, for status
+    failures_in_a_row: int = 0  # sets the restart delay; back to 0 after a healthy run
     next_start: float = 0.0
     gave_up: bool = False
+    killed_as_hung: bool = False  # a hung worker's uptime is no proof of health
 
 
 class Supervisor:
     def __init__(self, config_path: Path, endpoint: str, terminals: list[TerminalConfig], *, restart: bool,
-                 console_level: str = "WARNING") -> None:
+                 console_level: str = "WARNING", clock: Callable[[], float] = time.monotonic,
+                 spawn: SpawnFunction | None = None) -> None:
         self._config_path = config_path
         self._endpoint = endpoint
         self._restart = restart
         self._console_level = console_level
+        self._clock = clock
+        self._spawn = spawn or _spawn_process
         self._children = {terminal.name: _Child(terminal) for terminal in terminals}
 
     def start_all(self) -> None:
@@ -49,17 +80,18 @@ class Supervisor:
             "--config", str(self._config_path),
             "--terminal", child.terminal.name,
             "--connect", self._endpoint,
-            "--parent-pid", str(_own_pid()),
+            "--parent-pid", str(os.getpid()),
             "--console-level", self._console_level,
         ]
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
-        child.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, creationflags=flags)
+        child.process = self._spawn(command)
+        child.started_at = self._clock()
+        child.killed_as_hung = False
         logger.debug("started worker {} (pid {})", child.terminal.name, child.process.pid)
 
     def check(self) -> list[tuple[str, int]]:
         """Reap exited workers, restart them per policy; return the (name, exit code) of those that exited."""
         exited: list[tuple[str, int]] = []
-        now = time.monotonic()
+        now = self._clock()
         for name, child in self._children.items():
             if child.process is not None:
                 code = child.process.poll()
@@ -73,13 +105,40 @@ class Supervisor:
                     if self._restart and code == EXIT_CONFIG:
                         logger.critical("worker {} exited with a configuration error; not restarting it", name)
                     continue
+                if now - child.started_at >= HEALTHY_UPTIME_SECONDS and not child.killed_as_hung:
+                    child.failures_in_a_row = 0
                 child.restarts += 1
-                delay = min(2.0 ** (child.restarts - 1), MAX_RESTART_DELAY)
+                child.failures_in_a_row += 1
+                delay = min(2.0 ** (child.failures_in_a_row - 1), MAX_RESTART_DELAY)
                 child.next_start = now + delay
                 logger.error("worker {} exited with code {}; restarting in {:.0f}s", name, code, delay)
             elif not child.gave_up and now >= child.next_start:
                 self._start(child)
         return exited
+
+    def restarts(self, name: str) -> int:
+        child = self._children.get(name)
+        return child.restarts if child is not None else 0
+
+    def watchable_since(self, name: str) -> float | None:
+        """When the running worker of ``name`` was started (supervisor clock); None when there is none to
+        watch for silence (none running, or it is being killed already)."""
+        child = self._children.get(name)
+        if child is None or child.process is None or child.killed_as_hung:
+            return None
+        return child.started_at
+
+    def kill_hung(self, name: str) -> None:
+        """Kill a worker that stopped answering; the next ``check`` reaps it and restarts it per policy.
+        SIGKILL, not a polite signal: a hung or stopped (SIGSTOP) process would never act on one."""
+        child = self._children.get(name)
+        if child is None or child.process is None:
+            return
+        child.killed_as_hung = True
+        try:
+            child.process.kill()
+        except OSError as e:  # it exited meanwhile: check() reaps it all the same
+            logger.debug("killing worker {} failed: {}", name, e)
 
     def running(self, name: str) -> bool:
         child = self._children.get(name)
@@ -107,14 +166,27 @@ class Supervisor:
             child.process = None
 
 
-def _interrupt(process: subprocess.Popen) -> None:
+def allowed_silence(view: TerminalView, coordinator: CoordinatorConfig) -> float:
+    """Seconds a local worker may stay silent before it counts as hung and is killed to be restarted.
+
+    A worker that holds its terminal heartbeats every ``heartbeat_interval``: ``worker_timeout`` of silence
+    means it is stuck (a terminal call that blocks, a stopped process). One that is attaching to its terminal
+    (no hello yet, or it reported the terminal lost) legitimately blocks in ``initialize`` for up to the
+    terminal's ``connect_timeout`` (60 s by default on real MT5), and before its hello it says nothing in the
+    pause between two attempts either: it gets both, plus ``worker_timeout`` as the margin.
+    """
+    if view.welcomed and view.terminal_link_ok:
+        return coordinator.worker_timeout
+    return view.config.connect_timeout + WORKER_ATTACH_RETRY_PAUSE_MAX + coordinator.worker_timeout
+
+
+def _spawn_process(command: list[str]) -> subprocess.Popen:
+    flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, creationflags=flags)
+
+
+def _interrupt(process: WorkerProcess) -> None:
     if sys.platform == "win32":
         process.send_signal(signal.CTRL_BREAK_EVENT)
     else:
         process.send_signal(signal.SIGTERM)
-
-
-def _own_pid() -> int:
-    import os
-
-    return os.getpid()

@@ -27,11 +27,21 @@ class TerminalView:
     missing_symbols: set[str] = field(default_factory=set)
     requested_symbols: dict[str, float] = field(default_factory=dict)  # symbol -> monotonic time asked
     quotes: dict[str, Quote] = field(default_factory=dict)
+    # symbol -> the last tick's time when the broker said its market is closed (None: no tick seen yet)
+    closed_markets: dict[str, int | None] = field(default_factory=dict)
     server_offset: int | None = None  # seconds the broker's server clock runs ahead of UTC
     closed: dict[int, ClosedOrder] = field(default_factory=dict)  # fates of orders that left the pending list
     requested_history: dict[int, float] = field(default_factory=dict)  # ticket -> monotonic time asked
+    # ticket -> (answers saying the terminal's history has no record of it, monotonic time of the last one)
+    no_record_answers: dict[int, tuple[int, float]] = field(default_factory=dict)
     last_sync_at: float = 0.0  # unix time of the last completed plan
     terminal_link_ok: bool = True  # the worker can reach its terminal (it says so in heartbeats)
+    # Set when the worker reported a failure that will not mend itself within seconds (terminal not found,
+    # authorization failed, the terminal not answering): a --once run stops waiting for it. Cleared on hello.
+    definite_failure: str = ""
+    restarts: int = 0  # worker restarts during this coordinator's life (set by the runner from its supervisor)
+    account: str = ""  # "login@server" the terminal last reported being logged into ("" = not reported yet)
+    account_problem: str = ""  # set while that is not the configured account: every decision on it is frozen
 
     @property
     def name(self) -> str:
@@ -46,10 +56,25 @@ class TerminalView:
             and now - self.confirmed_at <= max_age
         )
 
+    def report_account(self, login: int, server: str) -> bool:
+        """Record the account the terminal says it is logged into (``server`` "" when the worker did not say);
+        True when whether it is the configured one changed."""
+        config = self.config
+        self.account = f"{login}@{server or config.server}"
+        wrong = login != config.login or (bool(server) and server != config.server)
+        problem = (f"terminal {self.name} is logged into account {self.account}, configured "
+                   f"{config.login}@{config.server}: nothing is copied from or to it until the right account "
+                   "is back") if wrong else ""
+        changed = bool(problem) != bool(self.account_problem)
+        self.account_problem = problem
+        return changed
+
     def tradeable(self) -> tuple[bool, str]:
         snapshot = self.snapshot
         if snapshot is None:
             return False, "no snapshot yet"
+        if self.account_problem:
+            return False, self.account_problem
         if not self.terminal_link_ok:
             return False, self.last_error or "the worker lost its terminal"
         if not snapshot.connected:

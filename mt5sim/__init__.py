@@ -37,6 +37,7 @@ from .constants import __all__ as _constant_names
 from .control import (
     create_terminal,
     inject_retcode,
+    lose_order,
     server_time,
     set_account,
     set_autotrading,
@@ -67,6 +68,7 @@ __all__ = [
     "inject_retcode",
     "last_error",
     "login",
+    "lose_order",
     "order_calc_margin",
     "order_calc_profit",
     "order_check",

@@ -112,7 +112,8 @@ def last_error() -> tuple[int, str]:
 
 
 def login(*args: Any, **kwargs: Any) -> bool:
-    """login(login, *, password=, server=, timeout=60000): True if the attached account matches."""
+    """login(login, password=, server=, timeout=60000), positionally or by name: True if the attached account
+    matches."""
     return bool(_call("login", args, kwargs))
 
 

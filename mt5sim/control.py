@@ -137,6 +137,11 @@ def set_session(path: PathLike, symbol: str, is_open: bool) -> None:
     Terminal(path).set_session(symbol, is_open)
 
 
+def lose_order(path: PathLike, ticket: int) -> None:
+    """A pending order vanishes without any record in the history (history lag, a blink never recovered)."""
+    Terminal(path).lose_order(ticket)
+
+
 def set_connected(path: PathLike, connected: bool) -> None:
     """The terminal loses or regains its broker connection (order_send answers 10031 meanwhile)."""
     Terminal(path).set_connected(connected)

@@ -328,6 +328,9 @@ class Transaction:
             values,
         )
 
+    def delete_order(self, ticket: int) -> None:
+        self.conn.execute("DELETE FROM orders WHERE ticket = ?", (ticket,))
+
     def update_order(self, ticket: int, /, **values: Any) -> None:
         assignments = ", ".join(f'"{name}" = ?' for name in values)
         self.conn.execute(f"UPDATE orders SET {assignments} WHERE ticket = ?", [*values.values(), ticket])

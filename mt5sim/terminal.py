@@ -223,7 +223,9 @@ class Terminal:
 
     # ---- implementations ----------------------------------------------------------------------------
     def _op_login(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> bool:
-        bound = bind_mixed(args, kwargs, ("login",), ("password", "server", "timeout"))
+        # The real package's docs name only `login` as unnamed, but it takes `login(login, password, server)`
+        # positionally too, and real callers (and the seed system) call it that way.
+        bound = bind_mixed(args, kwargs, ("login", "password", "server", "timeout"), ())
         if not bound.given("login"):
             raise invalid_arguments()
         login = as_int(bound.get("login"), bound.error("login"), 0, _ULONG_MAX)
@@ -661,6 +663,15 @@ class Terminal:
             tx.set_session(symbol, is_open)
             if is_open:
                 Broker(tx, tx.status()).process_market(symbol)
+
+    def lose_order(self, ticket: int) -> None:
+        """A pending order vanishes without a trace: no longer pending, and no record in the history (what a
+        copier sees from a terminal whose history lags behind, or that blinked and never showed it again)."""
+        with self._store.write() as tx:
+            order = tx.order(ticket)
+            if order is None or order["state"] != c.ORDER_STATE_PLACED:
+                raise KeyError(f"no pending order #{ticket} in {self.path}")
+            tx.delete_order(ticket)
 
     def set_connected(self, connected: bool) -> None:
         """Lose or regain the broker connection.

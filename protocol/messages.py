@@ -231,7 +231,7 @@ class Snapshot:
     boot_id: str
     seq: int
     taken_at_ms: int
-    login: int
+    login: int  # the account the terminal was logged into when the snapshot was taken (read, not configured)
     connected: bool
     trade_allowed: bool
     orders: tuple[PendingOrder, ...]
@@ -241,6 +241,7 @@ class Snapshot:
     balance: float = 0.0
     equity: float = 0.0
     margin_free: float = 0.0
+    server: str = ""  # with ``login``: the trade server of that account ("" from workers before protocol 1.1)
 
 
 @_struct
@@ -332,9 +333,13 @@ class ErrorMessage:
     """Either direction: something was wrong with what the peer sent or with the peer itself."""
 
     KIND: ClassVar[bytes] = b"error"
-    code: str  # e.g. "hello-required", "identity-mismatch", "unknown-terminal", "bad-message"
+    code: str  # e.g. "hello-required", "identity-mismatch", "unknown-terminal", "duplicate-worker"
     message: str
     fatal: bool = False  # the receiver should stop and not retry (configuration problem)
+    # From a worker: who says it. A worker that cannot reach its terminal reports that before any hello, and
+    # the coordinator's routing ids are its own, so the message names the terminal and the worker process.
+    terminal: str = ""
+    boot_id: str = ""
 
 
 Message = (

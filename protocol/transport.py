@@ -1,8 +1,14 @@
 """ZeroMQ socket presets for both ends of a worker link, and framed send/receive.
 
-Pattern: the coordinator binds one ROUTER; every worker connects one DEALER whose ROUTING_ID is its
-terminal name. DEALER/ROUTER (not REQ/REP) because both sides must be able to talk at any time: snapshots
-and heartbeats flow up while commands flow down, and a lost message must never wedge a lock-step protocol.
+Pattern: the coordinator binds one ROUTER; every worker connects one DEALER. DEALER/ROUTER (not REQ/REP)
+because both sides must be able to talk at any time: snapshots and heartbeats flow up while commands flow
+down, and a lost message must never wedge a lock-step protocol.
+
+Routing ids are the ROUTER's own: a worker does not choose one, so every connection gets a fresh id and the
+hub binds a terminal name to it when a hello arrives (``coordinator.hub``). No ROUTER_HANDOVER: with it, two
+connections claiming one routing id take it from each other, and libzmq 4.3.5 aborts the whole coordinator
+(``Assertion failed: !_io_error``) when that happens back and forth. Without it a second connection with a
+routing id already in use is simply ignored by libzmq.
 """
 
 from __future__ import annotations
@@ -24,16 +30,25 @@ def _common_options(socket: zmq.Socket) -> None:
     socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES + 4096)  # oversize peers are cut off by libzmq
     socket.setsockopt(zmq.SNDHWM, _HIGH_WATER_MARK)
     socket.setsockopt(zmq.RCVHWM, _HIGH_WATER_MARK)
-    socket.setsockopt(zmq.HEARTBEAT_IVL, _ZMTP_HEARTBEAT_IVL_MS)
-    socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ZMTP_HEARTBEAT_TIMEOUT_MS)
 
 
 def bind_router(context: zmq.Context, endpoint: str) -> tuple[zmq.Socket, str]:
-    """Bind the coordinator's ROUTER; return it and the endpoint actually bound (resolves ``:*`` ports)."""
+    """Bind the coordinator's ROUTER; return it and the endpoint actually bound (resolves ``:*`` ports).
+
+    Options must be set before ``bind``: each accepted connection takes the listener's copy of them.
+    """
     socket = context.socket(zmq.ROUTER)
     _common_options(socket)
     socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a gone worker raises instead of vanishing
-    socket.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted worker takes over its routing id at once
+    # libzmq 4.3.5 asserts (``!_io_error``, stream_engine_base.cpp:310) and aborts the whole process when a
+    # connection whose input is stopped at the receive high-water mark is hung up by its peer and then has
+    # to write (its ping timer fires, or it answers a ping it had buffered). Any peer can get there: flood,
+    # ping, leave. So the coordinator's input never stops (no receive limit: the hub drains every poll, and
+    # a flood costs memory for as long as it lasts instead of killing every worker link), and it sends no
+    # ZMTP pings of its own. Dead links are still cut: every worker pings and asks for a time-to-live
+    # (HEARTBEAT_TTL), after which this side drops a silent connection.
+    socket.setsockopt(zmq.RCVHWM, 0)
+    socket.setsockopt(zmq.HEARTBEAT_IVL, 0)
     try:
         socket.bind(endpoint)
     except zmq.ZMQError:
@@ -43,12 +58,13 @@ def bind_router(context: zmq.Context, endpoint: str) -> tuple[zmq.Socket, str]:
     return socket, bound
 
 
-def connect_dealer(context: zmq.Context, endpoint: str, routing_id: str) -> zmq.Socket:
-    """Connect a worker's DEALER to the coordinator, identified by its terminal name."""
+def connect_dealer(context: zmq.Context, endpoint: str) -> zmq.Socket:
+    """Connect a worker's DEALER to the coordinator. It names its terminal in its hello, not in a routing id."""
     socket = context.socket(zmq.DEALER)
     _common_options(socket)
-    socket.setsockopt(zmq.ROUTING_ID, routing_id.encode("utf-8"))
-    socket.setsockopt(zmq.HEARTBEAT_TTL, _ZMTP_HEARTBEAT_TIMEOUT_MS)
+    socket.setsockopt(zmq.HEARTBEAT_IVL, _ZMTP_HEARTBEAT_IVL_MS)
+    socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ZMTP_HEARTBEAT_TIMEOUT_MS)
+    socket.setsockopt(zmq.HEARTBEAT_TTL, _ZMTP_HEARTBEAT_TIMEOUT_MS)  # the coordinator cuts us after this silence
     socket.setsockopt(zmq.RECONNECT_IVL, 200)
     socket.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
     socket.setsockopt(zmq.CONNECT_TIMEOUT, 5000)

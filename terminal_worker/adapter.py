@@ -2,8 +2,9 @@
 
 It takes the module object itself, ``MetaTrader5`` on Windows or ``mt5sim`` anywhere, so the code that the
 tests exercise is the code that trades real accounts. It owns the call-form rules of the real package
-(keyword filters only, never positional and keyword arguments together), the identity checks against
-cross-wired terminals, and the idempotent placement of copies.
+(keyword filters only, never positional and keyword arguments together), the account check before every
+trade request (a person may switch accounts, or IPC may cross-wire terminals), and the idempotent placement
+of copies.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from protocol.messages import (
     TerminalFacts,
 )
 from protocol.tags import find_tagged, parse_tag
-from terminal_worker.errors import LINK_LOST_CODES, TerminalError, TerminalProblem
+from terminal_worker.errors import LINK_LOST_CODES, TerminalError
 
 PENDING_TYPES = frozenset({2, 3, 4, 5, 6, 7})  # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT
 SUCCESS_RETCODES = frozenset({10008, 10009, 10010})  # PLACED, DONE, DONE_PARTIAL (shared/mt5-api.md §6.3)
@@ -68,7 +69,12 @@ class MT5Adapter:
 
     @property
     def login(self) -> int:
+        """The configured login (``account_facts`` reads the one the terminal is logged into)."""
         return self._login
+
+    @property
+    def server(self) -> str:
+        return self._server
 
     @property
     def terminal_path(self) -> str:
@@ -77,9 +83,12 @@ class MT5Adapter:
     # ---- connection ----------------------------------------------------------------------------
 
     def connect(self) -> None:
-        """Attach to the terminal and prove it is logged into the configured account.
+        """Attach to the terminal.
 
-        Always passes the explicit path: a bare initialize() may bind whichever terminal answers first.
+        Always passes the explicit path: a bare initialize() may bind whichever terminal answers first. A
+        terminal on another account is attached all the same: the account can change at any time, so it is
+        checked where it matters, before every trade request (``account_problem``), and the worker reports
+        the account it reads.
         """
         self.connected = False
         arguments: dict[str, Any] = {"login": self._login, "server": self._server, "timeout": self._timeout_ms}
@@ -88,11 +97,11 @@ class MT5Adapter:
         if self._portable:
             arguments["portable"] = True
         if not self._mt5.initialize(self._path, **arguments):
-            raise TerminalError.from_last_error("initialize", self._mt5.last_error())
-        self.verify_identity()
+            raise TerminalError.from_last_error(f"initialize of the terminal at {self._path}", self._mt5.last_error())
         terminal = self._mt5.terminal_info()
         if terminal is None:
-            raise TerminalError.from_last_error("terminal_info", self._mt5.last_error())
+            raise TerminalError.from_last_error(f"terminal_info of the terminal at {self._path}",
+                                                self._mt5.last_error())
         self.connected = True
 
     def disconnect(self) -> None:
@@ -102,18 +111,17 @@ class MT5Adapter:
         except Exception as e:  # a dead terminal must not stop a clean exit
             logger.debug("shutdown of the terminal link failed: {}", e)
 
-    def verify_identity(self) -> None:
-        """Refuse a terminal logged into another account (the IPC cross-wiring failure, shared/mt5-api.md §8)."""
-        account = self._mt5.account_info()
-        if account is None:
-            raise TerminalError.from_last_error("account_info", self._mt5.last_error())
-        if account.login != self._login or account.server != self._server:
-            raise TerminalError(
-                TerminalProblem.WRONG_ACCOUNT,
-                f"terminal at {self._path} is logged into {account.login}@{account.server}, "
-                f"configured {self._login}@{self._server}",
-                fatal=True,
-            )
+    def account_problem(self) -> str | None:
+        """Why the terminal must not trade for us now: logged into another account than configured (a person
+        switched, or the IPC cross-wiring failure of shared/mt5-api.md §8); None when it is the right one."""
+        account = self._required("account_info")
+        return self.describe_wrong_account(int(account.login), str(account.server))
+
+    def describe_wrong_account(self, login: int, server: str) -> str | None:
+        if login == self._login and server == self._server:
+            return None
+        return (f"terminal at {self._path} is logged into account {login}@{server}, configured "
+                f"{self._login}@{self._server}")
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call the module. ``None`` with a link-lost code means the terminal is gone: raise so the worker
@@ -317,7 +325,9 @@ class MT5Adapter:
                 command_id=command.command_id, status=CommandStatus.DONE, ticket=existing, already_existed=True,
                 comment="a copy with this tag already exists",
             )
-        self.verify_identity()
+        wrong_account = self._refuse_on_wrong_account(command)
+        if wrong_account is not None:
+            return wrong_account
         request = self._pending_request(command)
         rejection = self._precheck(command, request)
         if rejection is not None:
@@ -369,7 +379,9 @@ class MT5Adapter:
                                                               f"{placed.comment or placed.error_message}"})
 
     def _modify(self, command: Command) -> CommandResult:
-        self.verify_identity()
+        wrong_account = self._refuse_on_wrong_account(command)
+        if wrong_account is not None:
+            return wrong_account
         # MODIFY carries the full desired state: an omitted or zero SL/TP deletes it (shared/mt5-api.md §6.2).
         request = {
             "action": 7,  # TRADE_ACTION_MODIFY
@@ -388,7 +400,9 @@ class MT5Adapter:
         return result
 
     def _remove(self, command: Command) -> CommandResult:
-        self.verify_identity()
+        wrong_account = self._refuse_on_wrong_account(command)
+        if wrong_account is not None:
+            return wrong_account
         result = self._send(command, {"action": 8, "order": int(command.ticket)}, find_after_doubt=False)
         if result.status is CommandStatus.REJECTED and result.retcode == INVALID_REQUEST:
             still_there = any(int(order.ticket) == command.ticket for order in self._required("orders_get"))
@@ -396,6 +410,15 @@ class MT5Adapter:
                 # Removing an order that is no longer pending: the desired state (absent) already holds.
                 return CommandResult(**{**_fields(result), "status": CommandStatus.DONE})
         return result
+
+    def _refuse_on_wrong_account(self, command: Command) -> CommandResult | None:
+        """Checked right before every order_send: the account may have changed since the last poll."""
+        problem = self.account_problem()
+        if problem is None:
+            return None
+        # REJECTED without a retcode: retried later, and it passes once the right account is back.
+        return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
+                             comment=f"{problem}; not sent")
 
     def _send(self, command: Command, request: dict[str, Any], *, find_after_doubt: bool) -> CommandResult:
         crash_point("before-order-send")

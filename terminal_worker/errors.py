@@ -11,7 +11,10 @@ class TerminalProblem(str, Enum):
     AUTOTRADING_DISABLED = "auto-trading disabled"  # AutoTrading button off or Python API disabled
     IPC_TIMEOUT = "IPC timeout"  # terminal running but not answering (not logged in, busy, Wine)
     NO_CONNECTION = "no IPC connection"  # terminal gone, or run by another Windows user
-    WRONG_ACCOUNT = "wrong account"  # the terminal is logged into another account than configured
+    # The terminal is logged into another account than configured. Not raised by the adapter any more (a
+    # wrong account is reported in snapshots and refuses trades until it is right again); kept so the
+    # "terminal-wrong_account" code stays known.
+    WRONG_ACCOUNT = "wrong account"
     INCOMPATIBLE = "incompatible terminal"  # terminal and package versions do not match
     OTHER = "terminal error"
 

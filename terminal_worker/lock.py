@@ -1,8 +1,13 @@
 """One worker per terminal: an exclusive lock file held for the worker's whole life.
 
-A worker that starts while an older one for the same terminal is still alive (a coordinator restarted
-before its orphaned worker noticed) waits here until the old one exits, so two processes never trade one
-account at once and the new worker's first snapshot already shows everything the old one did.
+A worker that starts while an older one for the same terminal is still alive waits here a short while: an
+older worker that is exiting (the orphan of a coordinator that was just killed notices within a second)
+lets go, so two processes never trade one account at once and the new worker's first snapshot already shows
+everything the old one did. One that does not let go is a second worker for the terminal: the caller
+refuses to run, naming the pid written in the file.
+
+The primitives at the bottom (``try_lock``, ``unlock``, ``read_pid``, ``write_pid``) also hold the
+coordinator's own lock (``coordinator.instance_lock``).
 """
 
 from __future__ import annotations
@@ -28,42 +33,71 @@ class TerminalLock:
         deadline = time.monotonic() + timeout
         warned = False
         while True:
-            if _try_lock(handle):
-                handle.seek(0)
-                handle.truncate()
-                handle.write(f"{os.getpid()}\n".encode())
-                handle.flush()
+            if try_lock(handle):
+                write_pid(handle)
                 self._file = handle
                 return True
             if time.monotonic() >= deadline or should_stop():
                 handle.close()
                 return False
             if not warned:
-                logger.warning("another worker still holds {}; waiting for it to exit", self.path)
+                logger.warning("another worker (pid {}) still holds {}; waiting up to {:.0f}s for it to exit",
+                               read_pid(handle) or "unknown", self.path, timeout)
                 warned = True
             time.sleep(0.1)
 
+    def holder_pid(self) -> int | None:
+        """The pid written by the process holding the lock (None if unknown or nobody)."""
+        try:
+            with open(self.path, "rb") as handle:
+                return read_pid(handle)
+        except OSError:
+            return None
+
     def release(self) -> None:
         if self._file is not None:
-            _unlock(self._file)
+            unlock(self._file)
             self._file.close()
             self._file = None
+
+
+
+def read_pid(handle: IO[bytes]) -> int | None:
+    """The pid a lock holder wrote into its lock file (None if empty or unreadable)."""
+    try:
+        handle.seek(0)
+        text = handle.read(32).decode("ascii", "replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def write_pid(handle: IO[bytes]) -> None:
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n".encode())
+    handle.flush()
 
 
 if sys.platform == "win32":
     import msvcrt
 
-    def _try_lock(handle: IO[bytes]) -> bool:
+    # Windows byte-range locks are mandatory: a locked byte cannot be read by anyone else. The lock sits on
+    # one byte far past the pid so another process can still read who holds the file.
+    _LOCK_OFFSET = 1 << 20
+
+    def try_lock(handle: IO[bytes]) -> bool:
+        """Take the exclusive lock on an open lock file without waiting; True if this handle now holds it."""
         try:
-            handle.seek(0)
+            handle.seek(_LOCK_OFFSET)
             msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
             return True
         except OSError:
             return False
 
-    def _unlock(handle: IO[bytes]) -> None:
+    def unlock(handle: IO[bytes]) -> None:
         try:
-            handle.seek(0)
+            handle.seek(_LOCK_OFFSET)
             msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
         except OSError:
             pass
@@ -71,12 +105,13 @@ if sys.platform == "win32":
 else:
     import fcntl
 
-    def _try_lock(handle: IO[bytes]) -> bool:
+    def try_lock(handle: IO[bytes]) -> bool:
+        """Take the exclusive lock on an open lock file without waiting; True if this handle now holds it."""
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except OSError:
             return False
 
-    def _unlock(handle: IO[bytes]) -> None:
+    def unlock(handle: IO[bytes]) -> None:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

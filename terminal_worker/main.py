@@ -21,7 +21,9 @@ from terminal_worker.lock import TerminalLock
 from terminal_worker.worker import Worker
 
 EXIT_OK, EXIT_CONFIG, EXIT_FATAL = 0, 2, 3
-LOCK_WAIT_SECONDS = 60.0
+# How long a new worker waits for an older one holding the terminal's lock: long enough for one that is
+# exiting (an orphan notices its coordinator is gone within a second), short enough to tell the person soon.
+LOCK_GRACE_SECONDS = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,10 +82,16 @@ def run(args: argparse.Namespace) -> int:
     )
     _install_signal_handlers(worker)
     lock = TerminalLock(config.coordinator.state_dir / "locks" / f"{terminal.name}.lock")
-    if not lock.acquire(LOCK_WAIT_SECONDS, should_stop=lambda: worker.exit_code is not None):
-        logger.error("{}: another worker kept the terminal lock {} for {:.0f}s; refusing to run a second one",
-                     terminal.name, lock.path, LOCK_WAIT_SECONDS)
-        return EXIT_FATAL
+    if not lock.acquire(LOCK_GRACE_SECONDS, should_stop=lambda: worker.exit_code is not None):
+        if worker.exit_code is not None:
+            return worker.exit_code  # stopped (a signal) while waiting
+        holder = lock.holder_pid()
+        logger.critical("{}: another worker (pid {}) runs for this terminal on this machine and still holds {} "
+                        "after {:.0f}s; refusing to run a second one. Stop that one first, or, if the coordinator "
+                        "starts this terminal's worker itself, do not start one by hand (remote = true is for "
+                        "workers on other machines)", terminal.name, holder or "unknown", lock.path,
+                        LOCK_GRACE_SECONDS)
+        return EXIT_CONFIG  # the coordinator's supervisor does not restart a worker that exits 2
     try:
         return worker.run()
     except Exception:

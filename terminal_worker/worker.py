@@ -43,6 +43,7 @@ from protocol import (
     Welcome,
     decode,
 )
+from protocol.malformed_log import MalformedMessageLog
 from protocol.transport import connect_dealer, recv_frames, send_message
 from terminal_worker.adapter import MT5Adapter
 from terminal_worker.errors import TerminalError
@@ -52,10 +53,15 @@ WORKER_VERSION = "0.1.0"
 CLOSED_ORDER_MEMORY_SECONDS = 600.0  # how long a vanished order is repeated in snapshots (level-triggered)
 CLOSED_ORDER_MEMORY_COUNT = 500
 HISTORY_RETRY_SECONDS = 5.0  # history may lag the order's disappearance: keep asking this long
-FACTS_REFRESH_SECONDS = 1.0
+QUOTES_REFRESH_SECONDS = 1.0
 RESULT_MEMORY = 2000  # replayed on duplicate command ids instead of trading twice
 MAX_QUOTED_SYMBOLS = 64  # quotes ride on every heartbeat: keep them small
 EXIT_COORDINATOR_GONE = 3
+# Hellos that get no welcome for this long reopen the socket: libzmq gives up a connection for good after
+# some handshake failures (an oversized frame, a socket of the wrong type on the port), and a DEALER never
+# reconnects by itself after that. Doubled per attempt up to the maximum, reset by a welcome.
+WELCOME_WAIT_SECONDS = 5.0
+WELCOME_WAIT_MAX_SECONDS = 30.0
 
 
 @dataclass
@@ -64,6 +70,7 @@ class _TerminalState:
     positions: tuple[PositionFacts, ...] = ()
     connected: bool = False
     trade_allowed: bool = False
+    account: tuple[int, str] | None = None  # (login, server) the terminal was logged into at the last read
     closed: dict[int, tuple[ClosedOrder, float]] = field(default_factory=dict)
 
 
@@ -101,9 +108,13 @@ class Worker:
         self._welcomed = False
         self._last_heard = time.monotonic()
         self._last_hello = 0.0
+        self._hello_unanswered_since: float | None = None  # first hello on this socket still without a welcome
+        self._waiting_since: float | None = None  # first hello since the last welcome (for the log)
+        self._welcome_wait = WELCOME_WAIT_SECONDS
+        self._malformed = MalformedMessageLog()
         self._next_poll = 0.0
         self._next_heartbeat = 0.0
-        self._next_facts = 0.0
+        self._next_quotes = 0.0
         self._next_connect = 0.0
         self._connect_backoff = 1.0
         self._polled_at_ms = 0
@@ -138,6 +149,7 @@ class Worker:
                     self._send_heartbeat()
                 self._check_coordinator(now)
                 self._check_parent()
+                self._malformed.flush()
         finally:
             self._close(self._stop_reason or "stopped")
         logger.info("worker {} stopped: {} (exit code {})", self.name, self._stop_reason, self.exit_code)
@@ -161,12 +173,14 @@ class Worker:
     def _open_socket(self) -> None:
         if self._socket is not None:
             self._socket.close(linger=0)
-        # A fresh socket also drops anything still queued for a coordinator that is gone.
-        self._socket = connect_dealer(self._context, self.endpoint, self.name)
+        # A fresh socket also drops anything still queued for a coordinator that is gone. The coordinator gives
+        # it a new routing id; the hello it sends next tells which terminal it serves.
+        self._socket = connect_dealer(self._context, self.endpoint)
         self._welcomed = False
         self._sent_key = None
         self._last_heard = time.monotonic()
         self._last_hello = 0.0
+        self._hello_unanswered_since = None
 
     def _send(self, message) -> bool:
         if self._socket is None:
@@ -193,12 +207,13 @@ class Worker:
                 frames = recv_frames(self._socket)
             except zmq.Again:
                 return
-            self._last_heard = time.monotonic()
             try:
                 message = decode(frames)
             except ProtocolError as e:
-                logger.error("dropped a malformed message from the coordinator: {}", e)
+                self._malformed.dropped("the coordinator", e)
                 continue
+            # Only a valid message proves the coordinator is alive: garbage from anyone on the port does not.
+            self._last_heard = time.monotonic()
             self._handle(message)
             if self.exit_code is not None:
                 return
@@ -214,6 +229,8 @@ class Worker:
                 logger.info("coordinator {} accepted {} (protocol 1.{})", message.coordinator_version, self.name,
                             message.protocol_minor)
             self._welcomed = True
+            self._hello_unanswered_since = self._waiting_since = None
+            self._welcome_wait = WELCOME_WAIT_SECONDS
             self.heartbeat_interval = message.heartbeat_interval
             self.coordinator_timeout = message.worker_timeout
             self._sent_key = None  # a (re)welcomed worker resends its full state at once
@@ -235,8 +252,11 @@ class Worker:
 
     def _handle_error(self, message: ErrorMessage) -> None:
         if message.code == "hello-required":
+            # A new connection (the coordinator restarted, or this socket reconnected under a new routing id):
+            # the coordinator is there and answering, so say hello again at once.
             self._welcomed = False
             self._last_hello = 0.0
+            self._hello_unanswered_since = None
             return
         if message.code == "snapshot-required":
             self._sent_key = None  # the next poll sends the full state again
@@ -252,6 +272,8 @@ class Worker:
             return
         if not self._welcomed:
             # Hello until welcomed: the coordinator may start after us, or have restarted.
+            if self._hello_unanswered_since is not None and now - self._hello_unanswered_since >= self._welcome_wait:
+                self._reopen_unanswered_link(now)
             if now - self._last_hello >= max(1.0, self.heartbeat_interval):
                 self._send_hello()
             return
@@ -265,6 +287,14 @@ class Worker:
             logger.warning("no word from the coordinator for {:.1f}s; reconnecting", now - self._last_heard)
             self._open_socket()
 
+    def _reopen_unanswered_link(self, now: float) -> None:
+        waited = now - (self._hello_unanswered_since or now)
+        overall = now - (self._waiting_since or now)
+        logger.info("{}: waiting for the coordinator at {}: no welcome for {:.0f}s ({:.0f}s in all); reopening "
+                    "the link in case it was cut", self.name, self.endpoint, waited, overall)
+        self._open_socket()
+        self._welcome_wait = min(self._welcome_wait * 2, WELCOME_WAIT_MAX_SECONDS)
+
     def _send_hello(self) -> None:
         try:
             account = self.adapter.account_facts()
@@ -272,7 +302,13 @@ class Worker:
         except TerminalError as e:
             self._terminal_lost(e)
             return
-        self._last_hello = time.monotonic()
+        self._note_account(account.login, account.server)
+        now = time.monotonic()
+        self._last_hello = now
+        if self._hello_unanswered_since is None:
+            self._hello_unanswered_since = now
+        if self._waiting_since is None:
+            self._waiting_since = now
         self._send(
             Hello(
                 terminal=self.name,
@@ -316,21 +352,21 @@ class Worker:
         except TerminalError as e:
             if e.fatal:
                 logger.critical("{}: {}", self.name, e)
-                self._send(ErrorMessage(code="terminal-" + e.problem.name.lower(), message=str(e), fatal=True))
+                self._send(self._terminal_error(e, fatal=True))
                 self.request_stop(str(e), 2)
                 return
             self._next_connect = now + self._connect_backoff
             if str(e) != self._last_terminal_error:
                 logger.error("{}: cannot use the terminal: {}; retrying every {:.0f}s at most", self.name, e, 30)
                 self._last_terminal_error = str(e)
-            self._send(ErrorMessage(code="terminal-" + e.problem.name.lower(), message=str(e)))
+            self._send(self._terminal_error(e))
             self._connect_backoff = min(self._connect_backoff * 2, 30.0)
             return
         logger.info("{}: connected to the terminal at {}", self.name, self.adapter.terminal_path)
         self._last_terminal_error = ""
         self._connect_backoff = 1.0
         self._next_poll = 0.0
-        self._next_facts = 0.0
+        self._next_quotes = 0.0
         self._welcomed = False  # hello again: the coordinator must see fresh account facts
         self._last_hello = 0.0
 
@@ -338,7 +374,13 @@ class Worker:
         logger.error("{}: lost the terminal: {}", self.name, error)
         self.adapter.disconnect()
         self._next_connect = time.monotonic() + 1.0
-        self._send(ErrorMessage(code="terminal-" + error.problem.name.lower(), message=str(error)))
+        self._send(self._terminal_error(error))
+
+    def _terminal_error(self, error: TerminalError, fatal: bool = False) -> ErrorMessage:
+        # The code "terminal-<problem>" (terminal-not_found, terminal-authorization_failed, ...) is what the
+        # coordinator keys on: keep it stable. Terminal and boot id say who reports it, also before any hello.
+        return ErrorMessage(code="terminal-" + error.problem.name.lower(), message=str(error), fatal=fatal,
+                            terminal=self.name, boot_id=self.boot_id)
 
     def _poll_terminal(self) -> None:
         """Read the terminal; send a snapshot when anything that matters changed."""
@@ -351,9 +393,15 @@ class Worker:
             # order" must never run on a terminal that silently lost its broker a second ago.
             terminal = self.adapter.terminal_facts()
             self._state.connected = terminal.connected
-            if now >= self._next_facts:
-                self._refresh_facts(orders, terminal.trade_allowed)
-                self._next_facts = now + FACTS_REFRESH_SECONDS
+            # The account too, on every poll: a person (or IPC cross-wiring) can switch the terminal to another
+            # account at any moment, and nothing read from it may pass for the configured account's.
+            account = self.adapter.account_facts()
+            self._note_account(account.login, account.server)
+            self._state.trade_allowed = terminal.trade_allowed and account.trade_allowed and account.trade_expert
+            self._account_cache = (account.balance, account.equity, account.margin_free)
+            if now >= self._next_quotes:
+                self._refresh_quotes(orders)
+                self._next_quotes = now + QUOTES_REFRESH_SECONDS
             self._track_closed(orders, now)
         except TerminalError as e:
             self._terminal_lost(e)
@@ -362,14 +410,29 @@ class Worker:
         self._state.orders = orders
         self._state.positions = positions
         closed = tuple((ticket, record.state) for ticket, (record, _) in self._state.closed.items())
-        key = (orders, positions, self._state.connected, self._state.trade_allowed, closed)
+        key = (orders, positions, self._state.connected, self._state.trade_allowed, self._state.account, closed)
         if key != self._sent_key and self._welcomed:
             self._send_snapshot(key)
 
-    def _refresh_facts(self, orders: tuple[PendingOrder, ...], terminal_trade_allowed: bool) -> None:
-        account = self.adapter.account_facts()
-        self._state.trade_allowed = terminal_trade_allowed and account.trade_allowed and account.trade_expert
-        self._account_cache = (account.balance, account.equity, account.margin_free)
+    def _note_account(self, login: int, server: str) -> None:
+        """Record the account the terminal is logged into; say so when it turns wrong or right again."""
+        before = self._account_problem()
+        self._state.account = (login, server)
+        after = self._account_problem()
+        if after and after != before:
+            logger.error("{}: {}; every trade request is refused until the configured account is back", self.name,
+                         after)
+        elif before and not after:
+            logger.info("{}: the terminal is logged into the configured account {}@{} again; trading resumes",
+                        self.name, login, server)
+
+    def _account_problem(self) -> str | None:
+        """Why this terminal must not trade now (logged into another account), from the last read."""
+        if self._state.account is None:
+            return None
+        return self.adapter.describe_wrong_account(*self._state.account)
+
+    def _refresh_quotes(self, orders: tuple[PendingOrder, ...]) -> None:
         # The symbols of the orders first (they matter now), then the ones the coordinator asked about.
         ordered = dict.fromkeys([*sorted({order.symbol for order in orders}), *sorted(self._watched_symbols)])
         symbols = list(ordered)[:MAX_QUOTED_SYMBOLS]
@@ -404,12 +467,14 @@ class Worker:
     def _send_snapshot(self, key: tuple) -> None:
         self._seq += 1
         balance, equity, margin_free = self._account_cache
+        login, server = self._state.account or (0, "")
         sent = self._send(
             Snapshot(
                 boot_id=self.boot_id,
                 seq=self._seq,
                 taken_at_ms=self._polled_at_ms,
-                login=self.adapter.login,
+                login=login,
+                server=server,
                 connected=self._state.connected,
                 trade_allowed=self._state.trade_allowed,
                 orders=self._state.orders,
@@ -456,6 +521,10 @@ class Worker:
         elif not self.adapter.connected:
             result = CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
                                    comment="terminal not connected; not sent", error_code=-10004)
+        elif (problem := self._account_problem()) is not None:
+            # Not final: the coordinator retries, and it passes once the right account is back.
+            result = CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
+                                   comment=f"{problem}; not sent")
         else:
             try:
                 result = self.adapter.execute(command)

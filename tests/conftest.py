@@ -12,8 +12,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.enginekit import EngineRig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,3 +128,18 @@ def unused_tcp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+@pytest.fixture
+def make_rig(tmp_path: Path) -> Iterator[Callable[..., EngineRig]]:
+    """Makes engine rigs (tests/enginekit.py), each with its own state folder, and closes them afterwards."""
+    rigs: list[EngineRig] = []
+
+    def make(**kwargs: Any) -> EngineRig:
+        rig = EngineRig(tmp_path / f"state{len(rigs)}", **kwargs)
+        rigs.append(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        rig.close()

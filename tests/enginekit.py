@@ -109,22 +109,22 @@ class EngineRig:
     def advance(self, seconds: float) -> None:
         self.clock += seconds
 
-    def hello(self, name: str, boot: str = "b1") -> None:
+    def hello(self, name: str, boot: str = "b1", *, login: int | None = None) -> None:
         role = "source" if name == SOURCE else "target"
         self.engine.on_message(name, Hello(
             terminal=name, role=role, boot_id=boot, protocol_minor=0, worker_version="x", backend="sim", pid=1,
-            host="h", account=AccountFacts(login=self.logins[name], server="S"),
+            host="h", account=AccountFacts(login=self.logins[name] if login is None else login, server="S"),
             terminal_facts=TerminalFacts(connected=True, trade_allowed=True)))
 
     def snapshot(self, name: str, orders: Iterable[PendingOrder] = (), *, closed: Iterable[ClosedOrder] = (),
                  positions: Iterable[PositionFacts] = (), taken_at_ms: int | None = None,
-                 boot: str = "b1") -> int:
+                 boot: str = "b1", login: int | None = None) -> int:
         """The worker's next snapshot (its seq counts up by itself); returns that seq."""
         self.seq[name] += 1
         self.engine.on_message(name, Snapshot(
             boot_id=boot, seq=self.seq[name], taken_at_ms=now_ms() if taken_at_ms is None else taken_at_ms,
-            login=self.logins[name], connected=True, trade_allowed=True, orders=tuple(orders), closed=tuple(closed),
-            positions=tuple(positions), balance=1000.0, equity=1000.0))
+            login=self.logins[name] if login is None else login, connected=True, trade_allowed=True,
+            orders=tuple(orders), closed=tuple(closed), positions=tuple(positions), balance=1000.0, equity=1000.0))
         return self.seq[name]
 
     def heartbeat(self, name: str, *, last_seq: int | None = None, sent_at_ms: int | None = None,
@@ -151,6 +151,7 @@ class EngineRig:
         for name in (SOURCE, *targets):
             self.hello(name)
         self.snapshot(SOURCE, source_orders, closed=source_closed)
+        self.specs(SOURCE)  # the source's contract sizes size the copies
         self.snapshot(TARGET, target_orders, closed=target_closed)
         for name in targets:
             if name != TARGET:

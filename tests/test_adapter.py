@@ -52,14 +52,36 @@ def test_connection_failures_are_classified(terminal, tmp_path, setup, problem):
     assert not caught.value.fatal
 
 
-def test_terminal_logged_into_another_account_is_refused_for_good(tmp_path):
-    create(tmp_path / "t", 2001, "Alpha-Live")
-    adapter = MT5Adapter(mt5sim, path=tmp_path / "t", login=2001, server="Alpha-Live")
-    adapter.connect()
-    mt5sim.set_account(tmp_path / "t", login=2002)
+def test_a_terminal_not_found_names_the_path_it_tried(tmp_path):
     with pytest.raises(TerminalError) as caught:
-        adapter.verify_identity()
-    assert caught.value.problem is TerminalProblem.WRONG_ACCOUNT and caught.value.fatal
+        MT5Adapter(mt5sim, path=tmp_path / "nowhere", login=2001, server="Alpha-Live").connect()
+    assert caught.value.problem is TerminalProblem.NOT_FOUND
+    assert str(tmp_path / "nowhere") in str(caught.value)
+
+
+def test_a_terminal_switched_to_another_account_refuses_every_trade_until_it_is_back(adapter, terminal, tmp_path):
+    placed = adapter.execute(place_command(700))
+    assert placed.status is CommandStatus.DONE
+    mt5sim.set_account(tmp_path / "t", login=2002)
+    assert adapter.account_problem() == (
+        f"terminal at {tmp_path / 't'} is logged into account 2002@Alpha-Live, configured 2001@Alpha-Live")
+    commands = [
+        place_command(701),
+        Command(command_id="m", kind=CommandKind.MODIFY, source_ticket=700, symbol="EURUSD", ticket=placed.ticket,
+                price=1.07),
+        Command(command_id="r", kind=CommandKind.REMOVE, source_ticket=700, symbol="EURUSD", ticket=placed.ticket),
+    ]
+    for command in commands:
+        result = adapter.execute(command)
+        assert result.status is CommandStatus.REJECTED, command.kind
+        assert "2002@Alpha-Live" in result.comment and "configured 2001@Alpha-Live" in result.comment
+        assert result.retcode == 0 and result.error_code == 0  # not final: retried once the account is back
+    assert [order.price_open for order in terminal.orders_get()] == [1.08]  # nothing reached order_send
+
+    mt5sim.set_account(tmp_path / "t", login=2001)
+    assert adapter.account_problem() is None
+    assert adapter.execute(place_command(701, command_id="again")).status is CommandStatus.DONE
+    assert len(terminal.orders_get()) == 2
 
 
 def test_place_twice_sends_once(adapter, terminal):

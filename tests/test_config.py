@@ -30,6 +30,7 @@ from config import (
     parse_config,
 )
 from config.keys import COORDINATOR, ORPHANS, SOURCE, TARGET
+from coordinator.orphans import OrphanTracker
 
 try:
     import tomllib
@@ -316,7 +317,7 @@ def test_unknown_target_key_is_reported_with_its_index(tmp_path):
     found = problems(tmp_path, targets=[{}, {"lot_multipler": "2"}])
 
     assert len(found) == 1
-    assert found[0].startswith("targets[1].lot_multipler: unknown key (did you mean 'lot_multiplier'?); ")
+    assert found[0].startswith("targets[1] (broker-1).lot_multipler: unknown key (did you mean 'lot_multiplier'?); ")
     assert "accepted keys: backend, connect_timeout, enabled, expiration_fallback, fixed_lot, " in found[0]
     assert ", lot_multiplier, max_lot, " in found[0]
 
@@ -349,14 +350,14 @@ def test_symbol_map_values_must_be_non_empty_strings(tmp_path):
     found = problems(tmp_path, targets=[{"symbol_map": '{ XAUUSD = 5, "US30.cash" = "" }'}])
 
     assert found == [
-        "targets[0].symbol_map.XAUUSD: must be a string, got integer 5",
-        'targets[0].symbol_map."US30.cash": must not be empty',
+        "targets[0] (broker-0).symbol_map.XAUUSD: must be a string, got integer 5",
+        'targets[0] (broker-0).symbol_map."US30.cash": must not be empty',
     ]
 
 
 def test_symbol_map_must_be_a_table(tmp_path):
     assert problems(tmp_path, targets=[{"symbol_map": '["XAUUSD"]'}]) == [
-        "targets[0].symbol_map: must be a table of key = value pairs, got array ['XAUUSD']"
+        "targets[0] (broker-0).symbol_map: must be a table of key = value pairs, got array ['XAUUSD']"
     ]
 
 
@@ -376,11 +377,11 @@ def test_symbol_map_must_be_a_table(tmp_path):
         ({"coordinator": {"interval": '"5"'}}, "coordinator.interval: must be a number, got string '5'"),
         (
             {"targets": [{"max_pending_orders": "2.5"}]},
-            "targets[0].max_pending_orders: must be an integer, got float 2.5",
+            "targets[0] (broker-0).max_pending_orders: must be an integer, got float 2.5",
         ),
         (
             {"targets": [{"order_types": '"buy_limit"'}]},
-            "targets[0].order_types: must be an array, got string 'buy_limit'",
+            "targets[0] (broker-0).order_types: must be an array, got string 'buy_limit'",
         ),
         (
             {"coordinator": {"state_dir": "1979-05-27T07:32:00"}},
@@ -411,8 +412,8 @@ def test_missing_required_keys_are_each_reported(tmp_path):
 
     assert found == [
         "source.login: required key is missing",
-        "targets[0].backend: required key is missing",
-        "targets[0].server: required key is missing",
+        "targets[0] (broker-0).backend: required key is missing",
+        "targets[0] (broker-0).server: required key is missing",
     ]
 
 
@@ -450,19 +451,19 @@ def test_bad_backend(tmp_path):
 
 def test_bad_order_type_entry_is_named_by_its_index(tmp_path):
     assert problems(tmp_path, targets=[{"order_types": '["buy_limit", "buy"]'}]) == [
-        f"targets[0].order_types[1]: must be one of {ALL_ORDER_KINDS}, got 'buy'"
+        f"targets[0] (broker-0).order_types[1]: must be one of {ALL_ORDER_KINDS}, got 'buy'"
     ]
 
 
 def test_order_types_must_not_be_empty(tmp_path):
     assert problems(tmp_path, targets=[{"order_types": "[]"}]) == [
-        "targets[0].order_types: must not be empty"
+        "targets[0] (broker-0).order_types: must not be empty"
     ]
 
 
 def test_order_types_must_not_repeat(tmp_path):
     assert problems(tmp_path, targets=[{"order_types": '["buy_limit", "sell_stop", "buy_limit"]'}]) == [
-        "targets[0].order_types[2]: duplicate entry 'buy_limit' (also at targets[0].order_types[0])"
+        "targets[0] (broker-0).order_types[2]: duplicate entry 'buy_limit' (also at targets[0].order_types[0])"
     ]
 
 
@@ -482,7 +483,7 @@ def test_bad_log_level(tmp_path):
     [
         (
             {"targets": [{"lot_multiplier": "-2"}]},
-            "targets[0].lot_multiplier: must be greater than 0, got -2",
+            "targets[0] (broker-0).lot_multiplier: must be greater than 0, got -2",
         ),
         ({"coordinator": {"interval": "0"}}, "coordinator.interval: must be greater than 0, got 0"),
         ({"coordinator": {"interval": "3600.5"}}, "coordinator.interval: must be at most 3600, got 3600.5"),
@@ -498,17 +499,17 @@ def test_bad_log_level(tmp_path):
         ({"source": {"poll_interval": "11"}}, "source.poll_interval: must be at most 10, got 11"),
         ({"source": {"login": "0"}}, "source.login: must be greater than 0, got 0"),
         ({"source": {"connect_timeout": "0"}}, "source.connect_timeout: must be greater than 0, got 0"),
-        ({"targets": [{"min_lot": "0"}]}, "targets[0].min_lot: must be greater than 0, got 0"),
+        ({"targets": [{"min_lot": "0"}]}, "targets[0] (broker-0).min_lot: must be greater than 0, got 0"),
         (
             {"targets": [{"max_pending_orders": "-1"}]},
-            "targets[0].max_pending_orders: must be at least 0, got -1",
+            "targets[0] (broker-0).max_pending_orders: must be at least 0, got -1",
         ),
         ({"coordinator": {"interval": "nan"}}, "coordinator.interval: must be a finite number, got nan"),
         (
             {"targets": [{"lot_multiplier": "inf"}]},
-            "targets[0].lot_multiplier: must be a finite number, got inf",
+            "targets[0] (broker-0).lot_multiplier: must be a finite number, got inf",
         ),
-        ({"targets": [{"max_lot": "-inf"}]}, "targets[0].max_lot: must be a finite number, got -inf"),
+        ({"targets": [{"max_lot": "-inf"}]}, "targets[0] (broker-0).max_lot: must be a finite number, got -inf"),
         ({"source": {"server": '"  "'}}, "source.server: must not be empty"),
         ({"source": {"path": '""'}}, "source.path: must not be empty"),
     ],
@@ -553,7 +554,7 @@ def test_a_bad_password_env_is_not_echoed_because_it_may_be_the_password(tmp_pat
 
 def test_max_lot_below_min_lot(tmp_path):
     assert problems(tmp_path, targets=[{"min_lot": "0.5", "max_lot": "0.1"}]) == [
-        "targets[0].max_lot: must be at least targets[0].min_lot (0.5), got 0.1"
+        "targets[0] (broker-0).max_lot: must be at least targets[0].min_lot (0.5), got 0.1"
     ]
 
 
@@ -566,12 +567,12 @@ def test_worker_timeout_must_exceed_heartbeat_interval(tmp_path):
 def test_duplicate_terminal_names(tmp_path):
     found = problems(tmp_path, targets=[{"name": '"broker-a"'}, {}, {"name": '"broker-a"'}])
 
-    assert found == ["targets[2].name: duplicate terminal name 'broker-a' (also used by targets[0])"]
+    assert found == ["targets[2] (broker-a).name: duplicate terminal name 'broker-a' (also used by targets[0])"]
 
 
 def test_terminal_names_differing_only_in_case_are_duplicates(tmp_path):
     assert problems(tmp_path, targets=[{"name": '"MASTER"'}]) == [
-        "targets[0].name: duplicate terminal name 'MASTER' (also used by source as 'master'; "
+        "targets[0] (MASTER).name: duplicate terminal name 'MASTER' (also used by source as 'master'; "
         "names must differ by more than letter case)"
     ]
 
@@ -580,14 +581,14 @@ def test_duplicate_paths_are_compared_after_resolution(tmp_path):
     found = problems(tmp_path, targets=[{"path": '"terminals/x/../../terminals/master"'}])
 
     master = tmp_path / "terminals" / "master"
-    assert found == [f"targets[0].path: duplicate terminal path '{master}' (also used by source)"]
+    assert found == [f"targets[0] (broker-0).path: duplicate terminal path '{master}' (also used by source)"]
 
 
 def test_duplicate_accounts(tmp_path):
     found = problems(tmp_path, targets=[{}, {"login": "1001"}])
 
     assert found == [
-        "targets[1].login: duplicate account: login 1001 on server 'Sim-Server' (also used by source)"
+        "targets[1] (broker-1).login: duplicate account: login 1001 on server 'Sim-Server' (also used by source)"
     ]
 
 
@@ -597,11 +598,126 @@ def test_the_same_login_on_another_server_is_another_account(tmp_path):
     assert config.targets[0].terminal.login == config.source.login
 
 
-def test_cross_field_checks_wait_until_every_shape_is_valid(tmp_path):
-    # The duplicate name would be reported too if the shape pass had succeeded.
-    found = problems(tmp_path, targets=[{"name": '"master"', "login": '"x"'}])
+def test_cross_field_checks_are_reported_with_the_shape_problems_in_one_round(tmp_path):
+    found = problems(tmp_path, targets=[{"name": '"master"', "login": '"x"', "min_lot": "0.5", "max_lot": "0.1"}])
 
-    assert found == ["targets[0].login: must be an integer, got string 'x'"]
+    assert found == [
+        "targets[0] (master).login: must be an integer, got string 'x'",
+        "targets[0] (master).max_lot: must be at least targets[0].min_lot (0.5), got 0.1",
+        "targets[0] (master).name: duplicate terminal name 'master' (also used by source)",
+    ]
+
+
+def test_a_cross_field_check_stays_silent_when_one_of_its_keys_is_invalid(tmp_path):
+    # The bad min_lot is reported once, by its own shape check, not again as a range problem.
+    found = problems(tmp_path, targets=[{"min_lot": "-1", "max_lot": "0.1"}],
+                     coordinator={"heartbeat_interval": '"x"', "worker_timeout": "0.5"})
+
+    assert found == [
+        "coordinator.heartbeat_interval: must be a number, got string 'x'",
+        "targets[0] (broker-0).min_lot: must be greater than 0, got -1",
+    ]
+
+
+def test_a_target_without_a_valid_name_is_named_by_its_index_only(tmp_path):
+    found = problems(tmp_path, targets=[{"name": '"bad name"', "lot_multiplier": "0"}])
+
+    assert found == [
+        "targets[0].name: must be 1 to 64 characters from A-Z a-z 0-9 _ . -, got string 'bad name'",
+        "targets[0].lot_multiplier: must be greater than 0, got 0",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Terminal paths: an mt5 path must be able to name terminal64.exe; a sim folder must exist when asked
+
+
+def mt5_path_problems(tmp_path: Path, path: str) -> list[str]:
+    return problems(tmp_path, targets=[{"backend": '"mt5"', "path": f"'{path}'"}])
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        r"C:\MT5\Master\terminal64.exe",
+        "C:/Program Files/MetaTrader 5/terminal64.exe",
+        r"\\vm-host\mt5\broker-a\TERMINAL64.EXE",
+        r"MT5\terminal64.exe",
+        r"\\?\C:\MT5\terminal64.exe",
+    ],
+)
+def test_windows_paths_to_terminal64_exe_are_accepted(tmp_path, path):
+    config = load(tmp_path, targets=[{"backend": '"mt5"', "path": f"'{path}'"}])
+
+    assert config.targets[0].terminal.backend is Backend.MT5
+
+
+def test_an_mt5_path_to_a_folder_is_refused(tmp_path):
+    assert mt5_path_problems(tmp_path, r"C:\MT5\Master") == [
+        "targets[0] (broker-0).path: must be the path of the terminal's terminal64.exe with backend = \"mt5\" "
+        "(a folder is not enough), e.g. 'C:\\MT5\\Master\\terminal64.exe', got 'C:\\MT5\\Master'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (r"C:\MT5\terminal.exe", "must be the path of the terminal's terminal64.exe"),
+        (r"C:\MT5\Mas?ter\terminal64.exe", "cannot be a Windows path: it contains '?'"),
+        (r"C:\MT5|x\terminal64.exe", "cannot be a Windows path: it contains '|'"),
+        (r"C:\MT5\a:b\terminal64.exe", "cannot be a Windows path: a colon may only follow the drive letter"),
+    ],
+)
+def test_mt5_paths_that_cannot_name_terminal64_exe_on_windows(tmp_path, path, expected):
+    found = mt5_path_problems(tmp_path, path)
+
+    assert len(found) == 1
+    assert found[0].startswith(f"targets[0] (broker-0).path: {expected}")
+
+
+def test_a_windows_absolute_path_is_kept_as_written_on_any_system(tmp_path):
+    config = load(tmp_path, source={"backend": '"mt5"', "path": r"'C:\MT5\Master\terminal64.exe'"})
+
+    assert str(config.source.path) == r"C:\MT5\Master\terminal64.exe"
+
+
+def test_sim_folders_are_not_looked_at_by_default(tmp_path):
+    assert load(tmp_path).source.path == tmp_path / "terminals" / "master"  # no folder: still loads
+
+
+def test_missing_sim_folders_are_problems_when_asked_for_with_the_other_problems(tmp_path):
+    import mt5sim
+
+    mt5sim.create_terminal(tmp_path / "terminals" / "master", login=1001, server="Sim-Server")
+    (tmp_path / "terminals" / "broker-1").mkdir(parents=True)
+    text = config_text(targets=[{}, {}, {"remote": "true"}, {"enabled": "false"}, {"lot_multiplier": "0"}])
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), check_terminal_folders=True)
+
+    folder = tmp_path / "terminals"
+    assert [str(problem) for problem in caught.value.problems] == [
+        "targets[4] (broker-4).lot_multiplier: must be greater than 0, got 0",
+        f"targets[0] (broker-0).path: the sim terminal folder {folder / 'broker-0'} does not exist (create it "
+        "with mt5sim.create_terminal, or correct the path)",
+        f"targets[1] (broker-1).path: {folder / 'broker-1'} is not a sim terminal: it holds no terminal "
+        "database (create it with mt5sim.create_terminal)",
+        f"targets[4] (broker-4).path: the sim terminal folder {folder / 'broker-4'} does not exist (create it "
+        "with mt5sim.create_terminal, or correct the path)",
+    ]
+
+
+def test_a_cap_of_0_pending_orders_is_accepted_and_explained(tmp_path):
+    from config.checks import config_notes
+
+    config = load(tmp_path, targets=[{"max_pending_orders": "0"}, {"max_pending_orders": "0", "enabled": "false"}])
+
+    assert config.targets[0].copy.max_pending_orders == 0
+    assert config_notes(config) == [
+        "broker-0: max_pending_orders = 0: no new copies are placed there; the copies already there are still "
+        "followed (modified, and removed when their source order goes). To leave the target alone entirely use "
+        "enabled = false."
+    ]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -721,8 +837,8 @@ def test_every_problem_in_a_file_is_reported_at_once(tmp_path):
         "coordinator.log_level: must be one of 'TRACE', 'DEBUG', 'INFO', 'SUCCESS', 'WARNING', 'ERROR', "
         "'CRITICAL', got 'loud'",
         "source.login: must be an integer, got string 'abc'",
-        "targets[1].backend: required key is missing",
-        "targets[1].lot_multiplier: must be greater than 0, got -2",
+        "targets[1] (broker-1).backend: required key is missing",
+        "targets[1] (broker-1).lot_multiplier: must be greater than 0, got -2",
     ]
     assert caught.value.source == str(path)
 
@@ -955,39 +1071,39 @@ def test_ratio_and_multiplier_volume_modes_are_accepted(tmp_path, mode):
 )
 def test_bad_copy_enum_values(tmp_path, key, allowed):
     assert problems(tmp_path, targets=[{key: '"Fixed"'}]) == [
-        f"targets[0].{key}: must be one of {allowed}, got 'Fixed'"
+        f"targets[0] (broker-0).{key}: must be one of {allowed}, got 'Fixed'"
     ]
 
 
 def test_bad_orphan_policy(tmp_path):
     assert problems(tmp_path, targets=[{"orphans": '{ policy = "delete" }'}]) == [
-        "targets[0].orphans.policy: must be one of 'kill', 'preserve', got 'delete'"
+        "targets[0] (broker-0).orphans.policy: must be one of 'kill', 'preserve', got 'delete'"
     ]
 
 
 @pytest.mark.parametrize("key", ["replace_deleted_copies", "keep_filled_copies"])
 def test_copy_switches_must_be_booleans(tmp_path, key):
     assert problems(tmp_path, targets=[{key: '"yes"'}]) == [
-        f"targets[0].{key}: must be true or false, got string 'yes'"
+        f"targets[0] (broker-0).{key}: must be true or false, got string 'yes'"
     ]
 
 
 def test_fixed_volume_mode_requires_fixed_lot(tmp_path):
     assert problems(tmp_path, targets=[{"volume_mode": '"fixed"'}]) == [
-        'targets[0].fixed_lot: required when volume_mode = "fixed"'
+        'targets[0] (broker-0).fixed_lot: required when volume_mode = "fixed"'
     ]
 
 
 @pytest.mark.parametrize("mode", [None, '"multiplier"', '"balance_ratio"', '"equity_ratio"'])
 def test_fixed_lot_is_refused_with_other_volume_modes(tmp_path, mode):
     assert problems(tmp_path, targets=[{}, {"volume_mode": mode, "fixed_lot": "0.1"}]) == [
-        'targets[1].fixed_lot: only used with volume_mode = "fixed"'
+        'targets[1] (broker-1).fixed_lot: only used with volume_mode = "fixed"'
     ]
 
 
 def test_fixed_lot_must_be_positive(tmp_path):
     assert problems(tmp_path, targets=[{"volume_mode": '"fixed"', "fixed_lot": "0"}]) == [
-        "targets[0].fixed_lot: must be greater than 0, got 0"
+        "targets[0] (broker-0).fixed_lot: must be greater than 0, got 0"
     ]
 
 
@@ -1007,12 +1123,14 @@ def test_accepted_server_utc_offsets(tmp_path, offset):
     ],
 )
 def test_bad_server_utc_offsets(tmp_path, offset, expected):
-    assert problems(tmp_path, targets=[{"server_utc_offset": offset}]) == [f"targets[0].server_utc_offset: {expected}"]
+    assert problems(tmp_path, targets=[{"server_utc_offset": offset}]) == [
+        f"targets[0] (broker-0).server_utc_offset: {expected}"
+    ]
 
 
 def test_unknown_orphans_key_lists_the_accepted_ones(tmp_path):
     assert problems(tmp_path, targets=[{"orphans": '{ max_check = 2 }'}]) == [
-        "targets[0].orphans.max_check: unknown key (did you mean 'max_checks'?); "
+        "targets[0] (broker-0).orphans.max_check: unknown key (did you mean 'max_checks'?); "
         "accepted keys: check_interval, max_checks, policy"
     ]
 
@@ -1020,15 +1138,23 @@ def test_unknown_orphans_key_lists_the_accepted_ones(tmp_path):
 @pytest.mark.parametrize(
     ("orphans", "expected"),
     [
-        ("{ max_checks = 0 }", "targets[0].orphans.max_checks: must be at least 1, got 0"),
-        ("{ max_checks = 2.5 }", "targets[0].orphans.max_checks: must be an integer, got float 2.5"),
-        ("{ check_interval = 0 }", "targets[0].orphans.check_interval: must be greater than 0, got 0"),
-        ("{ check_interval = -1.5 }", "targets[0].orphans.check_interval: must be greater than 0, got -1.5"),
-        ('"kill"', "targets[0].orphans: must be a table, got string 'kill'"),
+        ("{ max_checks = 0 }", "targets[0] (broker-0).orphans.max_checks: must be at least 1, got 0"),
+        ("{ max_checks = 2.5 }", "targets[0] (broker-0).orphans.max_checks: must be an integer, got float 2.5"),
+        ("{ check_interval = -1.5 }", "targets[0] (broker-0).orphans.check_interval: must be at least 0, got -1.5"),
+        ('"kill"', "targets[0] (broker-0).orphans: must be a table, got string 'kill'"),
     ],
 )
 def test_bad_orphan_settings(tmp_path, orphans, expected):
     assert problems(tmp_path, targets=[{"orphans": orphans}]) == [expected]
+
+
+def test_an_orphan_check_interval_of_0_means_a_check_at_every_reconciliation(tmp_path):
+    orphans = load(tmp_path, targets=[{"orphans": "{ check_interval = 0 }"}]).targets[0].copy.orphans
+
+    assert orphans.check_interval == 0.0
+    tracker = OrphanTracker("broker-0", orphans, keep_filled_copies=False)
+    tracker.check(1000.0, [], "snapshot 1")
+    assert tracker.due(1000.0)  # due again at once: the next reconciliation checks again
 
 
 def test_orphans_is_not_a_source_key(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 
 import pytest
 
@@ -156,9 +157,15 @@ def test_unavailable_target_does_not_stop_the_others(copier, terminals):
     master, alpha, _beta = terminals
     (copier.directory / "terminals" / "beta" / "terminal.db").unlink()
     place_pending(master, BUY_LIMIT)
+    started = time.monotonic()
     run = copier.once()
+    took = time.monotonic() - started
     assert run.code == 1, run.output
-    assert "beta" in run.output and "NOT SYNCED" in run.output
+    # Its worker said "terminal not found" at once: no waiting for hello_timeout (20 s) before the others.
+    assert took < 10, f"took {took:.1f}s\n{run.output}"
+    beta_path = copier.directory / "terminals" / "beta"
+    assert "target beta: NOT SYNCED - terminal not found" in run.output, run.output
+    assert str(beta_path) in run.output.split("target beta: NOT SYNCED")[1].splitlines()[0], run.output
     assert len(copies(alpha)) == 1
 
 
@@ -217,8 +224,8 @@ def test_check_config_reports_every_problem_with_exit_code_2(copier):
     run = copier.run("check-config", "--config", str(copier.config_path))
     assert run.code == 2
     assert "coordinator.bind" in run.output
-    assert "targets[0].backend" in run.output
-    assert "targets[0].lot_multiplier: must be greater than 0, got -2" in run.output
+    assert "targets[0] (t).backend" in run.output
+    assert "targets[0] (t).lot_multiplier: must be greater than 0, got -2" in run.output
 
 
 def test_run_with_a_bad_config_exits_2_before_starting_anything(copier):

@@ -1,9 +1,9 @@
 """End to end: copies whose source order is gone (orphans), with real processes.
 
-An orphan is removed only under the target's policy and only after ``max_checks`` consecutive checks on a
-*fresh* source; a source that is disconnected or whose terminal is gone decides nothing; and orders that are
-not the copier's (no tag, or a magic that merely equals a source ticket) are never touched, whatever the
-policy.
+An orphan is removed only under the target's policy: at once when the source's history says what became of
+its order (cancelled, filled, expired), otherwise only after ``max_checks`` consecutive checks on a *fresh*
+source; a source that is disconnected or whose terminal is gone decides nothing; and orders that are not the
+copier's (no tag, or a magic that merely equals a source ticket) are never touched, whatever the policy.
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ def cancel(terminal: mt5sim.Terminal, ticket: int) -> None:
     assert result is not None and result.retcode == mt5sim.TRADE_RETCODE_DONE, result
 
 
+def vanish(terminal: mt5sim.Terminal, ticket: int) -> None:
+    """The source order disappears without a record in the source's history: only confirmations can tell."""
+    mt5sim.lose_order(terminal.path, ticket)
+
+
 def coordinator_log(copier) -> str:
     path = copier.directory / "state" / "logs" / "coordinator.log"
     return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
@@ -90,6 +95,26 @@ def start_and_copy(copier, alpha: mt5sim.Terminal, tickets: list[int]):
 # ---- 6. policies --------------------------------------------------------------------------------
 
 
+def test_a_cancel_the_source_history_confirms_removes_the_copy_at_once(copier):
+    master, alpha = setup(copier, "kill", check_interval=5.0, max_checks=3)  # confirmations would take 10 s
+    kept = place_pending(master, BUY_LIMIT)
+    gone = place_pending(master, SELL_STOP, symbol="GBPUSD")
+    scheduler = start_and_copy(copier, alpha, [kept, gone])
+    try:
+        orphan = copies(alpha)[gone]
+        cancelled_at = time.monotonic()
+        cancel(master, gone)
+        wait_for(lambda: gone not in copies(alpha), timeout=8, interval=0.02, message="the orphan was never removed")
+        removed_after = time.monotonic() - cancelled_at
+    finally:
+        code, output = copier.stop(scheduler)
+    assert code == 0, output
+    assert removed_after < 2.0, f"removed only {removed_after:.2f}s after the cancel\n{output}"
+    assert re.search(rf"copy #{orphan.ticket} \S+ of source order #{gone}: the source's history says it was "
+                     r"cancelled; removing the copy \(orphan policy kill\)", output), output
+    assert set(copies(alpha)) == {kept}
+
+
 def test_kill_policy_removes_an_orphan_only_after_max_checks_consecutive_checks(copier):
     master, alpha = setup(copier, "kill", check_interval=1.0, max_checks=3)
     kept = place_pending(master, BUY_LIMIT)
@@ -98,7 +123,7 @@ def test_kill_policy_removes_an_orphan_only_after_max_checks_consecutive_checks(
     try:
         kept_copy, orphan = copies(alpha)[kept], copies(alpha)[gone]
         cancelled_at = time.monotonic()
-        cancel(master, gone)
+        vanish(master, gone)
         # Three checks one second apart (at 0, 1 and 2 s at the earliest): not removed before 2 s...
         wait_for(lambda: gone not in copies(alpha), timeout=8, interval=0.02, message="the orphan was never removed")
         removed_after = time.monotonic() - cancelled_at
@@ -111,14 +136,13 @@ def test_kill_policy_removes_an_orphan_only_after_max_checks_consecutive_checks(
     assert copies(alpha) == {kept: kept_copy}
     assert [order.ticket for order in history(alpha)] == [orphan.ticket]
 
-    # The evidence: every count, the source snapshot it was read from, and what the source says happened.
-    this_copy = rf"copy #{orphan.ticket} \S+ \(source #{gone}\) orphaned in"
-    snapshot = r"source snapshot master boot \w+ seq \d+"
+    # The evidence: every count, in words about orders and checks; the source snapshots behind it at DEBUG.
+    this_copy = rf"copy #{orphan.ticket} \S+ of source order #{gone}: source order not found in"
     for count in (1, 2):
-        assert re.search(rf"{this_copy} {count} of 3 consecutive checks \(check \d+, {snapshot}, source fate "
-                         r"cancelled\): waiting for confirmation", output), output
-    assert re.search(rf"{this_copy} 3 of 3 consecutive checks \(check \d+, {snapshot}, source fate cancelled\): "
-                     r"removing it \(orphan policy kill\)", output), output
+        assert re.search(rf"{this_copy} {count} of 3 consecutive checks; confirming before acting", output), output
+    assert re.search(rf"{this_copy} 3 of 3 consecutive checks; removing the copy \(orphan policy kill\)",
+                     output), output
+    assert re.search(r"orphan check on source snapshot master boot \w+ seq \d+", coordinator_log(copier))
     assert re.search(rf"removed copy #{orphan.ticket} of source #{gone}", output), output
 
     events = operator(copier, "history")
@@ -144,8 +168,8 @@ def test_preserve_policy_keeps_an_orphan_reports_it_in_status_and_records_the_de
     assert code == 0, output
     assert alpha.orders_get() == before and not history(alpha)
     orphan = copies(alpha)[gone]
-    assert re.search(rf"copy #{orphan.ticket} \S+ \(source #{gone}\) orphaned in 2 of 2 consecutive checks .*"
-                     r"keeping it \(orphan policy preserve\)", output), output
+    assert re.search(rf"copy #{orphan.ticket} \S+ of source order #{gone}: the source's history says it was "
+                     r"cancelled; keeping the copy \(orphan policy preserve\)", output), output
     assert output.count(f"copy #{orphan.ticket}") <= 3, "the kept orphan is reported again at every check"
 
     target = status[status.index("target alpha"):]
@@ -165,16 +189,16 @@ def test_orphan_confirmations_add_up_over_restarts(copier):
     gone = place_pending(master, SELL_STOP, symbol="GBPUSD")
     assert copier.once().code == 0
     orphan = copies(alpha)[gone]
-    cancel(master, gone)
-    counted = rf"copy #{orphan.ticket} \S+ \(source #{gone}\) orphaned in {{}} of 3 consecutive checks"
+    vanish(master, gone)
+    counted = rf"copy #{orphan.ticket} \S+ of source order #{gone}: source order not found in {{}} of 3 consecutive"
     for count in (1, 2):
         run = copier.once()
         assert run.code == 0, run.output
-        assert re.search(counted.format(count) + ".*waiting for confirmation", run.output), run.output
+        assert re.search(counted.format(count) + ".*confirming before acting", run.output), run.output
         assert gone in copies(alpha) and not history(alpha)
     run = copier.once()
     assert run.code == 0, run.output
-    assert re.search(counted.format(3) + ".*removing it", run.output), run.output
+    assert re.search(counted.format(3) + ".*removing the copy", run.output), run.output
     assert set(copies(alpha)) == {kept} and [order.ticket for order in history(alpha)] == [orphan.ticket]
 
 
@@ -197,9 +221,9 @@ def test_a_source_outage_freezes_orphan_decisions_and_copying_resumes_after(copi
     try:
         orphan = copies(alpha)[gone]
         before = alpha.orders_get()
-        cancel(master, gone)
+        vanish(master, gone)
         # The orphan is being confirmed (count 1 of 3) when the source goes away.
-        counted = rf"copy #{orphan.ticket} \S+ \(source #{gone}\) orphaned in 1 of 3"
+        counted = rf"copy #{orphan.ticket} \S+ of source order #{gone}: source order not found in 1 of 3"
         wait_for(lambda: re.search(counted, coordinator_log(copier)), timeout=10, interval=0.02,
                  message="the orphan was never counted")
         if outage == "broker disconnected":
@@ -227,7 +251,8 @@ def test_a_source_outage_freezes_orphan_decisions_and_copying_resumes_after(copi
     assert set(copies(alpha)) == {kept, late} and len(alpha.orders_get()) == 2
     assert [order.ticket for order in history(alpha)] == [orphan.ticket]
     assert "copying paused" in output, output
-    killed = re.search(rf"copy #{orphan.ticket} \S+ \(source #{gone}\) orphaned in 3 of 3 .*removing it", output)
+    killed = re.search(rf"copy #{orphan.ticket} \S+ of source order #{gone}: source order not found in 3 of 3 .*"
+                       "removing the copy", output)
     assert killed, output
     assert output.rfind("copying resumed") < killed.start(), "the orphan was confirmed during the outage"
 
@@ -263,7 +288,7 @@ def test_foreign_orders_survive_every_policy_while_real_orphans_follow_it(copier
         if policy == "kill":
             wait_for(lambda: cancelled not in copies(alpha), timeout=10, message="the real orphan was not removed")
         else:
-            wait_for(lambda: "keeping it" in coordinator_log(copier), timeout=10, message="no orphan decision")
+            wait_for(lambda: "keeping the copy" in coordinator_log(copier), timeout=10, message="no orphan decision")
         time.sleep(2.0)  # several more checks
     finally:
         code, output = copier.stop(scheduler)

@@ -492,35 +492,35 @@ def _lock_holder(copier, name: str) -> int:
 
 
 @needs_proc
-def test_a_second_worker_for_a_terminal_waits_for_the_lock_and_takes_over_after(copier, unused_tcp_port):
+def test_a_second_worker_for_a_terminal_on_this_machine_is_refused_naming_the_one_that_holds_it(
+        copier, unused_tcp_port):
     endpoint = f"tcp://127.0.0.1:{unused_tcp_port}"
     terminals = setup(copier, bind=endpoint)
     first_order = place_pending(terminals.master, BUY_LIMIT)
     by_hand = copier.start("worker", "--config", str(copier.config_path), "--terminal", "alpha",
                            "--connect", endpoint)
     wait_for(lambda: _lock_holder(copier, "alpha") == by_hand.pid, timeout=15, message="no lock taken")
-    scheduler = copier.start_scheduler()  # it spawns its own alpha worker too
+    scheduler = copier.start_scheduler()  # it spawns its own alpha worker too: forgotten "remote = true"
     try:
+        spawned = wait_for(lambda: workers(scheduler.pid).get("alpha"), timeout=15, message="no alpha spawned")
         wait_for(lambda: first_order in copies(terminals.alpha) and first_order in copies(terminals.beta),
-                 message="not copied")
-        spawned = workers(scheduler.pid)["alpha"]
-        wait_for(lambda: "another worker still holds" in _log(copier, "worker-alpha"), timeout=10,
-                 message="the spawned worker does not say it waits")
-        assert alive(spawned) and alive(by_hand.pid)
-        assert _lock_holder(copier, "alpha") == by_hand.pid
-        assert _log(copier, "worker-alpha").count("worker alpha (target) starting") == 1, "two workers run"
-
-        code, output = copier.stop(by_hand)
-        assert code == 0, output
-        wait_for(lambda: _lock_holder(copier, "alpha") == spawned, timeout=10, message="no take-over")
+                 message="not copied")  # alpha through the worker started by hand, which the coordinator took
+        # The spawned one waits a short grace for the lock (an exiting predecessor would let go), then gives
+        # up with exit code 2, which the coordinator does not restart.
+        wait_for(lambda: not alive(spawned), timeout=30, message="the second worker kept waiting for the lock")
+        assert alive(by_hand.pid) and _lock_holder(copier, "alpha") == by_hand.pid
         second_order = place_pending(terminals.master, SELL_STOP, symbol="GBPUSD")
-        wait_for(lambda: second_order in copies(terminals.alpha), message="not copied after the take-over")
+        wait_for(lambda: second_order in copies(terminals.alpha), message="not copied by the attached worker")
         time.sleep(1.0)
     finally:
         code, output = copier.stop(scheduler)
     assert code == 0, output
-    assert "another worker still holds" in output
-    assert _log(copier, "worker-alpha").count("worker alpha (target) starting") == 2
+    refusal = f"another worker (pid {by_hand.pid}) runs for this terminal on this machine and still holds"
+    assert refusal in output and refusal in _log(copier, "worker-alpha")
+    assert "CRITICAL" in next(line for line in _log(copier, "worker-alpha").splitlines() if refusal in line)
+    assert _log(copier, "worker-alpha").count("worker alpha (target) starting") == 1, "the refused one ran"
+    code, by_hand_output = copier.stop(by_hand)
+    assert code == 0, by_hand_output
     no_duplicate_in(output)
     assert_exact(terminals, output)
 

@@ -26,27 +26,13 @@ from protocol import (
 from protocol.tags import copy_tag
 from terminal_worker.adapter import MT5Adapter
 from terminal_worker.errors import TerminalError
-from tests.enginekit import SOURCE, TARGET, EngineRig, closed, copy_of, now_ms, order, position_of
+from tests.enginekit import SOURCE, TARGET, closed, copy_of, now_ms, order, position_of
 from tests.test_planner import EURUSD, inputs, settings_, source_order
 from tests.test_planner import copy_of as planner_copy_of
 
 FILLED, CANCELLED = 4, 2
-MARKET_CLOSED, FROZEN = 10018, 10029
+REQUOTE, FROZEN = 10004, 10029  # retryable answers: the general backoff applies
 HOUR = 3600
-
-
-@pytest.fixture
-def make_rig(tmp_path):
-    rigs: list[EngineRig] = []
-
-    def make(**kwargs) -> EngineRig:
-        rig = EngineRig(tmp_path / f"state{len(rigs)}", **kwargs)
-        rigs.append(rig)
-        return rig
-
-    yield make
-    for rig in rigs:
-        rig.close()
 
 
 def kinds(commands: list[Command]) -> list[tuple[str, int, int]]:
@@ -363,7 +349,7 @@ def test_failed_removal_of_a_filtered_type_waits_for_its_backoff(make_rig):
     rig.reconcile()
     [removal] = rig.commands()
     assert kinds([removal]) == [("remove", 600, 9100)]
-    rig.result(removal, CommandStatus.REJECTED, retcode=MARKET_CLOSED)
+    rig.result(removal, CommandStatus.REJECTED, retcode=REQUOTE)
 
     rig.advance(0.5)
     rig.reconcile()
@@ -376,7 +362,7 @@ def test_failed_removal_of_a_filtered_type_waits_for_its_backoff(make_rig):
     rig.reconcile()
     [again] = rig.commands()
     assert kinds([again]) == [("remove", 600, 9100)]
-    rig.result(again, CommandStatus.REJECTED, retcode=MARKET_CLOSED)
+    rig.result(again, CommandStatus.REJECTED, retcode=REQUOTE)
 
     rig.advance(1.5)  # the second delay is longer (2 s)
     rig.reconcile()
@@ -393,7 +379,7 @@ def test_failed_orphan_removal_waits_for_its_backoff(make_rig):
     rig.reconcile()
     [removal] = rig.commands()
     assert kinds([removal]) == [("remove", 500, 9100)]
-    rig.result(removal, CommandStatus.REJECTED, retcode=MARKET_CLOSED)
+    rig.result(removal, CommandStatus.REJECTED, retcode=REQUOTE)
 
     rig.advance(0.5)  # an orphan check is due, the removal's backoff (1 s) is not over
     rig.snapshot(SOURCE, [], closed=[gone])
@@ -412,7 +398,7 @@ def test_orphan_removal_rejected_again_and_again_backs_off_further(make_rig):
         rig.reconcile()
         for command in rig.commands():
             sent += 1
-            rig.result(command, CommandStatus.REJECTED, retcode=MARKET_CLOSED)
+            rig.result(command, CommandStatus.REJECTED, retcode=REQUOTE)
         rig.advance(5.0)
         rig.snapshot(SOURCE, [], closed=[gone])
         rig.snapshot(TARGET, [copy_of(source, 9100)])
@@ -461,7 +447,7 @@ def test_edit_of_the_source_order_waives_its_backoff(make_rig):
     rig.start([source], [])
     rig.reconcile()
     [command] = rig.commands()
-    rig.result(command, CommandStatus.REJECTED, retcode=MARKET_CLOSED)
+    rig.result(command, CommandStatus.REJECTED, retcode=REQUOTE)
     rig.reconcile()
     assert rig.commands() == []
 

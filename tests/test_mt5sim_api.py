@@ -244,6 +244,20 @@ def test_login_checks_the_attached_account(attached: Path) -> None:
     assert mt5.last_error() == (-2, "Invalid 1st unnamed argument")
 
 
+def test_login_takes_login_password_and_server_positionally_as_real_callers_do(attached: Path) -> None:
+    assert mt5.login(1001, "secret", "Sim-Demo") is True
+    assert mt5.last_error() == SUCCESS
+    assert mt5.login(1001, "secret", "Sim-Demo", 5000) is True
+    assert mt5.login(1001, "wrong", "Sim-Demo") is False
+    assert mt5.last_error() == (-6, "Terminal: Authorization failed")
+    assert mt5.login(1001, "secret", "Other-Server") is False
+    assert mt5.login(1001, 123, "Sim-Demo") is False
+    assert mt5.last_error() == (-2, "Invalid 2nd unnamed argument")
+    assert mt5.login(1001, "secret", password="secret") is False  # one parameter given twice
+    assert mt5.last_error()[0] == -2
+    assert mt5.login(login=1001, password="secret", server="Sim-Demo") is True  # keywords still work
+
+
 def test_initialize_on_another_path_switches_the_attached_terminal(attached: Path, tmp_path: Path) -> None:
     other = mt5.create_terminal(tmp_path / "other", login=2002, server="Other")
     assert mt5.account_info().login == 1001

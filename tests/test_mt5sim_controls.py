@@ -150,6 +150,15 @@ def test_closed_session_refuses_place_modify_and_remove(path: Path, term: Termin
     assert term.order_send(modify).retcode == 10009
 
 
+def test_a_lost_order_vanishes_without_a_history_record(path: Path, term: Terminal) -> None:
+    kept, lost = term.order_send(buy_limit()).order, term.order_send(buy_limit(price=1.07)).order
+    mt5.lose_order(path, lost)
+    assert [o.ticket for o in term.orders_get()] == [kept]
+    assert term.history_orders_get(ticket=lost) is None
+    with pytest.raises(KeyError):
+        mt5.lose_order(path, lost)
+
+
 def test_disconnected_terminal_answers_from_its_cache(path: Path, term: Terminal) -> None:
     ticket = term.order_send(buy_limit()).order
     mt5.set_connected(path, False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.cli import main
+from coordinator.instance_lock import CoordinatorLock
 from coordinator.operator import parse_since
 from coordinator.planner import Link
 from coordinator.state import StateStore
@@ -65,10 +67,20 @@ def board(store: StateStore):
     db.close()
 
 
+@pytest.fixture
+def running(tmp_path: Path):
+    """A coordinator holding the state folder's lock (this test process): status sees it as running."""
+    with CoordinatorLock(tmp_path / "state"):
+        yield os.getpid()
+
+
 def status_row(name: str, role: str = "target", *, age: float = 0.0, **fields) -> TerminalStatus:
+    """A healthy terminal's row, changed by ``fields``."""
     now = time.time()
-    values = dict(name=name, role=role, online=True, connected=True, pending_orders=0, copies=0, orphans=0,
-                  skipped=(), last_sync_at=now - age - 2, last_error="", updated_at=now - age)
+    account = {"master": "1001@Sim-Server", "broker-a": "2001@Sim-Server", "broker-b": "3001@Sim-Server"}[name]
+    values = dict(name=name, role=role, online=True, terminal_reachable=True, connected=True, account=account,
+                  account_ok=True, pending_orders=0, copies=0, orphans=0, skipped=(), last_sync_at=now - age - 2,
+                  last_error="", updated_at=now - age)
     values.update(fields)
     return TerminalStatus(**values)
 
@@ -94,43 +106,55 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
 # status
 
 
-def test_status_with_fresh_rows_shows_every_terminal_source_first(capsys, config_path, store, board):
+def test_status_with_fresh_rows_shows_every_terminal_source_first(capsys, config_path, store, board, running):
     store.adopt_link("broker-a", Link(source_ticket=10000017, copy_ticket=23000002, symbol="EURUSD.m", volume=0.1))
     store.adopt_link("broker-a", Link(source_ticket=10000018, copy_ticket=23000003, symbol="EURUSD.m", volume=0.1))
     skipped = tuple((10000100 + i, "symbol not found on target") for i in range(22))
     board.write([
-        status_row("broker-a", pending_orders=10, copies=9, orphans=1, skipped=skipped,
+        status_row("broker-a", pending_orders=10, copies=9, orphans=1, skipped=skipped, restarts=2,
                    last_error="order_send: retcode 10019 (not enough money)"),
+        status_row("broker-b"),
         status_row("master", "source", pending_orders=12),
     ])
 
     code, out, _ = cli(capsys, "status", "--config", str(config_path))
 
     assert code == 0
-    assert "coordinator not running" not in out
     lines = out.splitlines()
-    assert lines.index("source master") < lines.index("target broker-a") < lines.index("target broker-b")
-    source = lines[lines.index("source master") + 1: lines.index("target broker-a") - 1]
-    assert source[:2] == ["  worker: online, terminal connected to its broker", "  pending orders: 12"]
-    assert re.fullmatch(r"  last sync: [\d:\- ]+ \(2 s ago\)", source[2])
-    assert source[3] == "  last error: none"
-    target = lines[lines.index("target broker-a") + 1: lines.index("target broker-b") - 1]  # up to the blank line
-    assert target[1:5] == ["  pending orders: 10", "  copies: 9 (links recorded: 2)", "  orphans: 1", "  skipped: 22"]
-    assert target[5] == "    source #10000100: symbol not found on target"
+    assert lines[:3] == [f"state: {store.path}", f"coordinator: running (pid {running})", "health: all healthy"]
+    assert lines.index("source master: healthy") < lines.index("target broker-a: healthy") < lines.index(
+        "target broker-b: healthy")
+    source = lines[lines.index("source master: healthy") + 1: lines.index("target broker-a: healthy") - 1]
+    assert source[:4] == ["  worker: online; terminal: reachable, connected to its broker",
+                          "  account: 1001@Sim-Server (as configured)", "  pending orders: 12", "  worker restarts: 0"]
+    assert re.fullmatch(r"  last sync: [\d:\- ]+ \(2 s ago\)", source[4])
+    assert source[5] == "  last error: none"
+    target = lines[lines.index("target broker-a: healthy") + 1: lines.index("target broker-b: healthy") - 1]
+    assert target[2:7] == ["  pending orders: 10", "  copies: 9 (links recorded: 2)", "  failed: 0", "  orphans: 1",
+                           "  skipped: 22"]
+    assert target[7] == "    source #10000100: symbol not found on target"
     assert "    source #10000119: symbol not found on target" in target
     assert "    source #10000120: symbol not found on target" not in target
     assert "    ... and 2 more" in target
+    assert target[-3] == "  worker restarts: 2"
     assert target[-1] == "  last error: order_send: retcode 10019 (not enough money)"
-    assert lines[lines.index("target broker-b") + 1:] == ["  no status yet", "  links recorded: 0"]
 
 
-def test_status_shows_offline_workers_and_disconnected_terminals(capsys, config_path, board):
-    board.write([status_row("master", "source", online=False, connected=False, last_sync_at=0.0)])
+def test_status_shows_offline_workers_and_disconnected_terminals(capsys, config_path, board, running):
+    board.write([status_row("master", "source", online=False, terminal_reachable=None, connected=None,
+                            account_ok=None, last_sync_at=0.0),
+                 status_row("broker-a", connected=False),
+                 status_row("broker-b", terminal_reachable=False, connected=None, account_ok=None)])
 
-    _, out, _ = cli(capsys, "status", "--config", str(config_path))
+    code, out, _ = cli(capsys, "status", "--config", str(config_path))
 
-    assert "  worker: offline, terminal not connected to its broker" in out
+    assert code == 1
+    assert "  worker: offline; terminal: unknown" in out
+    assert "  worker: online; terminal: reachable, not connected to its broker" in out
+    assert "  worker: online; terminal: unreachable" in out  # its worker runs: it is not "offline"
     assert "  last sync: never" in out
+    assert ("health: degraded (master: worker offline; broker-a: terminal not connected to its broker; "
+            "broker-b: terminal unreachable)") in out
 
 
 def test_status_with_stale_rows_says_the_coordinator_is_not_running(capsys, config_path, board):
@@ -138,29 +162,31 @@ def test_status_with_stale_rows_says_the_coordinator_is_not_running(capsys, conf
 
     code, out, _ = cli(capsys, "status", "--config", str(config_path))
 
-    assert code == 0
-    notices = [line for line in out.splitlines() if "coordinator not running" in line]
+    assert code == 3
+    notices = [line for line in out.splitlines() if "coordinator: not running" in line]
     assert len(notices) == 1
     assert re.fullmatch(
-        r"coordinator not running \(last update [\d:\- ]+, 6[01] s ago\); the values below are the last known ones",
+        r"coordinator: not running \(last status update [\d:\- ]+, 6[01] s ago\); the values below are the last "
+        r"known ones",
         notices[0],
     )
     assert "  pending orders: 3" in out  # the last known values are still shown
+    assert "  worker: not running (no coordinator)" in out
 
 
-def test_status_before_any_status_was_written(capsys, config_path, store):
+def test_status_before_any_status_was_written(capsys, config_path, store, running):
     code, out, _ = cli(capsys, "status", "--config", str(config_path))
 
-    assert code == 0
-    assert "no status recorded yet: the coordinator writes it while it runs" in out
+    assert code == 1  # running, but nothing is known yet: not healthy
+    assert "health: degraded (master: no status yet; broker-a: no status yet; broker-b: no status yet)" in out
     assert out.count("  no status yet") == 3
 
 
 def test_status_without_a_database(capsys, config_path, tmp_path):
     code, out, err = cli(capsys, "status", "--config", str(config_path))
 
-    assert code == 1
-    assert out == ""
+    assert code == 3
+    assert out.splitlines()[:2] == [f"state: {tmp_path / 'state' / 'copier.db'}", "coordinator: not running"]
     assert err.strip() == (
         f"no state yet at {tmp_path / 'state' / 'copier.db'}: the copier has not run with this config"
     )
@@ -185,7 +211,7 @@ def test_a_bad_config_exits_2_with_every_problem(capsys, tmp_path, command):
     code, _, err = cli(capsys, command, "--config", str(path))
 
     assert code == 2
-    assert "targets[0].login: must be an integer, got string 'x'" in err
+    assert "targets[0] (broker-a).login: must be an integer, got string 'x'" in err
 
 
 def test_status_board_write_replaces_every_row(board):

@@ -15,7 +15,8 @@ def tracker(
     return OrphanTracker("broker-a", settings, keep_filled_copies=keep_filled)
 
 
-def orphan(copy_ticket: int = 23000002, fate: str = "cancelled", source_ticket: int = 10000017) -> OrphanCandidate:
+def orphan(copy_ticket: int = 23000002, fate: str = "unknown", source_ticket: int = 10000017) -> OrphanCandidate:
+    """A copy whose source order vanished; with no record in the source's history unless ``fate`` says one."""
     return OrphanCandidate(copy_ticket=copy_ticket, source_ticket=source_ticket, symbol="EURUSD.m", source_fate=fate)
 
 
@@ -93,7 +94,7 @@ def test_max_checks_1_kills_at_the_first_check():
     (decision,) = run_checks(tracker(max_checks=1), [copy])
 
     assert decision.kill == (copy,)
-    assert "orphaned in 1 of 1 consecutive checks" in decision.evidence[0]
+    assert "source order not found in 1 of 1 consecutive checks" in decision.evidence[0]
 
 
 def test_a_copy_missing_from_one_check_starts_again_from_zero():
@@ -104,8 +105,7 @@ def test_a_copy_missing_from_one_check_starts_again_from_zero():
 
     assert [bool(d.kill) for d in decisions] == [False, False, False, False, False, True]
     assert decisions[2].evidence == (
-        "target broker-a: copy #23000002 is no longer orphaned at check 3 (source snapshot snap-3); "
-        "its count of 2 of 3 is reset",
+        "target broker-a: copy #23000002 is no longer orphaned; its count of 2 of 3 checks starts again",
     )
 
 
@@ -118,19 +118,65 @@ def test_each_copy_is_confirmed_on_its_own():
     assert [d.kill for d in decisions] == [(), (early,), (early, late)]
 
 
-def test_evidence_names_target_tickets_check_count_snapshot_and_fate():
-    copy = orphan(fate="expired")
+def test_evidence_speaks_of_orders_and_checks():
+    copy = orphan()
 
     decisions = run_checks(tracker(max_checks=2), [copy], [copy])
 
     assert decisions[0].evidence == (
-        "target broker-a: copy #23000002 EURUSD.m (source #10000017) orphaned in 1 of 2 consecutive checks "
-        "(check 1, source snapshot snap-1, source fate expired): waiting for confirmation",
+        "target broker-a: copy #23000002 EURUSD.m of source order #10000017: source order not found in 1 of 2 "
+        "consecutive checks; confirming before acting",
     )
     assert decisions[1].evidence == (
-        "target broker-a: copy #23000002 EURUSD.m (source #10000017) orphaned in 2 of 2 consecutive checks "
-        "(check 2, source snapshot snap-2, source fate expired): removing it (orphan policy kill)",
+        "target broker-a: copy #23000002 EURUSD.m of source order #10000017: source order not found in 2 of 2 "
+        "consecutive checks; removing the copy (orphan policy kill)",
     )
+    assert "snap-" not in " ".join(decisions[0].evidence + decisions[1].evidence)  # boot ids and seqs: DEBUG
+
+
+# ---- a fate the source's history confirms acts at once (issue 7, point 4) -------------------------
+
+
+@pytest.mark.parametrize("fate", ["cancelled", "filled", "expired", "rejected"])
+def test_a_fate_confirmed_by_the_source_history_is_decided_at_the_first_check(fate):
+    copy = orphan(fate=fate)
+
+    (decision,) = run_checks(tracker(max_checks=3), [copy])
+
+    assert decision.kill == (copy,)
+    assert decision.evidence == (
+        f"target broker-a: copy #23000002 EURUSD.m of source order #10000017: the source's history says it was "
+        f"{fate}; removing the copy (orphan policy kill)",
+    )
+
+
+def test_a_confirmed_fate_is_decided_even_between_checks_without_counting_the_others():
+    orphans = tracker(max_checks=3, interval=5.0)
+    vanished, cancelled = orphan(1, source_ticket=11), orphan(2, fate="cancelled", source_ticket=12)
+    orphans.check(1000.0, [vanished], "snap-1")
+
+    decision = orphans.check(1001.0, [vanished, cancelled], "snap-2")  # not due: only the confirmed one acts
+
+    assert decision.kill == (cancelled,)
+    assert orphans.counts()[1] == 1
+
+
+def test_a_confirmed_fate_under_preserve_is_reported_at_once():
+    copy = orphan(fate="cancelled")
+
+    (decision,) = run_checks(tracker(OrphanPolicy.PRESERVE, max_checks=3), [copy])
+
+    assert (decision.kill, decision.preserved) == ((), (copy,))
+
+
+def test_held_copies_are_neither_counted_nor_reset():
+    orphans = tracker(max_checks=3)
+    copy = orphan()
+    orphans.check(1000.0, [copy], "snap-1")
+
+    orphans.check(1005.0, [], "snap-2", held={copy.copy_ticket})
+
+    assert orphans.counts() == {copy.copy_ticket: 1}
 
 
 def test_a_check_without_orphans_and_nothing_tracked_says_nothing():
@@ -151,7 +197,7 @@ def test_preserve_never_kills_and_reports_once_confirmed():
 
     assert all(d.kill == () for d in decisions)
     assert [d.preserved for d in decisions] == [(), (copy,), (copy,), (copy,)]
-    assert decisions[1].evidence[0].endswith("keeping it (orphan policy preserve)")
+    assert decisions[1].evidence[0].endswith("keeping the copy (orphan policy preserve)")
     # The keep decision is said once; later checks stay quiet about it.
     assert decisions[2].evidence == decisions[3].evidence == ()
     assert orphans.counts() == {copy.copy_ticket: 4}
@@ -164,7 +210,7 @@ def test_a_preserved_copy_that_comes_back_is_reported_again_after_a_new_confirma
     decisions = run_checks(orphans, [copy], [], [copy])
 
     assert [len(d.evidence) for d in decisions] == [1, 1, 1]
-    assert "keeping it" in decisions[2].evidence[0]
+    assert "keeping the copy" in decisions[2].evidence[0]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -177,9 +223,9 @@ def test_keep_filled_copies_preserves_copies_of_filled_sources_whatever_the_poli
 
     decisions = run_checks(tracker(policy, max_checks=2, keep_filled=True), [filled], [filled])
 
-    assert decisions[1].kill == ()
-    assert decisions[1].preserved == (filled,)
-    assert decisions[1].evidence[0].endswith("keeping it (keep_filled_copies, and its source order was filled)")
+    assert decisions[0].kill == decisions[1].kill == ()
+    assert decisions[0].preserved == decisions[1].preserved == (filled,)
+    assert decisions[0].evidence[0].endswith("keeping the copy (keep_filled_copies, and its source order was filled)")
 
 
 def test_keep_filled_copies_still_kills_orphans_of_cancelled_sources():

@@ -7,7 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from config import Backend, CopySettings, OrderKind, Role, TargetConfig, TerminalConfig
+from config import (
+    Backend,
+    CopySettings,
+    OrderKind,
+    OutOfBounds,
+    Role,
+    TargetConfig,
+    TerminalConfig,
+    VolumeMode,
+    VolumeRounding,
+)
 from coordinator.desired import TargetContext
 from coordinator.planner import Link, LinkStatus, LinkUpdate, SkipReason, TargetInputs, plan_target
 from coordinator.sizing import Accounts, round_price, size_volume, snap, step_decimals
@@ -31,6 +41,8 @@ def settings_(**overrides) -> CopySettings:
 TERMINAL = TerminalConfig(name="broker-a", role=Role.TARGET, backend=Backend.SIM, path=Path("t"), login=2001,
                           server="S", password_env=None, remote=False, poll_interval=0.1, portable=False,
                           connect_timeout=60.0)
+# The source's own symbols, as its worker describes them: the same contract sizes as the target's by default.
+SOURCE_SPECS = {"EURUSD": replace(EURUSD, name="EURUSD"), "XAUUSD": replace(GOLD, name="XAUUSD")}
 QUOTES = {"EURUSD.m": Quote(symbol="EURUSD.m", bid=1.09000, ask=1.09010),
           "GOLD": Quote(symbol="GOLD", bid=2660.0, ask=2660.3)}
 
@@ -49,13 +61,14 @@ def copy_of(order: PendingOrder, ticket: int, symbol: str = "EURUSD.m", volume: 
 
 
 def inputs(orders=(), settings=None, *, accounts=None, source_offset=0, target_offset=0, source_quotes=None,
-           **fields) -> TargetInputs:
+           source_specs=None, **fields) -> TargetInputs:
     settings = settings or settings_()
     values = dict(name="broker-a", config=TargetConfig(terminal=TERMINAL, copy=settings), orders=tuple(orders),
                   specs={"EURUSD.m": EURUSD, "GOLD": GOLD}, quotes=QUOTES,
                   context=TargetContext(settings=settings, accounts=accounts or Accounts(),
                                         source_offset=source_offset, target_offset=target_offset,
-                                        source_quotes=source_quotes or {}))
+                                        source_quotes=source_quotes or {},
+                                        source_specs=SOURCE_SPECS if source_specs is None else source_specs))
     values.update(fields)
     return TargetInputs(**values)
 
@@ -78,7 +91,7 @@ def test_symbol_map_wins_over_the_suffix_and_prices_snap_to_the_tick_size():
     [command] = plan_target([order], inputs()).commands
     assert command.symbol == "GOLD"
     assert (command.price, command.sl, command.tp) == (2650.05, 2640.0, 2700.0)
-    assert command.volume == 0.3  # 0.25 rounds to the 0.1 step
+    assert command.volume == 0.2  # 0.25 rounds down to the 0.1 step: never more than the sizing gives
 
 
 def test_expiration_is_copied_for_specified_orders_only():
@@ -249,17 +262,85 @@ def test_snap_gives_clean_multiples():
     ],
 )
 def test_size_volume(volume, multiplier, min_lot, max_lot, expected):
-    sized = size_volume(volume, settings_(lot_multiplier=multiplier, min_lot=min_lot, max_lot=max_lot), EURUSD)
+    sized = size_volume(volume, settings_(lot_multiplier=multiplier, min_lot=min_lot, max_lot=max_lot), EURUSD,
+                        source_contract_size=EURUSD.contract_size)
     assert sized.volume == expected
 
 
 def test_rounding_never_exceeds_max_lot():
-    sized = size_volume(1.0, settings_(max_lot=0.25), GOLD)  # step 0.1: 0.25 would round up to 0.3
+    # step 0.1: 0.25 would round up to 0.3
+    sized = size_volume(1.0, settings_(max_lot=0.25), GOLD, source_contract_size=GOLD.contract_size)
     assert sized.volume == 0.2
 
 
 def test_clamping_is_explained():
-    assert "raised to the minimum 0.01" in size_volume(0.001, settings_(), EURUSD).note
+    assert "raised to the minimum 0.01" in size_volume(0.001, settings_(), EURUSD,
+                                                       source_contract_size=EURUSD.contract_size).note
+
+
+# ---- field trials: sizing never gives more than the configured sizing (issue 7, points 1 and 2) ---------
+
+COARSE = replace(EURUSD, volume_min=0.1, volume_step=0.1)  # volume_min = volume_step = 0.1
+
+
+def test_a_volume_is_rounded_down_to_the_step_by_default_and_to_the_nearest_on_request():
+    down = size_volume(0.157, settings_(), EURUSD, source_contract_size=EURUSD.contract_size)
+    nearest = size_volume(0.157, settings_(volume_rounding=VolumeRounding.NEAREST), EURUSD,
+                          source_contract_size=EURUSD.contract_size)
+    assert (down.volume, nearest.volume) == (0.15, 0.16)
+
+
+def test_half_the_minimum_is_skipped_with_its_reason_under_skip_never_rounded_up():
+    settings = settings_(lot_multiplier=0.5, volume_out_of_bounds=OutOfBounds.SKIP)
+    sized = size_volume(0.1, settings, COARSE, source_contract_size=COARSE.contract_size)
+    assert sized.volume == 0.0
+    assert "below the minimum 0.1" in sized.problem and "skip" in sized.problem
+    # The planner reports it and sends nothing.
+    plan = plan_target([source_order(1, volume=0.1)], inputs(settings=settings, specs={"EURUSD.m": COARSE}))
+    assert plan.commands == []
+    [skip] = plan.skips
+    assert skip.reason is SkipReason.CANNOT_COPY and "below the minimum 0.1" in skip.detail
+
+
+def test_half_the_minimum_is_raised_under_clamp_and_says_so():
+    settings = settings_(lot_multiplier=0.5)
+    sized = size_volume(0.1, settings, COARSE, source_contract_size=COARSE.contract_size)
+    assert sized.volume == 0.1
+    assert sized.note == "0.05 raised to the minimum 0.1"
+    plan = plan_target([source_order(1, volume=0.1)], inputs(settings=settings, specs={"EURUSD.m": COARSE}))
+    [command] = plan.commands
+    assert command.volume == 0.1 and plan.adjustments == {1: "0.05 raised to the minimum 0.1"}
+
+
+def test_lots_follow_the_contract_sizes_so_the_notional_matches():
+    us500_source = replace(EURUSD, name="US500", contract_size=1.0, volume_min=0.1, volume_step=0.1)
+    us500_target = replace(us500_source, name="US500.m", contract_size=10.0)
+    settings = settings_()
+    sized = size_volume(2.0, settings, us500_target, source_contract_size=1.0)
+    assert sized.volume == 0.2
+    assert "scaled to 0.2 for the contract sizes (source 1, target 10)" in sized.note
+    order = source_order(7, symbol="US500", volume=2.0, price_open=5000.0, sl=0.0, tp=0.0)
+    plan = plan_target([order], inputs(settings=settings, specs={"US500.m": us500_target},
+                                       quotes={"US500.m": Quote(symbol="US500.m", bid=5100.0, ask=5100.5)},
+                                       source_specs={"US500": us500_source}))
+    [command] = plan.commands
+    assert command.volume == 0.2 and "contract sizes" in plan.adjustments[7]
+    # Then the multiplier applies.
+    assert size_volume(2.0, settings_(lot_multiplier=3.0), us500_target, source_contract_size=1.0).volume == 0.6
+
+
+def test_contract_scaling_can_be_turned_off_and_never_touches_a_fixed_lot():
+    target = replace(EURUSD, contract_size=10_000)
+    assert size_volume(0.1, settings_(scale_by_contract_size=False), target).volume == 0.1
+    fixed = settings_(volume_mode=VolumeMode.FIXED, fixed_lot=0.3)
+    assert size_volume(0.1, fixed, target).volume == 0.3
+
+
+def test_an_unknown_source_contract_size_waits_instead_of_guessing():
+    plan = plan_target([source_order(1)], inputs(source_specs={}))
+    assert plan.commands == []
+    [skip] = plan.skips
+    assert skip.reason is SkipReason.NOT_YET and "contract size" in skip.detail
 
 
 def test_round_price_keeps_zero_and_snaps():

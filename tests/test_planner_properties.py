@@ -152,7 +152,8 @@ def test_any_sequence_of_source_edits_converges_to_exactly_the_right_copies(edit
         for ticket, copy in copies.items():
             original = wanted[ticket]
             spec = SPECS[TARGET_SYMBOL[original.symbol]]
-            expected_volume = size_volume(original.volume, copy_settings, spec).volume
+            expected_volume = size_volume(original.volume, copy_settings, spec,
+                                          source_contract_size=spec.contract_size).volume
             assert copy.symbol == TARGET_SYMBOL[original.symbol]
             assert copy.type == original.type
             assert abs(copy.volume - expected_volume) < 1e-9

@@ -53,9 +53,10 @@ SAMPLES = [
           backend="sim", pid=123, host="vm1", account=AccountFacts(login=2001, server="S", balance=1e4),
           terminal_facts=TerminalFacts(connected=True, trade_allowed=True), server_time=1_700_000_000),
     Welcome(coordinator_version="0.1.0", protocol_minor=0, heartbeat_interval=1.0, worker_timeout=10.0),
-    Snapshot(boot_id="abc", seq=7, taken_at_ms=1_700_000_000_000, login=2001, connected=True, trade_allowed=True,
-             orders=(ORDER,), positions=(PositionFacts(ticket=5, identifier=5, symbol="EURUSD", type=0, volume=0.1,
-                                                       magic=9, comment="mtc#9"),),
+    Snapshot(boot_id="abc", seq=7, taken_at_ms=1_700_000_000_000, login=2001, server="S", connected=True,
+             trade_allowed=True, orders=(ORDER,),
+             positions=(PositionFacts(ticket=5, identifier=5, symbol="EURUSD", type=0, volume=0.1, magic=9,
+                                      comment="mtc#9"),),
              closed=(ClosedOrder(ticket=4, symbol="EURUSD", type=3, state=4, magic=0, comment=""),)),
     SymbolRequest(request_id="r1", symbols=("EURUSD.m", "GOLD")),
     SymbolSpecs(request_id="r1", specs=(SymbolSpec(name="EURUSD.m", digits=5, point=1e-5, tick_size=1e-5,
@@ -194,6 +195,16 @@ def test_unknown_keys_from_a_newer_minor_version_are_ignored():
 def test_missing_optional_fields_take_their_defaults():
     message = decode(_frames(b"heartbeat", {"sent_at_ms": 5}))
     assert message == Heartbeat(sent_at_ms=5)
+
+
+def test_protocol_1_1_fields_are_optional_for_1_0_peers():
+    snapshot = SAMPLES[2]
+    plain = msgpack.unpackb(encode(snapshot)[2])
+    assert plain.pop("server") == "S"
+    assert decode(_frames(b"snapshot", plain)).server == ""  # a 1.0 worker's snapshot
+    error = ErrorMessage(code="terminal-not_found", message="m", terminal="alpha", boot_id="b1")
+    assert decode(encode(error)) == error
+    assert decode(_frames(b"error", {"code": "c", "message": "m"})) == ErrorMessage(code="c", message="m")
 
 
 def test_encoding_an_oversized_message_fails_loudly():
