@@ -947,18 +947,19 @@ class Engine:
                    if not f.final]
         return max(0.0, min(pending)) if pending else None
 
-    def publish_status(self) -> None:
-        """Write every terminal's status for ``mt5-copier status`` (another process reads it)."""
-        rows = [self._status_of(view) for view in self.views.values()]
+    def publish_status(self, *, final: bool = False) -> None:
+        """Write every terminal's status for ``mt5-copier status`` (another process reads it). ``final``: the
+        coordinator is stopping; the counts its workers last reported stay readable as the last known ones."""
+        rows = [self._status_of(view, final=final) for view in self.views.values()]
         rows += [self._status_of_disabled(target) for target in self.config.targets if not target.copy.enabled]
         try:
             self.status_board.write(rows)
         except Exception as e:  # status is for people; it must never stop copying
             logger.warning("could not write the status table: {}", e)
 
-    def _status_of(self, view: TerminalView) -> TerminalStatus:
+    def _status_of(self, view: TerminalView, *, final: bool = False) -> TerminalStatus:
         # Facts the worker reports are unknown (None) while it is offline: never shown as 0 or "disconnected".
-        snapshot = view.snapshot if view.online else None
+        snapshot = view.snapshot if view.online or final else None
         report = self.reports.get(view.name)
         plan = report.last_plan if report else None
         skipped: list[tuple[int, str]] = []

@@ -100,7 +100,7 @@ class Coordinator:
         self._supervisor.stop_all()
         for view in self.engine.views.values():
             view.online = False
-        self.engine.publish_status()
+        self.engine.publish_status(final=True)
         self._hub.close()
         logger.info("coordinator stopped{}", f": {self._stop_reason}" if self._stop_reason else "")
 

@@ -19,6 +19,7 @@ import zmq
 from loguru import logger
 
 from config.faults import crash_point
+from coordinator import __version__ as WORKER_VERSION  # one version for the whole product
 from protocol import (
     PROTOCOL_MINOR,
     ClosedOrder,
@@ -49,7 +50,6 @@ from terminal_worker.adapter import MT5Adapter
 from terminal_worker.errors import TerminalError
 from terminal_worker.lifeline import parent_alive
 
-WORKER_VERSION = "0.1.0"
 CLOSED_ORDER_MEMORY_SECONDS = 600.0  # how long a vanished order is repeated in snapshots (level-triggered)
 CLOSED_ORDER_MEMORY_COUNT = 500
 HISTORY_RETRY_SECONDS = 5.0  # history may lag the order's disappearance: keep asking this long
