@@ -48,12 +48,15 @@ def _copies(terminal: mt5sim.Terminal) -> set[int]:
 
 def _place(source: mt5sim.Terminal, index: int) -> int:
     tick = source.symbol_info_tick("EURUSD")
+    if tick is None:
+        raise RuntimeError(f"symbol_info_tick('EURUSD') on the source failed: {source.last_error()}")
     result = source.order_send({
         "action": mt5sim.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1,
         "type": mt5sim.ORDER_TYPE_BUY_LIMIT, "price": round(tick.ask - 0.005 - index * 0.0001, 5),
         "type_filling": mt5sim.ORDER_FILLING_RETURN, "type_time": mt5sim.ORDER_TIME_GTC,
     })
-    assert result.retcode == mt5sim.TRADE_RETCODE_DONE, result
+    if result is None or result.retcode != mt5sim.TRADE_RETCODE_DONE:
+        raise RuntimeError(f"placing source order {index} failed: {result or source.last_error()}")
     return result.order
 
 
@@ -132,6 +135,8 @@ def measure_sequential(fan_out: int, burst: int) -> float:
             _place(source, i)
         started = time.perf_counter()
         orders = source.orders_get()
+        if orders is None:
+            raise RuntimeError(f"orders_get() on the source failed: {source.last_error()}")
         for target in targets:
             for order in orders:
                 target.order_send({

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from config import Backend, CopySettings, OrderKind, Role, TargetConfig, TerminalConfig
 from coordinator.desired import TargetContext
 from coordinator.planner import TargetInputs, plan_target
 from coordinator.sizing import Accounts
 from protocol import PendingOrder, Quote, SymbolSpec
+from protocol.mt5 import PENDING_ORDER_TYPES, OrderType
 from protocol.tags import copy_tag
 
 SPEC = SymbolSpec(name="EURUSD.m", digits=5, point=1e-5, tick_size=1e-5, contract_size=1e5, volume_min=0.01,
@@ -25,16 +27,18 @@ TARGET = TargetConfig(
 )
 CONTEXT = TargetContext(settings=SETTINGS, accounts=Accounts(), source_offset=0, target_offset=0, source_quotes={})
 QUOTES = {"EURUSD.m": Quote(symbol="EURUSD.m", bid=1.0850, ask=1.0851)}
+PENDING_TYPES = sorted(PENDING_ORDER_TYPES)
 
 
-def _order(ticket: int, order_type: int, index: int) -> PendingOrder:
-    """A valid pending order of ``order_type`` around a 1.0850/1.0851 market."""
-    below = order_type in (2, 5, 7)
+def _order(ticket: int, type_value: int, index: int) -> PendingOrder:
+    """A valid pending order of type ``type_value`` around a 1.0850/1.0851 market."""
+    order_type = OrderType(type_value)
+    below = order_type in (OrderType.BUY_LIMIT, OrderType.SELL_STOP, OrderType.SELL_STOP_LIMIT)
     price = round(1.0800 - index * 1e-5 if below else 1.0900 + index * 1e-5, 5)
-    stoplimit = round(price - 0.002 if order_type == 6 else price + 0.002, 5) if order_type in (6, 7) else 0.0
+    buy = order_type.is_buy
+    stoplimit = round(price - 0.002 if buy else price + 0.002, 5) if order_type.is_stop_limit else 0.0
     entry = stoplimit or price
-    buy = order_type in (2, 4, 6)
-    return PendingOrder(ticket=ticket, symbol="EURUSD", type=order_type, volume=0.1, price_open=price,
+    return PendingOrder(ticket=ticket, symbol="EURUSD", type=type_value, volume=0.1, price_open=price,
                         price_stoplimit=stoplimit, sl=round(entry - 0.01 if buy else entry + 0.01, 5),
                         tp=round(entry + 0.01 if buy else entry - 0.01, 5), type_time=0, time_expiration=0, magic=0,
                         comment="", time_setup_msc=index)
@@ -43,7 +47,7 @@ def _order(ticket: int, order_type: int, index: int) -> PendingOrder:
 def run(*, quick: bool) -> None:
     print("planner (one target)")
     for size in (10, 100, 1000):
-        source = [_order(10_000_000 + i, 2 + i % 6, i) for i in range(size)]
+        source = [_order(10_000_000 + i, PENDING_TYPES[i % len(PENDING_TYPES)], i) for i in range(size)]
         in_sync = [replace(o, ticket=90_000_000 + o.ticket, symbol="EURUSD.m", magic=o.ticket,
                            comment=copy_tag(o.ticket)) for o in source]
         for label, target_orders in (("all new", []), ("all in sync", in_sync)):

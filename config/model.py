@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from protocol.mt5 import OrderType
+
 
 class _TextEnum(str, Enum):
     # str() and f-strings give the config spelling ("buy_limit"), the same on Python 3.10 to 3.13.
@@ -32,20 +34,8 @@ class Role(_TextEnum):
     TARGET = "target"
 
 
-# MetaTrader5 ORDER_TYPE_* values (see mt5sim/constants.py), repeated here so that loading a config
-# never imports terminal-side code.
-_MT5_ORDER_TYPE: dict[str, int] = {
-    "buy_limit": 2,
-    "sell_limit": 3,
-    "buy_stop": 4,
-    "sell_stop": 5,
-    "buy_stop_limit": 6,
-    "sell_stop_limit": 7,
-}
-
-
 class OrderKind(_TextEnum):
-    """The six pending order types the copier can mirror."""
+    """The six pending order types the copier can mirror; each member is named as its ``OrderType``."""
 
     BUY_LIMIT = "buy_limit"
     SELL_LIMIT = "sell_limit"
@@ -55,9 +45,9 @@ class OrderKind(_TextEnum):
     SELL_STOP_LIMIT = "sell_stop_limit"
 
     @property
-    def mt5_type(self) -> int:
+    def mt5_type(self) -> OrderType:
         """The MetaTrader5 ``ORDER_TYPE_*`` value of this kind."""
-        return _MT5_ORDER_TYPE[self.value]
+        return OrderType[self.name]
 
     @classmethod
     def from_mt5_type(cls, order_type: int) -> OrderKind | None:
@@ -66,7 +56,7 @@ class OrderKind(_TextEnum):
         return _KIND_BY_MT5_TYPE.get(order_type)
 
 
-_KIND_BY_MT5_TYPE: dict[int, OrderKind] = {_MT5_ORDER_TYPE[kind.value]: kind for kind in OrderKind}
+_KIND_BY_MT5_TYPE: dict[int, OrderKind] = {kind.mt5_type: kind for kind in OrderKind}
 
 
 class VolumeMode(_TextEnum):

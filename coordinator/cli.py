@@ -9,10 +9,9 @@ from pathlib import Path
 from loguru import logger
 
 from config import ConfigError, CopySettings, VolumeMode, config_notes, load_config
+from config.exit_codes import ExitCode, StatusExitCode
 from config.logs import add_log_file, setup_console
 from coordinator import __version__
-
-EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG, EXIT_FATAL = 0, 1, 2, 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,10 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start the coordinator and its workers")
     run.add_argument("--config", required=True, type=Path, help="TOML config file")
-    run.add_argument("--once", action="store_true", help="one full sync, a summary, and exit (0 = all done)")
+    run.add_argument("--once", action="store_true",
+                     help=f"one full sync, a summary, and exit ({ExitCode.OK:d} = all done)")
 
     check = commands.add_parser("check-config", help="validate a config file, and that each sim terminal exists "
-                                                     "here; exit 0 valid, 2 invalid")
+                                                     f"here; exit {ExitCode.OK:d} valid, {ExitCode.CONFIG_ERROR:d} "
+                                                     "invalid")
     check.add_argument("--config", required=True, type=Path, help="TOML config file")
 
     from terminal_worker.main import add_arguments as add_worker_arguments
@@ -38,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_worker_arguments(worker)
 
     status = commands.add_parser("status", help="whether the coordinator runs, and each terminal's health as it last "
-                                                "saw it; exit 0 all healthy, 1 degraded, 3 not running")
+                                                f"saw it; exit {StatusExitCode.HEALTHY:d} all healthy, "
+                                                f"{StatusExitCode.DEGRADED:d} degraded, "
+                                                f"{StatusExitCode.NOT_RUNNING:d} not running")
     status.add_argument("--config", required=True, type=Path, help="TOML config file")
     status.add_argument("--json", action="store_true", help="print one JSON object (for scripts and health checks)")
 
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         from coordinator.demo import run_demo
 
         return run_demo(duration=args.duration, directory=args.dir)
-    return EXIT_CONFIG
+    return ExitCode.CONFIG_ERROR  # not reached: argparse refuses an unknown command (also with 2)
 
 
 def check_config(path: Path) -> int:
@@ -85,7 +88,7 @@ def check_config(path: Path) -> int:
         config = load_config(path, check_terminal_folders=True)
     except ConfigError as e:
         print(e, file=sys.stderr)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG_ERROR
     lines = [f"{path}: valid"]
     for terminal in config.terminals():
         where = "remote worker" if terminal.remote else "local worker"
@@ -101,7 +104,7 @@ def check_config(path: Path) -> int:
                      f"{', disabled' if not copy.enabled else ''}")
     lines.extend(f"  note: {note}" for note in config_notes(config))
     write_out("\n".join(lines) + "\n")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _volume_rule(copy: CopySettings) -> str:
@@ -120,7 +123,7 @@ def operator_command(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     except ConfigError as e:
         print(e, file=sys.stderr)
-        return EXIT_CONFIG
+        return StatusExitCode.CONFIG_ERROR if args.command == "status" else ExitCode.CONFIG_ERROR
     if args.command == "status":
         return status_command(config, as_json=args.json)
     return history_command(config, target=args.target, since=args.since, limit=args.limit)
@@ -133,7 +136,7 @@ def run(path: Path, *, once: bool) -> int:
         config = load_config(path)
     except ConfigError as e:
         logger.error("{}", e)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG_ERROR
     setup_console("coordinator", config.coordinator.log_level)
     add_log_file(config.coordinator.state_dir / "logs", "coordinator")
     for note in config_notes(config):
@@ -144,7 +147,7 @@ def run(path: Path, *, once: bool) -> int:
         return coordinator.run()
     except Exception:
         logger.exception("the coordinator crashed")
-        return EXIT_FATAL
+        return ExitCode.FATAL
 
 
 if __name__ == "__main__":

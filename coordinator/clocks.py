@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from protocol import PendingOrder
+from protocol.mt5 import OrderTime
 
-GTC, DAY, SPECIFIED, SPECIFIED_DAY = 0, 1, 2, 3  # ORDER_TIME_*
 DAY_SECONDS = 86_400
 OFFSET_GRANULARITY = 900  # brokers' zones are whole quarter hours from UTC
 
@@ -35,13 +35,13 @@ class Expiration:
 
 def source_expiry_utc(order: PendingOrder, source_offset: int) -> int | None:
     """The instant (UTC seconds) a source order expires, or None for GTC."""
-    if order.type_time == SPECIFIED:
+    if order.type_time == OrderTime.SPECIFIED:
         return order.time_expiration - source_offset
-    if order.type_time == SPECIFIED_DAY:
+    if order.type_time == OrderTime.SPECIFIED_DAY:
         # "Until 23:59:59 of the specified day", on the source's clock.
         day = order.time_expiration // DAY_SECONDS
         return day * DAY_SECONDS + DAY_SECONDS - 1 - source_offset
-    if order.type_time == DAY:
+    if order.type_time == OrderTime.DAY:
         day = (order.time_setup_msc // 1000) // DAY_SECONDS
         return day * DAY_SECONDS + DAY_SECONDS - 1 - source_offset
     return None
@@ -51,16 +51,18 @@ def translate_expiration(order: PendingOrder, source_offset: int, target_offset:
                          expiration_mode: int, fallback_to_gtc: bool) -> Expiration | None:
     """The copy's type_time and expiration meaning the same instant as the source's, in a mode the target
     symbol allows; None when it cannot be done and the fallback is to skip."""
-    if order.type_time == GTC:
-        return Expiration(GTC, 0) if allowed(expiration_mode, GTC) else None
+    if order.type_time == OrderTime.GTC:
+        return Expiration(OrderTime.GTC, 0) if allowed(expiration_mode, OrderTime.GTC) else None
     same_clock = source_offset == target_offset
-    if same_clock and order.type_time in (DAY, SPECIFIED_DAY) and allowed(expiration_mode, order.type_time):
-        return Expiration(order.type_time, order.time_expiration if order.type_time == SPECIFIED_DAY else 0)
+    day_bound = order.type_time in (OrderTime.DAY, OrderTime.SPECIFIED_DAY)
+    if same_clock and day_bound and allowed(expiration_mode, order.type_time):
+        return Expiration(order.type_time,
+                          order.time_expiration if order.type_time == OrderTime.SPECIFIED_DAY else 0)
     instant = source_expiry_utc(order, source_offset)
-    if instant is not None and allowed(expiration_mode, SPECIFIED):
-        return Expiration(SPECIFIED, instant + target_offset)
-    if fallback_to_gtc and allowed(expiration_mode, GTC):
-        return Expiration(GTC, 0, fell_back=True)
+    if instant is not None and allowed(expiration_mode, OrderTime.SPECIFIED):
+        return Expiration(OrderTime.SPECIFIED, instant + target_offset)
+    if fallback_to_gtc and allowed(expiration_mode, OrderTime.GTC):
+        return Expiration(OrderTime.GTC, 0, fell_back=True)
     return None
 
 
@@ -68,8 +70,8 @@ def same_expiration(copy: PendingOrder, wanted: Expiration) -> bool:
     """Does the copy already expire as wanted? DAY and GTC carry no meaningful time; a SPECIFIED_DAY is a day."""
     if copy.type_time != wanted.type_time:
         return False
-    if wanted.type_time == SPECIFIED:
+    if wanted.type_time == OrderTime.SPECIFIED:
         return copy.time_expiration == wanted.expiration
-    if wanted.type_time == SPECIFIED_DAY:
+    if wanted.type_time == OrderTime.SPECIFIED_DAY:
         return copy.time_expiration // DAY_SECONDS == wanted.expiration // DAY_SECONDS
     return True

@@ -15,22 +15,49 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
 from config import load_config
 from coordinator.runner import Coordinator, install_signal_handlers
+from protocol.mt5 import (
+    PENDING_ORDER_TYPES,
+    OrderFilling,
+    OrderTime,
+    OrderType,
+    Retcode,
+    TradeAction,
+    describe_order_type,
+)
 
-SOURCE = {"name": "master", "login": 1001, "server": "Demo-Master"}
+if TYPE_CHECKING:
+    from mt5sim.types import SymbolInfo, Tick, TradeOrder
+
+
+@dataclass(frozen=True)
+class DemoTerminal:
+    """One simulated terminal of the demo: its account, and how its broker names symbols and keeps time."""
+
+    name: str
+    login: int
+    server: str
+    suffix: str = ""
+    offset: float = 0.0  # the broker's server clock, in hours from UTC
+
+
+SOURCE = DemoTerminal(name="master", login=1001, server="Demo-Master")
 TARGETS = [
-    {"name": "broker-a", "login": 2001, "server": "Alpha-Live", "suffix": ".m", "offset": 2.0},
-    {"name": "broker-b", "login": 3001, "server": "Beta-Trade", "suffix": "pro", "offset": 3.0},
-    {"name": "broker-c", "login": 4001, "server": "Gamma-ECN", "suffix": "", "offset": 0.0},
+    DemoTerminal(name="broker-a", login=2001, server="Alpha-Live", suffix=".m", offset=2.0),
+    DemoTerminal(name="broker-b", login=3001, server="Beta-Trade", suffix="pro", offset=3.0),
+    DemoTerminal(name="broker-c", login=4001, server="Gamma-ECN", suffix="", offset=0.0),
 ]
 TRADED = ("EURUSD", "GBPUSD", "USDJPY", "XAUUSD")
-ORDER_TYPES = {2: "buy limit", 3: "sell limit", 4: "buy stop", 5: "sell stop", 6: "buy stop limit",
-               7: "sell stop limit"}
+ORDER_TYPES = sorted(PENDING_ORDER_TYPES)
+# The types whose entry rests below the market: moved down, they stay valid.
+BELOW_THE_MARKET = frozenset({OrderType.BUY_LIMIT, OrderType.SELL_STOP, OrderType.SELL_STOP_LIMIT})
 
 CONFIG = """\
 # Written by `mt5-copier demo`.
@@ -106,11 +133,11 @@ def run_demo(*, duration: float, directory: Path | None) -> int:
         directory = Path(tempfile.mkdtemp(prefix="mt5-copier-demo-"))
     directory = directory.resolve()
     terminals = directory / "terminals"
-    mt5sim.create_terminal(terminals / "master", login=SOURCE["login"], server=SOURCE["server"])
+    mt5sim.create_terminal(terminals / SOURCE.name, login=SOURCE.login, server=SOURCE.server)
     for target in TARGETS:
-        mt5sim.create_terminal(terminals / target["name"], login=target["login"], server=target["server"],
-                               suffix=target["suffix"], server_offset_hours=target["offset"],
-                               symbols=GOLD if target["name"] == "broker-c" else None)
+        mt5sim.create_terminal(terminals / target.name, login=target.login, server=target.server,
+                               suffix=target.suffix, server_offset_hours=target.offset,
+                               symbols=GOLD if target.name == "broker-c" else None)
     config_path = directory / "copier.toml"
     config_path.write_text(CONFIG, encoding="utf-8")
     config = load_config(config_path)
@@ -120,7 +147,7 @@ def run_demo(*, duration: float, directory: Path | None) -> int:
 
     coordinator = Coordinator(config, once=False)
     install_signal_handlers(coordinator)
-    trader = ScriptedTrader(terminals / "master", seed=7)
+    trader = ScriptedTrader(terminals / SOURCE.name, seed=7)
     trader_thread = threading.Thread(target=trader.run, args=(coordinator,), name="trader", daemon=True)
     stopper = threading.Timer(duration, coordinator.request_stop, args=(f"demo ran {duration:.0f}s",))
     stopper.daemon = True
@@ -188,66 +215,80 @@ class ScriptedTrader:
                 logger.warning("demo trader: {}", e)
             time.sleep(self.random.uniform(0.8, 1.6))
 
-    def edit_random_order(self, order) -> None:
+    def symbol_info(self, symbol: str) -> SymbolInfo:
+        """The symbol's specification; a failed call raises, and `run` logs it and carries on."""
+        info = self.terminal.symbol_info(symbol)
+        if info is None:
+            raise RuntimeError(f"symbol_info({symbol!r}) failed: {self.terminal.last_error()}")
+        return info
+
+    def symbol_info_tick(self, symbol: str) -> Tick:
+        """The symbol's latest tick; a failed call raises, and `run` logs it and carries on."""
+        tick = self.terminal.symbol_info_tick(symbol)
+        if tick is None:
+            raise RuntimeError(f"symbol_info_tick({symbol!r}) failed: {self.terminal.last_error()}")
+        return tick
+
+    def edit_random_order(self, order: TradeOrder) -> None:
         """Drag the entry (and SL, TP, stop-limit with it) a little: every copy must follow."""
-        info = self.terminal.symbol_info(order.symbol)
+        info = self.symbol_info(order.symbol)
         shift = info.point * self.random.choice((30, 60)) * (10 if info.digits <= 3 else 1)
         # Move it away from the market (down for orders resting below it), so the order stays valid.
-        shift = -shift if order.type in (2, 5, 7) else shift
+        shift = -shift if order.type in BELOW_THE_MARKET else shift
 
         def moved(price: float) -> float:
             return round(price + shift, info.digits) if price else 0.0
 
         result = self.terminal.order_send({
-            "action": 7, "order": order.ticket, "price": moved(order.price_open),
+            "action": TradeAction.MODIFY, "order": order.ticket, "price": moved(order.price_open),
             "stoplimit": moved(order.price_stoplimit), "sl": moved(order.sl), "tp": moved(order.tp),
             "type_time": order.type_time, "expiration": order.time_expiration,
         })
-        if result is not None and result.retcode == 10009:
+        if result is not None and result.retcode == Retcode.DONE:
             logger.info("demo trader: moved #{} {} to {}", order.ticket, order.symbol, moved(order.price_open))
 
-    def cancel_order(self, order) -> None:
-        result = self.terminal.order_send({"action": 8, "order": order.ticket})
-        if result is not None and result.retcode == 10009:
+    def cancel_order(self, order: TradeOrder) -> None:
+        result = self.terminal.order_send({"action": TradeAction.REMOVE, "order": order.ticket})
+        if result is not None and result.retcode == Retcode.DONE:
             logger.info("demo trader: cancelled #{} {}", order.ticket, order.symbol)
 
     def place_random_order(self) -> int:
         symbol = self.random.choice(TRADED)
-        order_type = self.random.choice(list(ORDER_TYPES))
-        info = self.terminal.symbol_info(symbol)
-        tick = self.terminal.symbol_info_tick(symbol)
+        order_type = self.random.choice(ORDER_TYPES)
+        info = self.symbol_info(symbol)
+        tick = self.symbol_info_tick(symbol)
         point, digits = info.point, info.digits
         distance = point * self.random.randint(300, 900) * (10 if digits <= 3 else 1)
-        buy = order_type in (2, 4, 6)
+        buy = order_type.is_buy
         reference = tick.ask if buy else tick.bid
-        below = order_type in (2, 5, 7)  # buy limit, sell stop, sell stop limit rest below the market
+        below = order_type in BELOW_THE_MARKET
         price = round(reference - distance if below else reference + distance, digits)
         stoplimit = 0.0
-        if order_type == 6:
+        if order_type is OrderType.BUY_STOP_LIMIT:
             stoplimit = round(price - distance / 3, digits)
-        elif order_type == 7:
+        elif order_type is OrderType.SELL_STOP_LIMIT:
             stoplimit = round(price + distance / 3, digits)
         entry = stoplimit or price
         sl = round(entry - distance if buy else entry + distance, digits)
         tp = round(entry + 2 * distance if buy else entry - 2 * distance, digits)
         volume = self.random.choice((0.01, 0.05, 0.1, 0.2, 0.35, 1.0))
         result = self.terminal.order_send({
-            "action": 5, "symbol": symbol, "volume": volume, "type": order_type, "price": price,
-            "stoplimit": stoplimit, "sl": sl, "tp": tp, "type_time": 0, "type_filling": 2,
+            "action": TradeAction.PENDING, "symbol": symbol, "volume": volume, "type": order_type, "price": price,
+            "stoplimit": stoplimit, "sl": sl, "tp": tp, "type_time": OrderTime.GTC, "type_filling": OrderFilling.RETURN,
             "magic": 0, "comment": "demo trader",
         })
-        if result is None or result.retcode != 10009:
-            logger.warning("demo trader: {} {} rejected: {}", ORDER_TYPES[order_type], symbol,
+        if result is None or result.retcode != Retcode.DONE:
+            logger.warning("demo trader: {} {} rejected: {}", order_type.label, symbol,
                            result.comment if result else "no result")
             return 0
-        logger.info("demo trader: placed #{} {} {} {} lots @ {}", result.order, ORDER_TYPES[order_type], symbol,
+        logger.info("demo trader: placed #{} {} {} {} lots @ {}", result.order, order_type.label, symbol,
                     volume, price)
         return 1
 
     def move_market(self) -> None:
         symbol = self.random.choice(TRADED)
-        tick = self.terminal.symbol_info_tick(symbol)
-        info = self.terminal.symbol_info(symbol)
+        tick = self.symbol_info_tick(symbol)
+        info = self.symbol_info(symbol)
         step = info.point * self.random.randint(-40, 40)
         spread = tick.ask - tick.bid
         bid = round(tick.bid + step, info.digits)
@@ -259,8 +300,8 @@ def render_table(terminals: Path) -> str:
     import mt5sim
     from protocol.tags import parse_tag
 
-    source = mt5sim.Terminal(terminals / "master")
-    names = [target["name"] for target in TARGETS]
+    source = mt5sim.Terminal(terminals / SOURCE.name)
+    names = [target.name for target in TARGETS]
     copies: dict[str, dict[int, str]] = {}
     for name in names:
         handle = mt5sim.Terminal(terminals / name)
@@ -274,9 +315,9 @@ def render_table(terminals: Path) -> str:
         copies[name] = by_source
     header = f"{'source order':<42}" + "".join(f"{name:<26}" for name in names)
     lines = ["", header, "-" * len(header)]
-    limits_and_stops_only = {2, 3, 4, 5}
+    limits_and_stops_only = {OrderType.BUY_LIMIT, OrderType.SELL_LIMIT, OrderType.BUY_STOP, OrderType.SELL_STOP}
     for order in source.orders_get() or ():
-        label = f"#{order.ticket} {ORDER_TYPES.get(order.type, order.type)} {order.symbol} {order.volume_current:g}"
+        label = f"#{order.ticket} {describe_order_type(order.type)} {order.symbol} {order.volume_current:g}"
         cells = []
         for name in names:
             cell = copies[name].get(order.ticket)

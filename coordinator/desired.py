@@ -10,8 +10,7 @@ from config import CopySettings, ExpirationFallback, PriceMode, VolumeMode
 from coordinator.clocks import Expiration, translate_expiration
 from coordinator.sizing import Accounts, round_price, size_volume
 from protocol import PendingOrder, Quote, SymbolSpec
-
-STOP_LIMIT_TYPES = frozenset({6, 7})
+from protocol.mt5 import OrderTime, OrderType
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,7 +25,7 @@ class Anchor:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DesiredCopy:
     symbol: str
-    order_type: int
+    order_type: OrderType
     volume: float
     price: float
     stoplimit: float
@@ -60,7 +59,9 @@ class CannotCopy(Exception):
 
 def desire(order: PendingOrder, symbol: str, spec: SymbolSpec, target_quote: Quote | None, context: TargetContext,
            anchor: Anchor | None) -> DesiredCopy:
+    """The copy of ``order``, a pending order of a type the target copies (the planner filters the others)."""
     settings = context.settings
+    order_type = OrderType(order.type)
     note = ""
     ratio_sizing = settings.volume_mode in (VolumeMode.BALANCE_RATIO, VolumeMode.EQUITY_RATIO)
     if ratio_sizing and anchor is not None and abs(anchor.source_volume - order.volume) < 1e-9 and anchor.volume > 0:
@@ -85,10 +86,11 @@ def desire(order: PendingOrder, symbol: str, spec: SymbolSpec, target_quote: Quo
             # The target's market minus the source's market, fixed from now on for this copy.
             offset = _mid(target_quote) - _mid(source_quote)
 
-    expiration = Expiration(0, 0)
-    if order.type_time == 0 and not translate_expiration(order, 0, 0, spec.expiration_mode, fallback_to_gtc=False):
+    expiration = Expiration(OrderTime.GTC, 0)
+    if order.type_time == OrderTime.GTC and not translate_expiration(order, 0, 0, spec.expiration_mode,
+                                                                     fallback_to_gtc=False):
         raise CannotCopy(f"{symbol} on the target does not allow good-till-cancelled orders")
-    if order.type_time != 0:
+    if order.type_time != OrderTime.GTC:
         if context.source_offset is None or context.target_offset is None:
             raise NotYet("waiting to learn the brokers' server clocks")
         translated = translate_expiration(order, context.source_offset, context.target_offset,
@@ -106,10 +108,10 @@ def desire(order: PendingOrder, symbol: str, spec: SymbolSpec, target_quote: Quo
 
     return DesiredCopy(
         symbol=symbol,
-        order_type=order.type,
+        order_type=order_type,
         volume=volume,
         price=shifted(order.price_open),
-        stoplimit=shifted(order.price_stoplimit) if order.type in STOP_LIMIT_TYPES else 0.0,
+        stoplimit=shifted(order.price_stoplimit) if order_type.is_stop_limit else 0.0,
         sl=shifted(order.sl),
         tp=shifted(order.tp),
         expiration=expiration,

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import Any
 
+import msgspec
 from loguru import logger
 
 from config import AppConfig, TargetConfig
@@ -20,7 +22,7 @@ from coordinator import __version__
 from coordinator.clocks import estimate_offset
 from coordinator.desired import TargetContext
 from coordinator.market_checks import frozen_problem
-from coordinator.orphans import CONFIRMED_FATES, OrphanCandidate, OrphanTracker
+from coordinator.orphans import CONFIRMED_FATES, UNKNOWN_FATE, OrphanCandidate, OrphanTracker, source_fate
 from coordinator.planner import (
     Link,
     LinkStatus,
@@ -31,7 +33,6 @@ from coordinator.planner import (
     our_copies,
     plan_target,
 )
-from coordinator.retcodes import describe, is_retryable
 from coordinator.sizing import Accounts
 from coordinator.state import StateStore
 from coordinator.status import StatusBoard, TerminalStatus
@@ -52,10 +53,21 @@ from protocol import (
     HistoryReport,
     HistoryRequest,
     Message,
+    PendingOrder,
     Snapshot,
     SymbolRequest,
     SymbolSpecs,
     Welcome,
+)
+from protocol.mt5 import (
+    COPIER_ORDER_STATES,
+    LastError,
+    OrderState,
+    Retcode,
+    describe_fate,
+    describe_order_type,
+    describe_retcode,
+    is_retryable,
 )
 from protocol.tags import find_tagged
 
@@ -71,15 +83,12 @@ OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accept
 UNKNOWN_OUTCOME_GRACE_SECONDS = 3.0  # a request whose fate is unknown may still land: look again after this
 RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)  # retryable rejections: back off, capped at a minute
 FINAL_FAILURE_RETRY_SECONDS = 300.0  # final rejections: conditions rarely change, but the order may be edited
-MARKET_CLOSED = 10018  # TRADE_RETCODE_MARKET_CLOSED
 # A closed market opens when its ticks move again (heartbeats carry them every second); this is only the safety
 # net for a symbol whose ticks the copier does not see.
 MARKET_CLOSED_RECHECK_SECONDS = 300.0
-NO_RECORD = -2  # a ClosedOrder state for "the terminal's history has no record of this ticket"
 # Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
 DEFINITE_TERMINAL_FAILURES = frozenset({"terminal-not_found", "terminal-authorization_failed",
                                         "terminal-ipc_timeout"})
-_FATES = {2: "cancelled", 4: "filled", 5: "rejected", 6: "expired"}
 
 
 @dataclass(slots=True)
@@ -281,7 +290,8 @@ class Engine:
         view.confirmed_at = now
         view.online = True
         for record in snapshot.closed:
-            if record.state >= 0 or record.ticket not in view.closed:
+            # A worker's "not in the history yet" never overwrites an answer already had (a record, or none).
+            if record.state != OrderState.NOT_IN_HISTORY_YET or record.ticket not in view.closed:
                 view.closed[record.ticket] = record
         _trim(view.closed)
         if view is self.source:
@@ -373,7 +383,8 @@ class Engine:
             view.requested_history.pop(record.ticket, None)
         now = self._clock()
         for ticket in message.unknown:
-            view.closed[ticket] = ClosedOrder(ticket=ticket, symbol="", type=0, state=NO_RECORD, magic=0, comment="")
+            view.closed[ticket] = ClosedOrder(ticket=ticket, symbol="", type=0, state=OrderState.NO_RECORD, magic=0,
+                                              comment="")
             view.requested_history.pop(ticket, None)
             answers = view.no_record_answers.get(ticket, (0, 0.0))[0] + 1
             view.no_record_answers[ticket] = (answers, now)
@@ -383,11 +394,11 @@ class Engine:
     def _report_source_fates(self, snapshot: Snapshot) -> None:
         """Record once what became of each source order that left the pending list."""
         for record in snapshot.closed:
-            if record.state < 0 or record.ticket in self._reported_source_fates:
-                continue
+            if record.state in COPIER_ORDER_STATES or record.ticket in self._reported_source_fates:
+                continue  # no history record: nothing to report yet
             self._reported_source_fates[record.ticket] = None
             _trim(self._reported_source_fates)
-            fate = _FATES.get(record.state, f"state {record.state}")
+            fate = describe_fate(record.state)
             logger.info("source order #{} {} was {}", record.ticket, record.symbol, fate)
             for name in self.targets:
                 if record.ticket in self.state.links(name):
@@ -414,7 +425,7 @@ class Engine:
             flight.unknown_since = self._clock()
             logger.warning("{}: outcome of {} for source #{} is unknown ({}); the next snapshots decide",
                            view.name, command.kind.value, command.source_ticket,
-                           result.error_message or describe(result.retcode))
+                           result.error_message or describe_retcode(result.retcode))
             return
         self.in_flight[view.name].pop(command.source_ticket, None)
         if result.status is CommandStatus.DONE:
@@ -433,7 +444,7 @@ class Engine:
             return
         self.state.record_event(view.name, command.source_ticket, command.kind.value, result.status.value,
                                 copy_ticket=command.ticket, retcode=result.retcode, message=reason)
-        if result.retcode == MARKET_CLOSED:
+        if result.retcode == Retcode.MARKET_CLOSED:
             self._market_closed(view, command)
         self._record_failure(view.name, command, result.retcode, reason, final=_is_final(result),
                              fingerprint=flight.fingerprint)
@@ -512,7 +523,7 @@ class Engine:
         logger.info("{}: {} trades again (a new tick); sending what waited for its session", view.name, symbol)
         now = self._clock()
         for failure in self.reports[view.name].failures.values() if view.name in self.reports else ():
-            if failure.retcode == MARKET_CLOSED and failure.symbol == symbol:
+            if failure.retcode == Retcode.MARKET_CLOSED and failure.symbol == symbol:
                 failure.retry_at = now
         self._dirty.update(self.targets if view is self.source else (view.name,))
 
@@ -521,7 +532,7 @@ class Engine:
         report = self.reports[target]
         previous = report.failures.get(command.source_ticket)
         attempts = previous.attempts + 1 if previous else 1
-        if retcode == MARKET_CLOSED:
+        if retcode == Retcode.MARKET_CLOSED:
             delay = MARKET_CLOSED_RECHECK_SECONDS
         else:
             delay = FINAL_FAILURE_RETRY_SECONDS if final else RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
@@ -534,7 +545,7 @@ class Engine:
         if final:
             logger.error("{} failed: {} (the broker will refuse it again as it is; tried again in {:.0f}s or when "
                          "the source order changes)", what, reason, delay)
-        elif retcode == MARKET_CLOSED:
+        elif retcode == Retcode.MARKET_CLOSED:
             logger.warning("{} waits: {}; sent when {} trades again", what, reason, command.symbol)
         else:
             logger.warning("{} was refused for now: {}; retrying in {:.0f}s", what, reason, delay)
@@ -785,15 +796,17 @@ class Engine:
         # What became of each source order (filled, cancelled, expired) decides at once, and decides
         # keep_filled_copies: ask the source's history for the ones its worker did not see leave. A copy whose
         # answer is on its way is held (neither counted nor reset) for up to HISTORY_WAIT_SECONDS.
-        unknown = {copy.magic for copy in plan.orphans
-                   if copy.magic not in source.closed or source.closed[copy.magic].state == -1}
+        # One "no record" answer is final here: the orphan then goes through its counted confirmations, which
+        # are the bounded looks for a source order (the target's copies have theirs in ``no_record``).
+        unknown = {copy.magic for copy in plan.orphans if copy.magic not in source.closed
+                   or source.closed[copy.magic].state == OrderState.NOT_IN_HISTORY_YET}
         requests = self._request_history(source, unknown, now) if unknown else 0
         asking = {ticket for ticket in unknown
                   if now - source.requested_history.get(ticket, -1e9) < HISTORY_WAIT_SECONDS}
         candidates = [
             OrphanCandidate(copy_ticket=copy.ticket, source_ticket=copy.magic, symbol=copy.symbol,
-                            source_fate=_FATES.get(source.closed[copy.magic].state, "unknown")
-                            if copy.magic in source.closed else "unknown")
+                            source_fate=source_fate(source.closed[copy.magic].state
+                                                    if copy.magic in source.closed else None))
             for copy in plan.orphans if copy.magic not in asking
         ]
         held = {copy.ticket for copy in plan.orphans if copy.magic in asking}
@@ -840,7 +853,7 @@ class Engine:
                    f"source order #{candidate.source_ticket} not found in {checks} consecutive checks ({evidence_id})")
             self.state.record_event(view.name, candidate.source_ticket, "orphan-kill", "decided",
                                     copy_ticket=candidate.copy_ticket, message=why)
-            fate = candidate.source_fate if candidate.source_fate != "unknown" else "gone"
+            fate = candidate.source_fate if candidate.source_fate != UNKNOWN_FATE else "gone"
             self._removal_reasons[(view.name, copy.magic)] = f"orphan: source order #{copy.magic} is {fate}"
             commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
                                     symbol=copy.symbol, ticket=copy.ticket, magic=copy.magic, comment=copy.comment))
@@ -875,7 +888,7 @@ class Engine:
         # In the worker's clock: a worker whose clock is off must not find fresh commands already expired.
         deadline_ms = _now_ms() + view.clock_skew_ms + int(self.config.coordinator.command_timeout * 1000)
         unique = {command.source_ticket: command for command in reversed(planned)}  # at most one per order
-        commands = [replace(command, command_id=uuid.uuid4().hex, deadline_ms=deadline_ms)
+        commands = [msgspec.structs.replace(command, command_id=uuid.uuid4().hex, deadline_ms=deadline_ms)
                     for command in planned if unique[command.source_ticket] is command]
         flights = self.in_flight[view.name]
         source_orders = {order.ticket: order for order in self.source.snapshot.orders} if self.source.snapshot else {}
@@ -928,9 +941,8 @@ class Engine:
         up: the worker may have gone; it is asked again when needed)."""
         now = self._clock()
         for view in self.views.values():
-            for requests in (view.requested_symbols, view.requested_history):
-                for key in [k for k, asked in requests.items() if now - asked > HISTORY_WAIT_SECONDS]:
-                    del requests[key]
+            _forget_older_than(view.requested_symbols, now - HISTORY_WAIT_SECONDS)
+            _forget_older_than(view.requested_history, now - HISTORY_WAIT_SECONDS)
         return (any(self.in_flight.values())
                 or any(view.requested_symbols or view.requested_history for view in self.views.values()))
 
@@ -1044,7 +1056,12 @@ def _no_record_settled_or_recent(answers: tuple[int, float] | None, now: float) 
     return count >= NO_RECORD_LOOKS or now - last < NO_RECORD_RETRY_SECONDS
 
 
-def _fingerprint(order) -> tuple:
+def _forget_older_than(asked: dict[Any, float], moment: float) -> None:
+    for key in [key for key, at in asked.items() if at < moment]:
+        del asked[key]
+
+
+def _fingerprint(order: PendingOrder) -> tuple:
     return (order.type, order.volume, order.price_open, order.price_stoplimit, order.sl, order.tp, order.type_time,
             order.time_expiration)
 
@@ -1056,31 +1073,23 @@ def _tagged_copy(snapshot: Snapshot, source_ticket: int, exclude: int = 0) -> in
 def _is_final(result: CommandResult) -> bool:
     """Will trying again soon fail the same way? Broker answers by their retcode; answers from the terminal
     link itself (no retcode: not connected, IPC failure) pass when the terminal is back, except a request the
-    package refused as malformed (-2), which will be refused again."""
+    package refused as malformed (invalid params), which will be refused again."""
     if result.status is CommandStatus.REFUSED:
         return True
     if result.retcode:
         return not is_retryable(result.retcode)
-    return result.error_code == -2
+    return result.error_code == LastError.INVALID_PARAMS
 
 
 def _failure_text(result: CommandResult) -> str:
     if result.retcode:
-        return f"{describe(result.retcode)} ({result.retcode}{', ' + result.comment if result.comment else ''})"
+        return f"{describe_retcode(result.retcode)} ({result.retcode}{', ' + result.comment if result.comment else ''})"
     return result.comment or result.error_message or result.status.value
-
-
-_TYPE_NAMES = {2: "buy limit", 3: "sell limit", 4: "buy stop", 5: "sell stop", 6: "buy stop limit",
-               7: "sell stop limit"}
-
-
-def _type_name(order_type: int) -> str:
-    return _TYPE_NAMES.get(order_type, f"type {order_type}")
 
 
 def _describe_copy(command: Command) -> str:
     """What a placed or modified copy looks like, in the words a trader reads."""
-    text = f"{command.symbol} {_type_name(command.order_type)} {command.volume:g} lots @ {command.price:g}"
+    text = f"{command.symbol} {describe_order_type(command.order_type)} {command.volume:g} lots @ {command.price:g}"
     if command.stoplimit:
         text += f" limit {command.stoplimit:g}"
     return text + f" sl {command.sl:g} tp {command.tp:g}"

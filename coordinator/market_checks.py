@@ -8,45 +8,41 @@ close to the market today may be fine after the market moves.
 from __future__ import annotations
 
 from protocol import PendingOrder, Quote, SymbolSpec
+from protocol.mt5 import BUY_ORDER_TYPES, OrderType, PositionType, SymbolOrderFlag, SymbolTradeMode
 
-BUY_TYPES = frozenset({2, 4, 6})
-# SYMBOL_TRADE_MODE_*: which order sides may be opened
-_TRADE_DISABLED, _LONG_ONLY, _SHORT_ONLY, _CLOSE_ONLY = 0, 1, 2, 3
-_ORDER_MODE_SL, _ORDER_MODE_TP = 16, 32
 _TOLERANCE = 1e-9
 
 
 def trade_mode_problem(order_type: int, spec: SymbolSpec) -> str | None:
     mode = spec.trade_mode
-    if mode == _TRADE_DISABLED:
+    if mode == SymbolTradeMode.DISABLED:
         return f"trading in {spec.name} is disabled on the target"
-    if mode == _CLOSE_ONLY:
+    if mode == SymbolTradeMode.CLOSEONLY:
         return f"{spec.name} is close-only on the target"
-    if mode == _LONG_ONLY and order_type not in BUY_TYPES:
+    if mode == SymbolTradeMode.LONGONLY and order_type not in BUY_ORDER_TYPES:
         return f"{spec.name} allows buy orders only on the target"
-    if mode == _SHORT_ONLY and order_type in BUY_TYPES:
+    if mode == SymbolTradeMode.SHORTONLY and order_type in BUY_ORDER_TYPES:
         return f"{spec.name} allows sell orders only on the target"
     return None
 
 
-def order_mode_problem(order_type: int, sl: float, tp: float, spec: SymbolSpec) -> str | None:
-    # A pending type is allowed when order_mode has bit 1 << (type // 2) (shared/mt5-api.md §5).
-    if not spec.order_mode & (1 << (order_type // 2)):
+def order_mode_problem(order_type: OrderType, sl: float, tp: float, spec: SymbolSpec) -> str | None:
+    if not spec.order_mode & order_type.order_mode_flag:
         return f"the target's broker does not allow this order type on {spec.name}"
-    if sl and not spec.order_mode & _ORDER_MODE_SL:
+    if sl and not spec.order_mode & SymbolOrderFlag.SL:
         return f"the target's broker does not allow stop losses on {spec.name}"
-    if tp and not spec.order_mode & _ORDER_MODE_TP:
+    if tp and not spec.order_mode & SymbolOrderFlag.TP:
         return f"the target's broker does not allow take profits on {spec.name}"
     return None
 
 
 def activation_distance(order_type: int, price: float, quote: Quote) -> float:
     """How far the market is from triggering the order (negative: it is already past)."""
-    if order_type == 2:  # buy limit: fills when ask falls to it
+    if order_type == OrderType.BUY_LIMIT:  # fills when ask falls to it
         return quote.ask - price
-    if order_type in (4, 6):  # buy stop (limit): triggers when ask rises to it
+    if order_type in (OrderType.BUY_STOP, OrderType.BUY_STOP_LIMIT):  # triggers when ask rises to it
         return price - quote.ask
-    if order_type == 3:  # sell limit: fills when bid rises to it
+    if order_type == OrderType.SELL_LIMIT:  # fills when bid rises to it
         return price - quote.bid
     return quote.bid - price  # sell stop (limit)
 
@@ -66,7 +62,7 @@ def price_problem(order_type: int, price: float, quote: Quote, spec: SymbolSpec)
 def stops_problem(order_type: int, entry: float, sl: float, tp: float, spec: SymbolSpec) -> str | None:
     """SL and TP on the right side of the entry (the limit price of a stop-limit) and far enough from it."""
     minimum = spec.stops_level * spec.point
-    buy = order_type in BUY_TYPES
+    buy = order_type in BUY_ORDER_TYPES
     if sl:
         gap = entry - sl if buy else sl - entry
         if gap <= _TOLERANCE or gap < minimum - _TOLERANCE:
@@ -94,9 +90,9 @@ def volume_limit_problem(order_type: int, volume: float, symbol: str, spec: Symb
     """Positions plus pending orders in one direction on a symbol may not exceed volume_limit (0 = none)."""
     if spec.volume_limit <= 0:
         return None
-    buy = order_type in BUY_TYPES
-    pending = sum(o.volume for o in orders if o.symbol == symbol and (o.type in BUY_TYPES) == buy)
-    held = sum(v for position_type, v in position_volumes if (position_type == 0) == buy)
+    buy = order_type in BUY_ORDER_TYPES
+    pending = sum(o.volume for o in orders if o.symbol == symbol and (o.type in BUY_ORDER_TYPES) == buy)
+    held = sum(v for position_type, v in position_volumes if (position_type == PositionType.BUY) == buy)
     if pending + held + volume > spec.volume_limit + _TOLERANCE:
         return (f"{symbol} volume limit {spec.volume_limit} lots would be exceeded "
                 f"({pending + held:g} already, {volume:g} more)")

@@ -23,15 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from config import AppConfig, Role, TerminalConfig
+from config.exit_codes import ExitCode, StatusExitCode
 from coordinator.instance_lock import running_coordinator_pid
-from coordinator.retcodes import describe
 from coordinator.state import DATABASE_NAME
 from coordinator.status import TerminalStatus, read_status
-
-# The CLI's exit codes (coordinator/cli.py), as these commands use them.
-EXIT_OK, EXIT_NO_STATE, EXIT_USAGE, EXIT_UNREADABLE = 0, 1, 2, 3
-# `status`, a health check: all healthy; running but degraded; no coordinator runs on this state folder.
-EXIT_HEALTHY, EXIT_DEGRADED, EXIT_NOT_RUNNING = 0, 1, 3
+from protocol.mt5 import describe_retcode
 
 # The running coordinator rewrites the status table every second; rows this old mean it is stuck.
 STALE_AFTER = 10.0
@@ -42,7 +38,7 @@ _AGE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
 _SECONDS_PER_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def status_command(config: AppConfig, *, as_json: bool = False) -> int:
+def status_command(config: AppConfig, *, as_json: bool = False) -> StatusExitCode:
     """Print whether the coordinator runs and every configured terminal's health, as text or one JSON object.
 
     Exit code: 0 all healthy, 1 running but degraded, 3 the coordinator is not running (see ``Health``).
@@ -66,7 +62,8 @@ class Health(str, Enum):
         return self.value
 
 
-_EXIT_CODES = {Health.HEALTHY: EXIT_HEALTHY, Health.DEGRADED: EXIT_DEGRADED, Health.NOT_RUNNING: EXIT_NOT_RUNNING}
+_EXIT_CODES = {Health.HEALTHY: StatusExitCode.HEALTHY, Health.DEGRADED: StatusExitCode.DEGRADED,
+               Health.NOT_RUNNING: StatusExitCode.NOT_RUNNING}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +105,7 @@ class StatusReport:
         return Health.DEGRADED if degraded else Health.HEALTHY
 
     @property
-    def exit_code(self) -> int:
+    def exit_code(self) -> StatusExitCode:
         return _EXIT_CODES[self.health]
 
 
@@ -288,7 +285,7 @@ def status_json(report: StatusReport) -> dict[str, Any]:
             "status_updated_at": _iso(report.newest_update),
         },
         "health": report.health.value,
-        "exit_code": report.exit_code,
+        "exit_code": int(report.exit_code),
         "terminals": [_terminal_json(terminal, report.running) for terminal in report.terminals],
     }
 
@@ -351,8 +348,9 @@ def write_out(text: str) -> None:
             pass
 
 
-def history_command(config: AppConfig, *, target: str | None, since: str | None, limit: int) -> int:
-    """Print the copier's events, newest first; 2 for an unknown target, a bad ``since`` or ``limit``."""
+def history_command(config: AppConfig, *, target: str | None, since: str | None, limit: int) -> ExitCode:
+    """Print the copier's events, newest first; CONFIG_ERROR for an unknown target, a bad ``since`` or
+    ``limit``, FATAL when there is no state to read or it cannot be read."""
     if target is not None:
         try:
             config.target(target)
@@ -391,7 +389,7 @@ def history_command(config: AppConfig, *, target: str | None, since: str | None,
         write_out(f"no events{scope}{after}\n")
     else:
         write_out("".join(f"{_event_line(*event)}\n" for event in events))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def parse_since(text: str, now: float) -> float:
@@ -429,7 +427,7 @@ def _event_line(at: float, target: str, source_ticket: int, copy_ticket: int, ac
     parts = [datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S"), target, action, outcome]
     parts.append(f"source #{source_ticket}" + (f" -> #{copy_ticket}" if copy_ticket else ""))
     if retcode:
-        parts.append(f"retcode {retcode} ({describe(retcode)})")
+        parts.append(f"retcode {retcode} ({describe_retcode(retcode)})")
     if message:
         parts.append(message)
     return "  ".join(parts)
@@ -457,16 +455,19 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
 
 
-def _no_state(path: Path) -> int:
+def _no_state(path: Path) -> ExitCode:
+    # The README's 1 is "sync incomplete"; nothing to read is the command failing, as for an unreadable state.
     print(f"no state yet at {path}: the copier has not run with this config", file=sys.stderr)
-    return EXIT_NO_STATE
+    return ExitCode.FATAL
 
 
-def _unreadable(path: Path, error: sqlite3.DatabaseError) -> int:
+def _unreadable(path: Path, error: sqlite3.DatabaseError) -> ExitCode:
     print(f"cannot read the state at {path}: {error}", file=sys.stderr)
-    return EXIT_UNREADABLE
+    return ExitCode.FATAL
 
 
-def _usage(message: str) -> int:
+def _usage(message: str) -> ExitCode:
+    # A wrong argument is the command line's configuration error: fixing it, not retrying, helps (argparse
+    # exits 2 for its own usage errors too).
     print(message, file=sys.stderr)
-    return EXIT_USAGE
+    return ExitCode.CONFIG_ERROR

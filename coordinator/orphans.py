@@ -19,11 +19,19 @@ from dataclasses import dataclass
 from enum import Enum
 
 from config import OrphanPolicy, OrphanSettings
+from protocol.mt5 import FINAL_FATES, OrderState, describe_fate, order_state_of
 
-FILLED = "filled"  # the one source fate that keep_filled_copies cares about
+FILLED = describe_fate(OrderState.FILLED)  # the one source fate that keep_filled_copies cares about
 # Fates the source's history records: the order is gone for good, no confirmation count needed. The counts
 # exist for orders that vanished *without* a record (a terminal that blinks, history that lags).
-CONFIRMED_FATES = frozenset({"cancelled", FILLED, "expired", "rejected"})
+CONFIRMED_FATES = FINAL_FATES
+UNKNOWN_FATE = "unknown"  # no final state in the source's history (not there yet, no record, or another state)
+
+
+def source_fate(state: int | None) -> str:
+    """An orphan's ``source_fate`` from its source order's history state (None: no record of it at all)."""
+    known = order_state_of(state) if state is not None else None
+    return (known.fate if known is not None else None) or UNKNOWN_FATE
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +41,7 @@ class OrphanCandidate:
     copy_ticket: int
     source_ticket: int
     symbol: str
-    source_fate: str  # "filled", "cancelled", "expired", "unknown": what the source's history says
+    source_fate: str  # "filled", "cancelled", "expired", "rejected", "unknown": what the source's history says
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,11 +22,10 @@ from enum import Enum
 from config import OrderKind, PriceMode, TargetConfig
 from coordinator import market_checks as checks
 from coordinator.clocks import same_expiration
-from coordinator.desired import STOP_LIMIT_TYPES, Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
+from coordinator.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
 from protocol import ClosedOrder, Command, CommandKind, PendingOrder, PositionFacts, Quote, SymbolSpec
+from protocol.mt5 import OrderState, order_state_of
 from protocol.tags import copy_tag, parse_tag
-
-ORDER_STATE_CANCELED, ORDER_STATE_FILLED, ORDER_STATE_REJECTED, ORDER_STATE_EXPIRED = 2, 4, 5, 6
 
 
 class LinkStatus(str, Enum):
@@ -214,14 +213,15 @@ class _Planner:
             self.plan.link_updates.append(LinkUpdate(order.ticket, link.copy_ticket, status,
                                                      _FATE_TEXT[status].format(copy=link.copy_ticket)))
         if status is LinkStatus.ACTIVE:
-            status = self._fate_of(link)
-            if status is None:
+            fate = self._fate_of(link)
+            if fate is None:
                 return False
-            detail = _FATE_TEXT[status].format(copy=link.copy_ticket)
-            if link.copy_ticket in self.target.no_record and status is LinkStatus.DELETED:
+            detail = _FATE_TEXT[fate].format(copy=link.copy_ticket)
+            if link.copy_ticket in self.target.no_record and fate is LinkStatus.DELETED:
                 detail = (f"its copy #{link.copy_ticket} vanished and the target's history has no record of it: "
                           "treated as deleted")
-            self.plan.link_updates.append(LinkUpdate(order.ticket, link.copy_ticket, status, detail))
+            self.plan.link_updates.append(LinkUpdate(order.ticket, link.copy_ticket, fate, detail))
+            status = fate
         if status in (LinkStatus.REPLACING, LinkStatus.REMOVED):
             return True
         if status is LinkStatus.DELETED and self.settings.replace_deleted_copies:
@@ -234,7 +234,7 @@ class _Planner:
 
     def _filled(self, link: Link) -> bool:
         record = self.target.closed.get(link.copy_ticket)
-        return link.source_ticket in self.filled_copies or (record is not None and record.state == ORDER_STATE_FILLED)
+        return link.source_ticket in self.filled_copies or (record is not None and record.state == OrderState.FILLED)
 
     def _fate_of(self, link: Link) -> LinkStatus | None:
         """What became of a copy that is no longer pending; None while that is not known yet."""
@@ -245,13 +245,19 @@ class _Planner:
             # decided outcome is "deleted", the choice that can never place a second copy of one source order.
             return LinkStatus.DELETED
         record = self.target.closed.get(link.copy_ticket)
-        if record is None or record.state < 0:
+        state = order_state_of(record.state) if record is not None else OrderState.NOT_IN_HISTORY_YET
+        if state is OrderState.NOT_IN_HISTORY_YET or state is OrderState.NO_RECORD:
+            # Not in the history yet, or "no record" from fewer looks than decide it (``no_record``, above): the
+            # history may still lag, so look again.
             self.plan.needed_history.add(link.copy_ticket)
             self.plan.skips.append(Skip(link.source_ticket, link.symbol, SkipReason.HISTORY_PENDING,
                                         f"copy #{link.copy_ticket} is no longer pending"))
             return None
-        return {ORDER_STATE_FILLED: LinkStatus.FILLED, ORDER_STATE_EXPIRED: LinkStatus.EXPIRED}.get(
-            record.state, LinkStatus.DELETED)
+        if state is OrderState.FILLED:
+            return LinkStatus.FILLED
+        if state is OrderState.EXPIRED:
+            return LinkStatus.EXPIRED
+        return LinkStatus.DELETED  # cancelled, rejected, or a state this copier does not know
 
     # ---- placing -------------------------------------------------------------------------------
 
@@ -333,10 +339,11 @@ class _Planner:
             self._skip(order, copy.symbol, SkipReason.CANNOT_COPY, str(e))
             self._remove(copy, str(e))
             return
-        if wanted.order_type in STOP_LIMIT_TYPES and copy.type == wanted.order_type - 4:
+        triggered = wanted.order_type.triggered_type
+        if triggered is not None and copy.type == triggered:
             # The copy's own market reached its trigger first: it is now the limit order the source's stop-limit
             # will become. It matches; only its levels are compared.
-            wanted = replace(wanted, order_type=copy.type, price=wanted.stoplimit, stoplimit=0.0)
+            wanted = replace(wanted, order_type=triggered, price=wanted.stoplimit, stoplimit=0.0)
         step = spec.volume_step or 0.01
         # A partly filled copy keeps its original volume as the one it was placed with.
         placed_volume = copy.volume_initial or copy.volume
@@ -475,13 +482,13 @@ def _command(kind: CommandKind, order: PendingOrder, wanted: DesiredCopy, ticket
         source_ticket=order.ticket,
         symbol=wanted.symbol,
         ticket=ticket,
-        order_type=wanted.order_type,
+        order_type=int(wanted.order_type),  # the wire carries plain ints
         volume=wanted.volume,
         price=wanted.price,
         stoplimit=wanted.stoplimit,
         sl=wanted.sl,
         tp=wanted.tp,
-        type_time=wanted.expiration.type_time,
+        type_time=int(wanted.expiration.type_time),
         expiration=wanted.expiration.expiration,
         magic=order.ticket,
         comment=copy_tag(order.ticket),

@@ -10,15 +10,15 @@ from collections.abc import Callable
 from loguru import logger
 
 from config import AppConfig
+from config.exit_codes import ExitCode
 from coordinator.engine import Engine
 from coordinator.hub import Hub
 from coordinator.instance_lock import AnotherCoordinatorRunning, CoordinatorLock
 from coordinator.state import StateError, StateStore
 from coordinator.summary import once_exit_code, render_summary
-from coordinator.supervisor import EXIT_CONFIG, Supervisor, allowed_silence
+from coordinator.supervisor import Supervisor, allowed_silence
 from protocol import Shutdown
 
-EXIT_OK, EXIT_INCOMPLETE, EXIT_CONFIG_ERROR, EXIT_FATAL = 0, 1, 2, 3
 ONCE_MAX_ROUNDS = 10
 LOOP_TICK_MS = 50
 
@@ -45,7 +45,7 @@ class Coordinator:
     def stopping(self) -> bool:
         return bool(self._stop_reason)
 
-    def run(self) -> int:
+    def run(self) -> ExitCode:
         """Hold the state folder for the coordinator's whole life, then serve. Two coordinators on one folder
         would both own its copy links and both start workers for the same terminals: the second one exits."""
         state_dir = self.config.coordinator.state_dir
@@ -54,28 +54,28 @@ class Coordinator:
             lock.acquire()
         except AnotherCoordinatorRunning as e:
             logger.critical("{}", e)
-            return EXIT_FATAL
+            return ExitCode.FATAL
         except OSError as e:
             logger.critical("cannot lock the state folder {}: {}", state_dir, e)
-            return EXIT_FATAL
+            return ExitCode.FATAL
         try:
             return self._run_holding_the_lock()
         finally:
             lock.release()
 
-    def _run_holding_the_lock(self) -> int:
+    def _run_holding_the_lock(self) -> ExitCode:
         coordinator = self.config.coordinator
         try:
             state = StateStore(coordinator.state_dir)
         except StateError as e:
             logger.critical("{}", e)
-            return EXIT_FATAL
+            return ExitCode.FATAL
         try:
             self._hub = Hub(coordinator.bind, worker_timeout=coordinator.worker_timeout)
         except OSError as e:
             logger.critical("{}", e)
             state.close()
-            return EXIT_FATAL
+            return ExitCode.FATAL
         logger.info("coordinator listening on {} (state in {})", self._hub.endpoint, coordinator.state_dir)
         self.engine = Engine(self.config, state, self._hub.send)
         local = [terminal for terminal in self.config.terminals() if not terminal.remote
@@ -83,6 +83,7 @@ class Coordinator:
         for terminal in self.config.terminals():
             if terminal.remote:
                 logger.info("waiting for remote worker {} to connect to {}", terminal.name, self._hub.endpoint)
+        assert self.config.path is not None  # checked in __init__: workers load the same file
         self._supervisor = Supervisor(self.config.path, self._hub.endpoint, local, restart=not self.once,
                                       console_level=self.worker_console_level)
         self._supervisor.start_all()
@@ -151,7 +152,7 @@ class Coordinator:
 
     # ---- scheduler -----------------------------------------------------------------------------
 
-    def _run_forever(self) -> int:
+    def _run_forever(self) -> ExitCode:
         assert self.engine is not None
         interval = self.config.coordinator.interval
         next_full = time.monotonic()
@@ -169,7 +170,7 @@ class Coordinator:
             elif dirty:
                 # React to a change at once; the timer is only the safety net.
                 self.engine.reconcile(dirty)
-        return EXIT_OK
+        return ExitCode.OK
 
     def _report_missing_terminals(self) -> list[str]:
         assert self.engine is not None
@@ -195,7 +196,7 @@ class Coordinator:
         nothing; a configuration error is never restarted)."""
         assert self.engine is not None
         code = self._exit_codes.get(name)
-        exited_for_good = code is not None and (code == EXIT_CONFIG or self.once)
+        exited_for_good = code is not None and (code == ExitCode.CONFIG_ERROR or self.once)
         return exited_for_good or bool(self.engine.views[name].definite_failure)
 
     def _outstanding(self) -> bool:
@@ -208,7 +209,7 @@ class Coordinator:
         return any(engine.in_flight.get(name) or view.requested_symbols or view.requested_history
                    for name, view in engine.views.items() if not self._given_up(name))
 
-    def _run_once(self) -> int:
+    def _run_once(self) -> ExitCode:
         assert self.engine is not None
         engine = self.engine
         coordinator = self.config.coordinator
@@ -216,11 +217,11 @@ class Coordinator:
         self._wait(self.config.coordinator.hello_timeout,
                    lambda: all(self._ready(name) or self._given_up(name) for name in names))
         if self.stopping:
-            return EXIT_INCOMPLETE
+            return ExitCode.INCOMPLETE
         missing = self._report_missing_terminals()
         if engine.source.name in missing:
             self._print(f"source {engine.source.name} is not available: {engine.source.last_error}; nothing copied")
-            return EXIT_FATAL
+            return ExitCode.FATAL
         settle_seconds = self.config.coordinator.command_timeout + 5.0
         facts_deadline: float | None = None
         rounds = 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from config.exit_codes import ExitCode
 from coordinator.engine import Engine
 from coordinator.planner import Skip, SkipReason, TargetPlan
 from coordinator.views import TerminalView
-
-EXIT_OK, EXIT_INCOMPLETE = 0, 1
 
 
 def render_summary(engine: Engine) -> str:
@@ -61,7 +60,7 @@ def render_summary(engine: Engine) -> str:
             lines.append(f"  {len(unresolved)} command(s) with no confirmed outcome yet")
     code = once_exit_code(engine)
     lines.append("")
-    lines.append("result: " + ("complete" if code == EXIT_OK else "INCOMPLETE") + f" (exit code {code})")
+    lines.append("result: " + ("complete" if code is ExitCode.OK else "INCOMPLETE") + f" (exit code {code:d})")
     return "\n".join(lines)
 
 
@@ -70,19 +69,19 @@ def _adjusted(adjusted: dict[int, str], ticket: int) -> str:
     return f" ({adjusted[ticket]})" if ticket in adjusted else ""
 
 
-def once_exit_code(engine: Engine, *, stopped: bool = False) -> int:
+def once_exit_code(engine: Engine, *, stopped: bool = False) -> ExitCode:
     """0 when every target holds what its settings call for; orders left out on purpose (a filtered type, a
     copy deleted by hand), orders waiting for room under the user's own ``max_pending_orders`` and orphans
     still being confirmed do not count against it."""
     if stopped:
-        return EXIT_INCOMPLETE
+        return ExitCode.INCOMPLETE
     for name, report in engine.reports.items():
         plan = report.last_plan
         if report.unavailable or plan is None or report.failures or engine.in_flight.get(name):
-            return EXIT_INCOMPLETE
+            return ExitCode.INCOMPLETE
         if _split_skips(plan)[0] or plan.needed_symbols or plan.needed_history:
-            return EXIT_INCOMPLETE
-    return EXIT_OK
+            return ExitCode.INCOMPLETE
+    return ExitCode.OK
 
 
 def _split_skips(plan: TargetPlan | None) -> tuple[list[Skip], list[Skip]]:

@@ -19,9 +19,9 @@ from typing import Protocol
 from loguru import logger
 
 from config import CoordinatorConfig, TerminalConfig
+from config.exit_codes import ExitCode
 from coordinator.views import TerminalView
 
-EXIT_CONFIG = 2  # a worker that exits with this will not fix itself: do not restart it
 MAX_RESTART_DELAY = 30.0
 # A worker that ran this long before it exited was working: its next exit is a new incident, restarted after
 # the shortest delay again. Twice the longest delay, so a worker that dies soon after every start keeps
@@ -99,10 +99,10 @@ class Supervisor:
                     continue
                 child.process = None
                 exited.append((name, code))
-                if code == 0 or code == EXIT_CONFIG or not self._restart:
-                    # 0: it was asked to stop (a signal, or the coordinator); 2: it cannot fix itself.
+                if code in (ExitCode.OK, ExitCode.CONFIG_ERROR) or not self._restart:
+                    # OK: it was asked to stop (a signal, or the coordinator); CONFIG_ERROR: it cannot fix itself.
                     child.gave_up = True
-                    if self._restart and code == EXIT_CONFIG:
+                    if self._restart and code == ExitCode.CONFIG_ERROR:
                         logger.critical("worker {} exited with a configuration error; not restarting it", name)
                     continue
                 if now - child.started_at >= HEALTHY_UPTIME_SECONDS and not child.killed_as_hung:
@@ -181,8 +181,9 @@ def allowed_silence(view: TerminalView, coordinator: CoordinatorConfig) -> float
 
 
 def _spawn_process(command: list[str]) -> subprocess.Popen:
-    flags = subprocess.CREATE_NEW_PROCESS_GROUP if sys.platform == "win32" else 0
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL, creationflags=flags)
+    if sys.platform == "win32":  # its own group, so CTRL_BREAK reaches the worker alone
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
 
 
 def _interrupt(process: WorkerProcess) -> None:

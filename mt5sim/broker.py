@@ -81,6 +81,18 @@ class Verdict:
     expire_at: int = 0
     margin: float = 0.0  # margin the request adds, for order_check's projection
 
+    def symbol_row(self) -> SymbolRow:
+        """The symbol row, which every verdict whose gates passed carries."""
+        if self.symbol is None:
+            raise RuntimeError(f"mt5sim: a verdict (retcode {self.retcode}) passed its gates without a symbol row")
+        return self.symbol
+
+    def pending_order(self) -> dict[str, Any]:
+        """The pending order a MODIFY or REMOVE verdict that passed its gates carries."""
+        if self.order is None:
+            raise RuntimeError(f"mt5sim: a verdict (retcode {self.retcode}) passed its gates without an order")
+        return self.order
+
 
 @dataclass
 class Outcome:
@@ -588,7 +600,7 @@ class Broker:
         verdict = self._new_request_gate(request)
         if verdict.retcode:
             return verdict
-        row = verdict.symbol
+        row = verdict.symbol_row()
         spec, order_type = row.spec, request.type
         buy = is_buy(order_type)
         stoplimit_type = order_type in STOP_LIMIT_TYPES
@@ -651,7 +663,7 @@ class Broker:
         verdict = self._existing_order(request)
         if verdict.retcode:
             return verdict
-        order, row = verdict.order, verdict.symbol
+        order, row = verdict.pending_order(), verdict.symbol_row()
         spec, order_type = row.spec, order["type"]
         stoplimit_type = order_type in STOP_LIMIT_TYPES
         stoplimit = request.stoplimit if stoplimit_type else 0.0
@@ -691,7 +703,7 @@ class Broker:
         verdict = self._existing_order(request)
         if verdict.retcode:
             return verdict
-        order, row = verdict.order, verdict.symbol
+        order, row = verdict.pending_order(), verdict.symbol_row()
         if not row.session_open:
             verdict.retcode = c.TRADE_RETCODE_MARKET_CLOSED
         elif self._frozen(order, row):
@@ -702,7 +714,7 @@ class Broker:
         verdict = self._new_request_gate(request)
         if verdict.retcode:
             return verdict
-        row = verdict.symbol
+        row = verdict.symbol_row()
         spec, buy = row.spec, is_buy(request.type)
         if request.type not in (c.ORDER_TYPE_BUY, c.ORDER_TYPE_SELL) or not flags.order_type_allowed(
             spec["order_mode"], request.type
@@ -776,16 +788,16 @@ class Broker:
     def execute(self, request: TradeRequest) -> Outcome:
         """Validate, then apply a request; the Outcome is what OrderSendResult reports."""
         verdict = self.validate(request)
-        row = verdict.symbol
         if verdict.retcode:
             client_side = verdict.retcode in (c.TRADE_RETCODE_CLIENT_DISABLES_AT, c.TRADE_RETCODE_CONNECTION)
+            known = verdict.symbol
             return Outcome(
                 verdict.retcode,
-                bid=row.bid if row else 0.0,
-                ask=row.ask if row else 0.0,
+                bid=known.bid if known else 0.0,
+                ask=known.ask if known else 0.0,
                 request_id=0 if client_side else self.tx.allocate_request_id(),
             )
-        assert row is not None
+        row = verdict.symbol_row()
         request_id = self.tx.allocate_request_id()
         action = request.action
         if action == c.TRADE_ACTION_PENDING:
@@ -793,13 +805,12 @@ class Broker:
             self.process_market(row.name)
             return Outcome(_DONE, order=ticket, volume=request.volume, bid=row.bid, ask=row.ask, request_id=request_id)
         if action == c.TRADE_ACTION_MODIFY:
-            assert verdict.order is not None
-            self._modify(verdict.order, request, verdict)
+            order = verdict.pending_order()
+            self._modify(order, request, verdict)
             self.process_market(row.name)
-            return Outcome(_DONE, order=verdict.order["ticket"], bid=row.bid, ask=row.ask, request_id=request_id)
+            return Outcome(_DONE, order=order["ticket"], bid=row.bid, ask=row.ask, request_id=request_id)
         if action == c.TRADE_ACTION_REMOVE:
-            assert verdict.order is not None
-            order = verdict.order
+            order = verdict.pending_order()
             self.tx.update_order(
                 order["ticket"],
                 state=c.ORDER_STATE_CANCELED,

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, get_type_hints
 
 from . import constants as c
 from . import flags
-from .types import SYMBOL_INFO_FIELDS
+from .types import SYMBOL_INFO_FIELDS, SymbolInfo
 
 ALL_EXPIRATIONS = (
     flags.EXPIRATION_GTC | flags.EXPIRATION_DAY | flags.EXPIRATION_SPECIFIED | flags.EXPIRATION_SPECIFIED_DAY
@@ -31,29 +31,13 @@ ALL_ORDERS = (
 # Fields the broker moves with every tick: set through set_quote, never through set_symbol.
 QUOTE_FIELDS = frozenset({"bid", "ask", "bidhigh", "bidlow", "askhigh", "asklow", "time", "spread"})
 
-_BOOL_FIELDS = frozenset({"custom", "select", "visible", "spread_float", "margin_hedged_use_leg"})
-_STR_FIELDS = frozenset(
-    {"basis", "category", "currency_base", "currency_profit", "currency_margin", "bank", "description"}
-    | {"exchange", "formula", "isin", "name", "page", "path"}
-)
-_INT_FIELDS = frozenset(
-    {"chart_mode", "session_deals", "session_buy_orders", "session_sell_orders", "volume", "volumehigh"}
-    | {"volumelow", "time", "digits", "spread", "ticks_bookdepth", "trade_calc_mode", "trade_mode"}
-    | {"start_time", "expiration_time", "trade_stops_level", "trade_freeze_level", "trade_exemode"}
-    | {"swap_mode", "swap_rollover3days", "expiration_mode", "filling_mode", "order_mode"}
-    | {"order_gtc_mode", "option_mode", "option_right"}
-)
+# Each field's Python type (bool, int, float or str), as types.SymbolInfo declares it.
+_FIELD_KINDS: dict[str, type] = get_type_hints(SymbolInfo)
 
 
 def field_kind(name: str) -> type:
     """The Python type of a SymbolInfo field (bool, int, float or str)."""
-    if name in _BOOL_FIELDS:
-        return bool
-    if name in _STR_FIELDS:
-        return str
-    if name in _INT_FIELDS:
-        return int
-    return float
+    return _FIELD_KINDS[name]
 
 
 def coerce_field(name: str, value: Any) -> Any:

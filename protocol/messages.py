@@ -1,18 +1,27 @@
-"""Every message that crosses the wire, as frozen dataclasses.
+"""Every message that crosses the wire, declared once as frozen, keyword-only msgspec structs.
 
-Field types are limited to what the codec validates: int, float, str, bool, nested message structs,
-``tuple[X, ...]`` of those, and ``X | None``. A field with a default is optional on the wire.
-Times are integers: ``*_ms`` are UTC milliseconds on the sender's clock; ``server_time`` and MT5
+Why msgspec: one declaration gives the type checker its types and the decoder its schema. msgspec
+validates while it decodes, in C (strict msgpack: no bool where an int belongs, no float where an int
+belongs, every bound of ``protocol.bounds``), names the failing field by its path (``$.orders[3].volume``),
+and encodes a struct as a plain msgpack map of its fields in declaration order, byte for byte what the
+hand-written codec before it sent. It is actively maintained and has no dependencies.
+
+Field types are limited to int, bool, the bounded aliases of ``protocol.bounds`` (``Text``, ``Number``,
+``Items``), the two enums below, and nested structs. A field with a default is optional on the wire, and
+keys a decoder does not know are skipped (msgspec's default, kept on purpose: a newer minor version may add
+fields). Times are integers: ``*_ms`` are UTC milliseconds on the sender's clock; ``server_time`` and MT5
 ``time_*`` fields are seconds on the broker's server clock, exactly as the terminal reports them.
+Copy one with a change through ``msgspec.structs.replace`` (``dataclasses.replace`` does not take structs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar
 
-_struct = dataclass(frozen=True, slots=True, kw_only=True)
+from msgspec import Struct
+
+from protocol.bounds import Items, Number, Text
 
 
 class CommandKind(str, Enum):
@@ -33,105 +42,100 @@ class CommandStatus(str, Enum):
 
 
 # ---- facts carried inside messages -------------------------------------------------------------
+# Each struct states frozen=True, kw_only=True itself: msgspec applies kw_only only to the fields of the class
+# that declares it, and type checkers follow the same rule, so a shared base class would not carry it.
 
 
-@_struct
-class AccountFacts:
+class AccountFacts(Struct, frozen=True, kw_only=True):
     login: int
-    server: str
-    name: str = ""
-    company: str = ""
-    currency: str = ""
+    server: Text
+    name: Text = ""
+    company: Text = ""
+    currency: Text = ""
     leverage: int = 0
-    balance: float = 0.0
-    equity: float = 0.0
-    margin_free: float = 0.0
+    balance: Number = 0.0
+    equity: Number = 0.0
+    margin_free: Number = 0.0
     limit_orders: int = 0
     margin_mode: int = 0
     trade_allowed: bool = True
     trade_expert: bool = True
 
 
-@_struct
-class TerminalFacts:
+class TerminalFacts(Struct, frozen=True, kw_only=True):
     connected: bool
     trade_allowed: bool
     tradeapi_disabled: bool = False
     build: int = 0
-    name: str = ""
-    company: str = ""
-    path: str = ""
-    data_path: str = ""
+    name: Text = ""
+    company: Text = ""
+    path: Text = ""
+    data_path: Text = ""
 
 
-@_struct
-class PendingOrder:
+class PendingOrder(Struct, frozen=True, kw_only=True):
     """A pending order as the terminal reports it (TradeOrder, reduced to what copying needs)."""
 
     ticket: int
-    symbol: str
+    symbol: Text
     type: int
-    volume: float  # volume_current
-    price_open: float
-    price_stoplimit: float
-    sl: float
-    tp: float
+    volume: Number  # volume_current
+    price_open: Number
+    price_stoplimit: Number
+    sl: Number
+    tp: Number
     type_time: int
     time_expiration: int
     magic: int
-    comment: str
-    volume_initial: float = 0.0
+    comment: Text
+    volume_initial: Number = 0.0
     type_filling: int = 0
     time_setup_msc: int = 0
     state: int = 1
 
 
-@_struct
-class ClosedOrder:
+class ClosedOrder(Struct, frozen=True, kw_only=True):
     """An order that left the pending list recently, with its final state from the terminal's history."""
 
     ticket: int
-    symbol: str
+    symbol: Text
     type: int
     state: int  # ORDER_STATE_FILLED / CANCELED / EXPIRED / REJECTED, or -1 when history had no record yet
     magic: int
-    comment: str
+    comment: Text
     time_done_msc: int = 0
     position_id: int = 0
 
 
-@_struct
-class PositionFacts:
+class PositionFacts(Struct, frozen=True, kw_only=True):
     ticket: int
     identifier: int
-    symbol: str
+    symbol: Text
     type: int
-    volume: float
+    volume: Number
     magic: int
-    comment: str
+    comment: Text
 
 
-@_struct
-class Quote:
-    symbol: str
-    bid: float
-    ask: float
+class Quote(Struct, frozen=True, kw_only=True):
+    symbol: Text
+    bid: Number
+    ask: Number
     time: int = 0  # server clock seconds of the tick
 
 
-@_struct
-class SymbolSpec:
+class SymbolSpec(Struct, frozen=True, kw_only=True):
     """The trading specification of one symbol on one terminal (a subset of SymbolInfo)."""
 
-    name: str
+    name: Text
     digits: int
-    point: float
-    tick_size: float
-    contract_size: float
-    volume_min: float
-    volume_max: float
-    volume_step: float
-    volume_limit: float
+    point: Number
+    tick_size: Number
+    contract_size: Number
+    volume_min: Number
+    volume_max: Number
+    volume_step: Number
+    volume_limit: Number
     trade_mode: int
     stops_level: int
     freeze_level: int
@@ -140,87 +144,82 @@ class SymbolSpec:
     order_mode: int
     order_gtc_mode: int = 0
     trade_exemode: int = 0
-    bid: float = 0.0
-    ask: float = 0.0
-    currency_base: str = ""
-    currency_profit: str = ""
-    currency_margin: str = ""
+    bid: Number = 0.0
+    ask: Number = 0.0
+    currency_base: Text = ""
+    currency_profit: Text = ""
+    currency_margin: Text = ""
 
 
-@_struct
-class Command:
+class Command(Struct, frozen=True, kw_only=True):
     """One trade intent for a target terminal. Carries full desired values, never deltas."""
 
-    command_id: str
+    command_id: Text
     kind: CommandKind
     source_ticket: int
-    symbol: str
+    symbol: Text
     ticket: int = 0  # the copy's ticket for modify/remove/replace; 0 for place
     order_type: int = 0
-    volume: float = 0.0
-    price: float = 0.0
-    stoplimit: float = 0.0
-    sl: float = 0.0
-    tp: float = 0.0
+    volume: Number = 0.0
+    price: Number = 0.0
+    stoplimit: Number = 0.0
+    sl: Number = 0.0
+    tp: Number = 0.0
     type_time: int = 0
     expiration: int = 0
     magic: int = 0
-    comment: str = ""
+    comment: Text = ""
     deadline_ms: int = 0  # UTC ms after which the worker must not send it (0 = no deadline)
     # Recorded by the coordinator with the copy (what it was sized from, how far it sits from the source
     # price); the worker ignores them.
-    source_volume: float = 0.0
-    price_offset: float = 0.0
+    source_volume: Number = 0.0
+    price_offset: Number = 0.0
 
 
-@_struct
-class CommandResult:
-    command_id: str
+class CommandResult(Struct, frozen=True, kw_only=True):
+    command_id: Text
     status: CommandStatus
     retcode: int = 0
-    comment: str = ""
+    comment: Text = ""
     ticket: int = 0
     error_code: int = 0  # last_error() code when the API call itself failed
-    error_message: str = ""
+    error_message: Text = ""
     already_existed: bool = False  # place: a copy with this tag was already there, nothing was sent
-    elapsed_ms: float = 0.0
+    elapsed_ms: Number = 0.0
 
 
 # ---- messages ----------------------------------------------------------------------------------
 
 
-@_struct
-class Hello:
+class Hello(Struct, frozen=True, kw_only=True):
     """Worker -> coordinator, first message on every (re)connect."""
 
     KIND: ClassVar[bytes] = b"hello"
-    terminal: str
-    role: str
-    boot_id: str
+    terminal: Text
+    role: Text
+    boot_id: Text
     protocol_minor: int
-    worker_version: str
-    backend: str
+    worker_version: Text
+    backend: Text
     pid: int
-    host: str
+    host: Text
     account: AccountFacts
     terminal_facts: TerminalFacts
     server_time: int = 0
     sent_at_ms: int = 0
 
 
-@_struct
-class Welcome:
+class Welcome(Struct, frozen=True, kw_only=True):
     """Coordinator -> worker: the hello was accepted."""
 
     KIND: ClassVar[bytes] = b"welcome"
-    coordinator_version: str
+    coordinator_version: Text
     protocol_minor: int
-    heartbeat_interval: float
-    worker_timeout: float
+    heartbeat_interval: Number
+    worker_timeout: Number
 
 
-@_struct
-class Snapshot:
+class Snapshot(Struct, frozen=True, kw_only=True):
     """Worker -> coordinator: the terminal's complete pending-order state at one instant.
 
     Sent whenever orders, positions or connection state change, and after every command batch.
@@ -228,118 +227,108 @@ class Snapshot:
     """
 
     KIND: ClassVar[bytes] = b"snapshot"
-    boot_id: str
+    boot_id: Text
     seq: int
     taken_at_ms: int
     login: int  # the account the terminal was logged into when the snapshot was taken (read, not configured)
     connected: bool
     trade_allowed: bool
-    orders: tuple[PendingOrder, ...]
-    positions: tuple[PositionFacts, ...] = ()
-    closed: tuple[ClosedOrder, ...] = ()
+    orders: Items[PendingOrder]
+    positions: Items[PositionFacts] = ()
+    closed: Items[ClosedOrder] = ()
     server_time: int = 0
-    balance: float = 0.0
-    equity: float = 0.0
-    margin_free: float = 0.0
-    server: str = ""  # with ``login``: the trade server of that account ("" from workers before protocol 1.1)
+    balance: Number = 0.0
+    equity: Number = 0.0
+    margin_free: Number = 0.0
+    server: Text = ""  # with ``login``: the trade server of that account ("" from workers before protocol 1.1)
 
 
-@_struct
-class SymbolRequest:
+class SymbolRequest(Struct, frozen=True, kw_only=True):
     """Coordinator -> worker: select these symbols and describe them."""
 
     KIND: ClassVar[bytes] = b"symbol_request"
-    request_id: str
-    symbols: tuple[str, ...]
+    request_id: Text
+    symbols: Items[str]
 
 
-@_struct
-class SymbolSpecs:
+class SymbolSpecs(Struct, frozen=True, kw_only=True):
     """Worker -> coordinator: specifications of requested symbols; ``missing`` do not exist there."""
 
     KIND: ClassVar[bytes] = b"symbol_specs"
-    request_id: str
-    specs: tuple[SymbolSpec, ...]
-    missing: tuple[str, ...] = ()
+    request_id: Text
+    specs: Items[SymbolSpec]
+    missing: Items[str] = ()
 
 
-@_struct
-class CommandBatch:
+class CommandBatch(Struct, frozen=True, kw_only=True):
     KIND: ClassVar[bytes] = b"commands"
-    batch_id: str
-    commands: tuple[Command, ...]
+    batch_id: Text
+    commands: Items[Command]
 
 
-@_struct
-class CommandResults:
+class CommandResults(Struct, frozen=True, kw_only=True):
     KIND: ClassVar[bytes] = b"results"
-    batch_id: str
-    results: tuple[CommandResult, ...]
+    batch_id: Text
+    results: Items[CommandResult]
     snapshot_seq: int = 0  # the snapshot sent right after executing the batch
 
 
-@_struct
-class Heartbeat:
+class Heartbeat(Struct, frozen=True, kw_only=True):
     """Both directions. From a worker it also says "snapshot ``last_seq`` is still current at ``polled_at_ms``"."""
 
     KIND: ClassVar[bytes] = b"heartbeat"
     sent_at_ms: int
-    boot_id: str = ""
+    boot_id: Text = ""
     last_seq: int = 0
     polled_at_ms: int = 0
     connected: bool = True  # the worker holds its terminal link (the broker connection is in snapshots)
     server_time: int = 0  # the broker server's clock (seconds) from the freshest tick the worker saw
-    quotes: tuple[Quote, ...] = ()  # current prices of the symbols the coordinator asked about
+    quotes: Items[Quote] = ()  # current prices of the symbols the coordinator asked about
 
 
-@_struct
-class HistoryRequest:
+class HistoryRequest(Struct, frozen=True, kw_only=True):
     """Coordinator -> worker: what became of these orders (no longer pending, fate unknown)?"""
 
     KIND: ClassVar[bytes] = b"history_request"
-    request_id: str
-    tickets: tuple[int, ...]
+    request_id: Text
+    tickets: Items[int]
 
 
-@_struct
-class HistoryReport:
+class HistoryReport(Struct, frozen=True, kw_only=True):
     """Worker -> coordinator: the history of requested orders; ``unknown`` ones have no record."""
 
     KIND: ClassVar[bytes] = b"history_report"
-    request_id: str
-    orders: tuple[ClosedOrder, ...]
-    unknown: tuple[int, ...] = ()
+    request_id: Text
+    orders: Items[ClosedOrder]
+    unknown: Items[int] = ()
 
 
-@_struct
-class Shutdown:
+class Shutdown(Struct, frozen=True, kw_only=True):
     """Coordinator -> worker: finish what you are doing and exit."""
 
     KIND: ClassVar[bytes] = b"shutdown"
-    reason: str
+    reason: Text
 
 
-@_struct
-class Goodbye:
+class Goodbye(Struct, frozen=True, kw_only=True):
     """Worker -> coordinator: I am exiting (graceful stop or fatal error)."""
 
     KIND: ClassVar[bytes] = b"goodbye"
-    reason: str
+    reason: Text
     exit_code: int = 0
 
 
-@_struct
-class ErrorMessage:
+class ErrorMessage(Struct, frozen=True, kw_only=True):
     """Either direction: something was wrong with what the peer sent or with the peer itself."""
 
     KIND: ClassVar[bytes] = b"error"
-    code: str  # e.g. "hello-required", "identity-mismatch", "unknown-terminal", "duplicate-worker"
-    message: str
+    code: Text  # e.g. "hello-required", "identity-mismatch", "unknown-terminal", "duplicate-worker"
+    message: Text
     fatal: bool = False  # the receiver should stop and not retry (configuration problem)
     # From a worker: who says it. A worker that cannot reach its terminal reports that before any hello, and
     # the coordinator's routing ids are its own, so the message names the terminal and the worker process.
-    terminal: str = ""
-    boot_id: str = ""
+    terminal: Text = ""
+    boot_id: Text = ""
 
 
 Message = (
@@ -358,7 +347,7 @@ Message = (
     | ErrorMessage
 )
 
-MESSAGE_TYPES: dict[bytes, type] = {
+MESSAGE_TYPES: dict[bytes, type[Message]] = {
     cls.KIND: cls
     for cls in (
         Hello,

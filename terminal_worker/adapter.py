@@ -31,17 +31,18 @@ from protocol.messages import (
     SymbolSpec,
     TerminalFacts,
 )
+from protocol.mt5 import (
+    AMBIGUOUS_RETCODES,
+    ORDER_CHECK_PASSED,
+    PENDING_ORDER_TYPES,
+    SUCCESS_RETCODES,
+    LastError,
+    OrderFilling,
+    Retcode,
+    TradeAction,
+)
 from protocol.tags import find_tagged, parse_tag
 from terminal_worker.errors import LINK_LOST_CODES, TerminalError
-
-PENDING_TYPES = frozenset({2, 3, 4, 5, 6, 7})  # ORDER_TYPE_BUY_LIMIT .. ORDER_TYPE_SELL_STOP_LIMIT
-SUCCESS_RETCODES = frozenset({10008, 10009, 10010})  # PLACED, DONE, DONE_PARTIAL (shared/mt5-api.md §6.3)
-NO_CHANGES = 10025
-INVALID_REQUEST = 10013
-# Retcodes after which the request may still have been executed by the server: only a fresh look at the
-# terminal can tell. Everything else is a definite answer.
-AMBIGUOUS_RETCODES = frozenset({10012})  # TRADE_RETCODE_TIMEOUT: "Request canceled by timeout"
-ORDER_FILLING_RETURN = 2  # pending orders always use RETURN (shared/mt5-api.md §7)
 
 
 class MT5Adapter:
@@ -201,7 +202,7 @@ class MT5Adapter:
                 state=int(order.state),
             )
             for order in orders
-            if order.type in PENDING_TYPES
+            if order.type in PENDING_ORDER_TYPES
         )
 
     def positions(self) -> tuple[PositionFacts, ...]:
@@ -335,8 +336,10 @@ class MT5Adapter:
         return self._send(command, request, find_after_doubt=True)
 
     def _pending_request(self, command: Command) -> dict[str, Any]:
+        # Plain ints for the package: it reads them with PyLong_AsLongLong (shared/mt5-api.md §1), and what it
+        # does with an int subclass is not documented.
         return {
-            "action": 5,  # TRADE_ACTION_PENDING
+            "action": int(TradeAction.PENDING),
             "symbol": command.symbol,
             "volume": float(command.volume),
             "type": int(command.order_type),
@@ -346,7 +349,7 @@ class MT5Adapter:
             "tp": float(command.tp),
             "type_time": int(command.type_time),
             "expiration": int(command.expiration),
-            "type_filling": ORDER_FILLING_RETURN,
+            "type_filling": int(OrderFilling.RETURN),  # always RETURN for pending orders (shared/mt5-api.md §7)
             "magic": int(command.magic),
             "comment": command.comment,
         }
@@ -355,7 +358,7 @@ class MT5Adapter:
         """The terminal's own pre-check (margin, stops and freeze levels, expiration, volume) answers locally:
         a request it would refuse is reported with that retcode and never sent."""
         check = self._call("order_check", request)
-        if check is not None and int(check.retcode) not in (0, *SUCCESS_RETCODES):
+        if check is not None and int(check.retcode) not in (ORDER_CHECK_PASSED, *SUCCESS_RETCODES):
             return CommandResult(
                 command_id=command.command_id, status=CommandStatus.REJECTED, retcode=int(check.retcode),
                 comment=f"order_check: {check.comment}",
@@ -384,7 +387,7 @@ class MT5Adapter:
             return wrong_account
         # MODIFY carries the full desired state: an omitted or zero SL/TP deletes it (shared/mt5-api.md §6.2).
         request = {
-            "action": 7,  # TRADE_ACTION_MODIFY
+            "action": int(TradeAction.MODIFY),
             "order": int(command.ticket),
             "price": float(command.price),
             "stoplimit": float(command.stoplimit),
@@ -394,7 +397,7 @@ class MT5Adapter:
             "expiration": int(command.expiration),
         }
         result = self._send(command, request, find_after_doubt=False)
-        if result.status is CommandStatus.REJECTED and result.retcode == NO_CHANGES:
+        if result.status is CommandStatus.REJECTED and result.retcode == Retcode.NO_CHANGES:
             # The order already holds the desired values: the intent is fulfilled.
             return CommandResult(**{**_fields(result), "status": CommandStatus.DONE})
         return result
@@ -403,8 +406,9 @@ class MT5Adapter:
         wrong_account = self._refuse_on_wrong_account(command)
         if wrong_account is not None:
             return wrong_account
-        result = self._send(command, {"action": 8, "order": int(command.ticket)}, find_after_doubt=False)
-        if result.status is CommandStatus.REJECTED and result.retcode == INVALID_REQUEST:
+        result = self._send(command, {"action": int(TradeAction.REMOVE), "order": int(command.ticket)},
+                            find_after_doubt=False)
+        if result.status is CommandStatus.REJECTED and result.retcode == Retcode.INVALID:
             still_there = any(int(order.ticket) == command.ticket for order in self._required("orders_get"))
             if not still_there:
                 # Removing an order that is no longer pending: the desired state (absent) already holds.
@@ -426,9 +430,9 @@ class MT5Adapter:
             answer = self._mt5.order_send(request)
             crash_point("after-order-send")
         except Exception as e:  # the real package raises on some IPC faults; the outcome is then unknown
-            answer, error = None, (-10000, f"order_send raised {type(e).__name__}: {e}")
+            answer, error = None, (int(LastError.INTERNAL_FAIL), f"order_send raised {type(e).__name__}: {e}")
         else:
-            error = self._mt5.last_error() if answer is None else (1, "Success")
+            error = self._mt5.last_error() if answer is None else (int(LastError.OK), "Success")
         if answer is None:
             code, message = error
             if code not in LINK_LOST_CODES:
@@ -473,4 +477,4 @@ def _refused(command: Command, reason: str) -> CommandResult:
 
 
 def _fields(result: CommandResult) -> dict[str, Any]:
-    return {name: getattr(result, name) for name in CommandResult.__dataclass_fields__}
+    return {name: getattr(result, name) for name in CommandResult.__struct_fields__}  # a msgspec Struct now

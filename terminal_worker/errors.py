@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from protocol.mt5 import LastError
+
 
 class TerminalProblem(str, Enum):
     NOT_FOUND = "terminal not found"  # wrong path, terminal not installed
@@ -20,20 +22,21 @@ class TerminalProblem(str, Enum):
 
 
 # last_error() codes of the MetaTrader5 package (shared/mt5-api.md §2) and what they mean for us.
-_BY_CODE = {
-    -10003: TerminalProblem.NOT_FOUND,
-    -6: TerminalProblem.AUTHORIZATION_FAILED,
-    -8: TerminalProblem.AUTOTRADING_DISABLED,
-    -10005: TerminalProblem.IPC_TIMEOUT,
-    -10004: TerminalProblem.NO_CONNECTION,
-    -10000: TerminalProblem.NO_CONNECTION,
-    -10001: TerminalProblem.NO_CONNECTION,
-    -10002: TerminalProblem.NO_CONNECTION,
-    -5: TerminalProblem.INCOMPATIBLE,
+_BY_CODE: dict[int, TerminalProblem] = {
+    LastError.INTERNAL_FAIL_INIT: TerminalProblem.NOT_FOUND,
+    LastError.AUTH_FAILED: TerminalProblem.AUTHORIZATION_FAILED,
+    LastError.AUTO_TRADING_DISABLED: TerminalProblem.AUTOTRADING_DISABLED,
+    LastError.INTERNAL_FAIL_TIMEOUT: TerminalProblem.IPC_TIMEOUT,
+    LastError.INTERNAL_FAIL_CONNECT: TerminalProblem.NO_CONNECTION,
+    LastError.INTERNAL_FAIL: TerminalProblem.NO_CONNECTION,
+    LastError.INTERNAL_FAIL_SEND: TerminalProblem.NO_CONNECTION,
+    LastError.INTERNAL_FAIL_RECEIVE: TerminalProblem.NO_CONNECTION,
+    LastError.INVALID_VERSION: TerminalProblem.INCOMPATIBLE,
 }
 
 # Codes after which the terminal link itself is in doubt (reconnect), as opposed to one bad call.
-LINK_LOST_CODES = frozenset({-10000, -10001, -10002, -10004, -10005})
+LINK_LOST_CODES = frozenset({LastError.INTERNAL_FAIL, LastError.INTERNAL_FAIL_SEND, LastError.INTERNAL_FAIL_RECEIVE,
+                             LastError.INTERNAL_FAIL_CONNECT, LastError.INTERNAL_FAIL_TIMEOUT})
 
 
 class TerminalError(Exception):

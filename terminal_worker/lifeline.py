@@ -16,10 +16,12 @@ def parent_alive(parent_pid: int) -> bool:
 
 def _windows_process_alive(pid: int) -> bool:
     # Not os.kill(pid, 0): on Windows that terminates the process.
+    if sys.platform != "win32":
+        raise RuntimeError("the Windows process check runs on Windows only")
     import ctypes
 
     synchronize, query_limited_information, wait_timeout = 0x00100000, 0x1000, 0x102
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    kernel32 = ctypes.windll.kernel32
     handle = kernel32.OpenProcess(synchronize | query_limited_information, False, pid)
     if not handle:
         return False

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -26,7 +27,7 @@ class TerminalLock:
         self.path = path
         self._file: IO[bytes] | None = None
 
-    def acquire(self, timeout: float, should_stop=lambda: False) -> bool:
+    def acquire(self, timeout: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
         """Try until ``timeout`` seconds have passed; True once held."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+b")  # noqa: SIM115 - held open for the process's life

@@ -14,13 +14,13 @@ from pathlib import Path
 from loguru import logger
 
 from config import ConfigError, load_config
+from config.exit_codes import ExitCode
 from config.logs import add_log_file, setup_console
 from terminal_worker.adapter import MT5Adapter
 from terminal_worker.backends import BackendUnavailable, load_backend
 from terminal_worker.lock import TerminalLock
 from terminal_worker.worker import Worker
 
-EXIT_OK, EXIT_CONFIG, EXIT_FATAL = 0, 2, 3
 # How long a new worker waits for an older one holding the terminal's lock: long enough for one that is
 # exiting (an orphan notices its coordinator is gone within a second), short enough to tell the person soon.
 LOCK_GRACE_SECONDS = 10.0
@@ -34,28 +34,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--console-level", help="console log level (default: coordinator.log_level)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     setup_console(f"worker:{args.terminal}")
     try:
         config = load_config(args.config)
         terminal = config.terminal(args.terminal)
     except ConfigError as e:
         logger.error("{}", e)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG_ERROR
     except KeyError as e:
         logger.error("{}", e.args[0] if e.args else e)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG_ERROR
     setup_console(f"worker:{terminal.name}", (args.console_level or config.coordinator.log_level).upper())
     add_log_file(config.coordinator.state_dir / "logs", f"worker-{terminal.name}")
     endpoint = args.connect or config.coordinator.bind
     if endpoint.endswith(":*"):
         logger.error("coordinator.bind {} picks a random port: pass --connect with the real endpoint", endpoint)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG_ERROR
     try:
         module = load_backend(terminal.backend.value)
     except BackendUnavailable as e:
         logger.error("{}", e)
-        return EXIT_CONFIG
+        return ExitCode.CONFIG_ERROR
     password = terminal.password()
     if terminal.password_env and password is None:
         logger.warning("{}: environment variable {} is not set; using the password saved in the terminal",
@@ -91,19 +91,19 @@ def run(args: argparse.Namespace) -> int:
                         "starts this terminal's worker itself, do not start one by hand (remote = true is for "
                         "workers on other machines)", terminal.name, holder or "unknown", lock.path,
                         LOCK_GRACE_SECONDS)
-        return EXIT_CONFIG  # the coordinator's supervisor does not restart a worker that exits 2
+        return ExitCode.CONFIG_ERROR  # the coordinator's supervisor does not restart a worker that exits so
     try:
         return worker.run()
     except Exception:
         logger.exception("worker {} crashed", terminal.name)
-        return EXIT_FATAL
+        return ExitCode.FATAL
     finally:
         lock.release()
 
 
 def _install_signal_handlers(worker: Worker) -> None:
     def stop(signum: int, _frame: object) -> None:
-        worker.request_stop(f"signal {signal.Signals(signum).name}", EXIT_OK)
+        worker.request_stop(f"signal {signal.Signals(signum).name}", ExitCode.OK)
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
@@ -111,7 +111,7 @@ def _install_signal_handlers(worker: Worker) -> None:
         signal.signal(signal.SIGBREAK, stop)  # what a coordinator sends to a CREATE_NEW_PROCESS_GROUP child
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> ExitCode:
     parser = argparse.ArgumentParser(prog="mt5-copier worker", description=__doc__)
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 import zmq
 from loguru import logger
 
+from config.exit_codes import ExitCode
 from config.faults import crash_point
 from coordinator import __version__ as WORKER_VERSION  # one version for the whole product
 from protocol import (
     PROTOCOL_MINOR,
     ClosedOrder,
+    Command,
     CommandBatch,
     CommandResult,
     CommandResults,
@@ -33,6 +35,7 @@ from protocol import (
     Hello,
     HistoryReport,
     HistoryRequest,
+    Message,
     PendingOrder,
     PositionFacts,
     ProtocolError,
@@ -45,6 +48,7 @@ from protocol import (
     decode,
 )
 from protocol.malformed_log import MalformedMessageLog
+from protocol.mt5 import LastError, OrderState
 from protocol.transport import connect_dealer, recv_frames, send_message
 from terminal_worker.adapter import MT5Adapter
 from terminal_worker.errors import TerminalError
@@ -56,7 +60,6 @@ HISTORY_RETRY_SECONDS = 5.0  # history may lag the order's disappearance: keep a
 QUOTES_REFRESH_SECONDS = 1.0
 RESULT_MEMORY = 2000  # replayed on duplicate command ids instead of trading twice
 MAX_QUOTED_SYMBOLS = 64  # quotes ride on every heartbeat: keep them small
-EXIT_COORDINATOR_GONE = 3
 # Hellos that get no welcome for this long reopen the socket: libzmq gives up a connection for good after
 # some handshake failures (an oversized frame, a socket of the wrong type on the port), and a DEALER never
 # reconnects by itself after that. Doubled per attempt up to the maximum, reset by a welcome.
@@ -98,7 +101,7 @@ class Worker:
         self.coordinator_timeout = coordinator_timeout
         self.parent_pid = parent_pid
         self.boot_id = uuid.uuid4().hex[:12]
-        self.exit_code: int | None = None
+        self.exit_code: ExitCode | None = None
         self._stop_reason = ""
         self._context = zmq.Context()
         self._socket: zmq.Socket | None = None
@@ -127,12 +130,12 @@ class Worker:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    def request_stop(self, reason: str, exit_code: int = 0) -> None:
+    def request_stop(self, reason: str, exit_code: ExitCode = ExitCode.OK) -> None:
         if self.exit_code is None:
             self.exit_code = exit_code
             self._stop_reason = reason
 
-    def run(self) -> int:
+    def run(self) -> ExitCode:
         logger.info("worker {} ({}) starting, boot {}, coordinator {}", self.name, self.role, self.boot_id,
                     self.endpoint)
         self._open_socket()
@@ -153,11 +156,11 @@ class Worker:
         finally:
             self._close(self._stop_reason or "stopped")
         logger.info("worker {} stopped: {} (exit code {})", self.name, self._stop_reason, self.exit_code)
-        return self.exit_code or 0
+        return self.exit_code or ExitCode.OK
 
     def _close(self, reason: str) -> None:
         if self._socket is not None:
-            self._send(Goodbye(reason=reason, exit_code=self.exit_code or 0))
+            self._send(Goodbye(reason=reason, exit_code=int(self.exit_code or ExitCode.OK)))
             self._socket.close(linger=0)
             self._socket = None
         self.adapter.disconnect()
@@ -166,7 +169,7 @@ class Worker:
     def _check_parent(self) -> None:
         if self.parent_pid is not None and not parent_alive(self.parent_pid):
             logger.warning("the coordinator (pid {}) is gone; exiting so no orphan keeps trading", self.parent_pid)
-            self.request_stop("coordinator process exited", 0)
+            self.request_stop("coordinator process exited", ExitCode.OK)
 
     # ---- coordinator link ----------------------------------------------------------------------
 
@@ -182,7 +185,7 @@ class Worker:
         self._last_hello = 0.0
         self._hello_unanswered_since = None
 
-    def _send(self, message) -> bool:
+    def _send(self, message: Message) -> bool:
         if self._socket is None:
             return False
         try:
@@ -223,7 +226,7 @@ class Worker:
         due = min(self._next_heartbeat, self._next_poll if self.adapter.connected else self._next_connect)
         return max(0, min(int((due - now) * 1000), 200))  # bounded: Ctrl-C and parent checks stay prompt
 
-    def _handle(self, message) -> None:
+    def _handle(self, message: Message) -> None:
         if isinstance(message, Welcome):
             if not self._welcomed:
                 logger.info("coordinator {} accepted {} (protocol 1.{})", message.coordinator_version, self.name,
@@ -244,7 +247,7 @@ class Worker:
         elif isinstance(message, Heartbeat):
             pass  # proof of life is recorded on receipt
         elif isinstance(message, Shutdown):
-            self.request_stop(f"coordinator asked to stop: {message.reason}", 0)
+            self.request_stop(f"coordinator asked to stop: {message.reason}", ExitCode.OK)
         elif isinstance(message, ErrorMessage):
             self._handle_error(message)
         else:
@@ -263,7 +266,7 @@ class Worker:
             return
         if message.fatal:
             logger.critical("coordinator refused this worker: {} ({})", message.message, message.code)
-            self.request_stop(message.message, 2)
+            self.request_stop(message.message, ExitCode.CONFIG_ERROR)
         else:
             logger.error("coordinator reported: {} ({})", message.message, message.code)
 
@@ -282,7 +285,7 @@ class Worker:
                 # Started by hand (another machine): a worker whose coordinator is gone must not linger, or a
                 # restarted coordinator could meet two workers for one terminal. Whatever runs it restarts it.
                 logger.error("no word from the coordinator for {:.1f}s; exiting", now - self._last_heard)
-                self.request_stop("coordinator gone", EXIT_COORDINATOR_GONE)
+                self.request_stop("coordinator gone", ExitCode.FATAL)
                 return
             logger.warning("no word from the coordinator for {:.1f}s; reconnecting", now - self._last_heard)
             self._open_socket()
@@ -353,7 +356,7 @@ class Worker:
             if e.fatal:
                 logger.critical("{}: {}", self.name, e)
                 self._send(self._terminal_error(e, fatal=True))
-                self.request_stop(str(e), 2)
+                self.request_stop(str(e), ExitCode.CONFIG_ERROR)
                 return
             self._next_connect = now + self._connect_backoff
             if str(e) != self._last_terminal_error:
@@ -450,12 +453,12 @@ class Worker:
         for order in self._state.orders:
             if order.ticket not in current and order.ticket not in closed:
                 closed[order.ticket] = (
-                    ClosedOrder(ticket=order.ticket, symbol=order.symbol, type=order.type, state=-1,
-                                magic=order.magic, comment=order.comment),
+                    ClosedOrder(ticket=order.ticket, symbol=order.symbol, type=order.type,
+                                state=int(OrderState.NOT_IN_HISTORY_YET), magic=order.magic, comment=order.comment),
                     now,
                 )
         for ticket, (record, since) in list(closed.items()):
-            if record.state == -1 and now - since <= HISTORY_RETRY_SECONDS:
+            if record.state == OrderState.NOT_IN_HISTORY_YET and now - since <= HISTORY_RETRY_SECONDS:
                 found = self.adapter.closed_order(ticket)
                 if found is not None:
                     closed[ticket] = (found, since)
@@ -507,7 +510,7 @@ class Worker:
             self._poll_terminal()
         self._send(CommandResults(batch_id=batch.batch_id, results=tuple(results), snapshot_seq=self._seq))
 
-    def _execute(self, command, arrived_ms: int) -> CommandResult:
+    def _execute(self, command: Command, arrived_ms: int) -> CommandResult:
         replay = self._results.get(command.command_id)
         if replay is not None:
             logger.warning("command {} arrived twice; replaying its result, nothing sent", command.command_id)
@@ -520,7 +523,8 @@ class Worker:
                                    comment="arrived after its deadline; not sent")
         elif not self.adapter.connected:
             result = CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
-                                   comment="terminal not connected; not sent", error_code=-10004)
+                                   comment="terminal not connected; not sent",
+                                   error_code=int(LastError.INTERNAL_FAIL_CONNECT))
         elif (problem := self._account_problem()) is not None:
             # Not final: the coordinator retries, and it passes once the right account is back.
             result = CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
@@ -539,7 +543,7 @@ class Worker:
             self._results.popitem(last=False)
         return result
 
-    def _log_result(self, command, result: CommandResult) -> None:
+    def _log_result(self, command: Command, result: CommandResult) -> None:
         what = f"{command.kind.value} {command.symbol} for source #{command.source_ticket}"
         if result.status is CommandStatus.DONE:
             logger.info("{}: {} -> #{} {} ({:.1f} ms)", self.name, what, result.ticket,
@@ -561,8 +565,9 @@ class Worker:
                     found.append(record)
                 elif ticket in positions:  # history lags, but the position it opened is there
                     position = positions[ticket]
-                    found.append(ClosedOrder(ticket=ticket, symbol=position.symbol, type=position.type, state=4,
-                                             magic=position.magic, comment=position.comment, position_id=ticket))
+                    found.append(ClosedOrder(ticket=ticket, symbol=position.symbol, type=position.type,
+                                             state=int(OrderState.FILLED), magic=position.magic,
+                                             comment=position.comment, position_id=ticket))
                 else:
                     unknown.append(ticket)
         except TerminalError as e:

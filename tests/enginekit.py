@@ -52,7 +52,7 @@ def order(ticket: int, **fields: Any) -> PendingOrder:
 
 def copy_of(source: PendingOrder, ticket: int, **fields: Any) -> PendingOrder:
     """A copy of ``source`` on the target, tagged as the copier tags its copies."""
-    values = {name: getattr(source, name) for name in PendingOrder.__dataclass_fields__}
+    values = {name: getattr(source, name) for name in PendingOrder.__struct_fields__}
     values.update(ticket=ticket, magic=source.ticket, comment=copy_tag(source.ticket), **fields)
     return PendingOrder(**values)
 

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
+from msgspec.structs import replace
 
 import coordinator.engine as engine_module
 from config import OrderKind
@@ -23,6 +23,7 @@ from protocol import (
     HistoryRequest,
     Quote,
 )
+from protocol.mt5 import OrderState, Retcode
 from protocol.tags import copy_tag
 from terminal_worker.adapter import MT5Adapter
 from terminal_worker.errors import TerminalError
@@ -30,8 +31,8 @@ from tests.enginekit import SOURCE, TARGET, closed, copy_of, now_ms, order, posi
 from tests.test_planner import EURUSD, inputs, settings_, source_order
 from tests.test_planner import copy_of as planner_copy_of
 
-FILLED, CANCELLED = 4, 2
-REQUOTE, FROZEN = 10004, 10029  # retryable answers: the general backoff applies
+FILLED, CANCELLED = OrderState.FILLED, OrderState.CANCELED
+REQUOTE, FROZEN = Retcode.REQUOTE, Retcode.FROZEN  # retryable answers: the general backoff applies
 HOUR = 3600
 
 
@@ -75,7 +76,7 @@ def test_replacing_link_whose_old_copy_filled_is_not_placed_again(make_rig, evid
     rig.reconcile()
     [command] = rig.commands()
     assert command.kind is CommandKind.REPLACE
-    rig.result(command, CommandStatus.UNKNOWN, retcode=10012)
+    rig.result(command, CommandStatus.UNKNOWN, retcode=Retcode.TIMEOUT)
 
     filled = dict(closed=[closed(9100, FILLED, 500)]) if evidence == "history" \
         else dict(positions=[position_of(source, 9100)])
@@ -98,7 +99,7 @@ def test_unknown_replace_settled_absent_with_the_old_copy_still_pending_restores
     rig.start([source], [old])
     rig.reconcile()
     [command] = rig.commands()
-    rig.result(command, CommandStatus.UNKNOWN, retcode=10012)
+    rig.result(command, CommandStatus.UNKNOWN, retcode=Retcode.TIMEOUT)
     rig.advance(4)
     rig.snapshot(SOURCE, [source])
     rig.snapshot(TARGET, [old])
@@ -229,7 +230,7 @@ def test_unknown_place_is_not_settled_absent_before_the_coordinators_grace(make_
     rig.start([source], [])
     rig.reconcile()
     [command] = rig.commands()
-    rig.result(command, CommandStatus.UNKNOWN, retcode=10012)
+    rig.result(command, CommandStatus.UNKNOWN, retcode=Retcode.TIMEOUT)
 
     # The worker's clock is off: its snapshot and heartbeat times say nothing about our grace period.
     rig.advance(0.5)
@@ -255,7 +256,7 @@ def test_unknown_place_found_on_the_terminal_settles_at_once(make_rig):
     rig.start([source], [])
     rig.reconcile()
     [command] = rig.commands()
-    rig.result(command, CommandStatus.UNKNOWN, retcode=10012)
+    rig.result(command, CommandStatus.UNKNOWN, retcode=Retcode.TIMEOUT)
     rig.snapshot(TARGET, [copy_of(source, 9100)], taken_at_ms=now_ms() + 60_000)
     assert rig.in_flight() == {}
     assert rig.link(500).copy_ticket == 9100
@@ -322,7 +323,8 @@ def test_worker_resends_its_full_state_when_asked_for_a_snapshot():
 def test_orphan_with_a_placeholder_source_record_waits_for_the_history(make_rig, fate, removed):
     rig = make_rig(target={"keep_filled_copies": True, "orphans": {"max_checks": 1}})
     source = order(500)
-    placeholder = ClosedOrder(ticket=500, symbol="EURUSD", type=2, state=-1, magic=0, comment="")
+    placeholder = ClosedOrder(ticket=500, symbol="EURUSD", type=2, state=OrderState.NOT_IN_HISTORY_YET, magic=0,
+                              comment="")
     rig.start([], [copy_of(source, 9100)], source_closed=[placeholder])
     rig.reconcile()
     [request] = rig.messages(HistoryRequest, SOURCE)
@@ -578,7 +580,7 @@ class ScriptedTerminal:
     def order_send(self, request):
         self.calls.append(("order_send", request))
         ticket = request.get("order", 0) if request["action"] == 8 else self._next_ticket
-        return self._answer(SimpleNamespace(retcode=10009, order=ticket, comment="done"))
+        return self._answer(SimpleNamespace(retcode=Retcode.DONE, order=ticket, comment="done"))
 
     def sent(self) -> list[dict]:
         return [request for name, request in self.calls if name == "order_send"]
@@ -620,9 +622,9 @@ def test_place_whose_copy_lookup_loses_the_link_raises():
 
 
 def test_replace_checks_the_new_order_before_removing_the_old_one():
-    terminal = ScriptedTerminal(orders=(tagged(9100, 500),), check_retcode=10015)  # invalid price
+    terminal = ScriptedTerminal(orders=(tagged(9100, 500),), check_retcode=Retcode.INVALID_PRICE)
     result = adapter_for(terminal).execute(place(kind=CommandKind.REPLACE, ticket=9100, volume=0.2))
-    assert result.status is CommandStatus.REJECTED and result.retcode == 10015
+    assert result.status is CommandStatus.REJECTED and result.retcode == Retcode.INVALID_PRICE
     assert terminal.sent() == []  # the old copy is still there
     assert terminal.calls[0][0] == "order_check"
 

@@ -23,10 +23,11 @@ from protocol import (
     Quote,
     SymbolSpecs,
 )
+from protocol.mt5 import OrderState, Retcode
 from tests.enginekit import SOURCE, TARGET, EngineRig, closed, copy_of, order
 
-CANCELLED, FILLED = 2, 4
-MARKET_CLOSED, REQUOTE = 10018, 10004
+CANCELLED, FILLED = OrderState.CANCELED, OrderState.FILLED
+MARKET_CLOSED, REQUOTE = Retcode.MARKET_CLOSED, Retcode.REQUOTE
 
 
 @pytest.fixture

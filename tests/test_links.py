@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import msgpack
 import pytest
 import zmq
+from msgspec.structs import replace
 
 from protocol import (
     PROTOCOL_TAG,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import typing
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -105,6 +107,19 @@ FIELDS = {
     "TerminalInfo": "community_account community_connection connected dlls_allowed trade_allowed "
     "tradeapi_disabled email_enabled ftp_enabled notifications_enabled mqid build maxbars codepage ping_last "
     "community_balance retransmission company name language path data_path commondata_path",
+    "SymbolInfo": "custom chart_mode select visible session_deals session_buy_orders session_sell_orders volume "
+    "volumehigh volumelow time digits spread spread_float ticks_bookdepth trade_calc_mode trade_mode start_time "
+    "expiration_time trade_stops_level trade_freeze_level trade_exemode swap_mode swap_rollover3days "
+    "margin_hedged_use_leg expiration_mode filling_mode order_mode order_gtc_mode option_mode option_right bid "
+    "bidhigh bidlow ask askhigh asklow last lasthigh lastlow volume_real volumehigh_real volumelow_real "
+    "option_strike point trade_tick_value trade_tick_value_profit trade_tick_value_loss trade_tick_size "
+    "trade_contract_size trade_accrued_interest trade_face_value trade_liquidity_rate volume_min volume_max "
+    "volume_step volume_limit swap_long swap_short margin_initial margin_maintenance session_volume "
+    "session_turnover session_interest session_buy_orders_volume session_sell_orders_volume session_open "
+    "session_close session_aw session_price_settlement session_price_limit_min session_price_limit_max "
+    "margin_hedged price_change price_volatility price_theoretical price_greeks_delta price_greeks_theta "
+    "price_greeks_gamma price_greeks_vega price_greeks_rho price_greeks_omega price_sensitivity basis category "
+    "currency_base currency_profit currency_margin bank description exchange formula isin name page path",
 }
 
 
@@ -113,6 +128,14 @@ def test_named_tuple_fields_are_in_the_real_order(name: str) -> None:
     from mt5sim import types
 
     assert getattr(types, name)._fields == tuple(FIELDS[name].split())
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_field_name_tuples_follow_the_named_tuples(name: str) -> None:
+    from mt5sim import types
+
+    constant = re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper() + "_FIELDS"
+    assert getattr(types, constant) == getattr(types, name)._fields
 
 
 def test_symbol_info_has_96_fields_in_the_real_order() -> None:
@@ -137,6 +160,35 @@ def test_results_are_named_tuples_with_asdict_and_a_nested_request(attached: Pat
     info = mt5.symbol_info("EURUSD")
     assert (info.digits, info.point, info.select, info.visible) == (5, 1e-05, True, True)
     assert isinstance(info.spread_float, bool) and isinstance(info.digits, int) and isinstance(info.bid, float)
+
+
+def test_every_returned_field_has_exactly_its_declared_type(attached: Path) -> None:
+    """The annotations in mt5sim.types are what type checkers trust: the values must bear them out."""
+    placed = mt5.order_send(buy_limit())
+    filled = mt5.order_send(
+        {"action": mt5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1, "type": mt5.ORDER_TYPE_BUY}
+    )
+    assert placed.retcode == filled.retcode == mt5.TRADE_RETCODE_DONE
+    results = [
+        placed,
+        placed.request,
+        filled,
+        mt5.order_check(buy_limit()),
+        *mt5.orders_get(),
+        *mt5.positions_get(),
+        *mt5.history_orders_get(0, 2**40),
+        *mt5.history_deals_get(0, 2**40),
+        mt5.symbol_info_tick("EURUSD"),
+        mt5.account_info(),
+        mt5.terminal_info(),
+        *mt5.symbols_get(),
+    ]
+    assert {type(result).__name__ for result in results} == set(FIELDS)
+    for result in results:
+        declared = typing.get_type_hints(type(result))
+        for name, value in result._asdict().items():
+            # `type(...) is`, not isinstance: a bool where an int is declared (or an int for a float) is a bug.
+            assert type(value) is declared[name], f"{type(result).__name__}.{name} = {value!r}"
 
 
 # ---- lifecycle and failure semantics -------------------------------------------------------------------

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from coordinator.summary import EXIT_INCOMPLETE, EXIT_OK, once_exit_code, render_summary
+from config.exit_codes import ExitCode
+from coordinator.summary import once_exit_code, render_summary
 from protocol import CommandStatus
 from tests.enginekit import SOURCE, TARGET, EngineRig, copy_of, order
 from tests.simhelpers import BUY_LIMIT, SELL_STOP, copier_config, place_pending, sim_terminals, target_section
@@ -30,7 +31,7 @@ def test_orders_waiting_under_the_users_own_cap_are_reported_as_waiting_and_do_n
     rig.reconcile()
 
     summary = render_summary(rig.engine)
-    assert once_exit_code(rig.engine) == EXIT_OK, summary
+    assert once_exit_code(rig.engine) == ExitCode.OK, summary
     assert "skipped 0" in summary and "waiting for room 1" in summary, summary
     assert "waiting  source #101 EURUSD: waiting for room under max_pending_orders = 1" in summary
     assert summary.count("waiting for room under") == 1, summary
@@ -43,7 +44,7 @@ def test_a_real_skip_next_to_a_capped_order_still_fails_the_run(rig):
     rig.engine.targets[TARGET].missing_symbols.add("GBPUSD")
     rig.reconcile()
     summary = render_summary(rig.engine)
-    assert once_exit_code(rig.engine) == EXIT_INCOMPLETE, summary
+    assert once_exit_code(rig.engine) == ExitCode.INCOMPLETE, summary
     assert "skipped  source #101 GBPUSD: symbol not found on target" in summary
 
 
@@ -55,7 +56,7 @@ def test_an_unavailable_target_is_named_with_the_terminal_path_tried(rig):
     summary = render_summary(rig.engine)
     path = rig.engine.targets[TARGET].config.path
     assert f"target {TARGET}: NOT SYNCED - terminal not found: initialize failed (terminal {path})" in summary
-    assert once_exit_code(rig.engine) == EXIT_INCOMPLETE
+    assert once_exit_code(rig.engine) == ExitCode.INCOMPLETE
 
 
 # ---- real processes ----------------------------------------------------------------------------

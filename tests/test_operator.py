@@ -336,11 +336,21 @@ def test_history_with_a_limit_below_1_exits_2(capsys, config_path, events):
     assert "--limit must be at least 1, got 0" in err
 
 
-def test_history_without_a_database(capsys, config_path, tmp_path):
+def test_history_without_a_database_exits_3_like_an_unreadable_one(capsys, config_path, tmp_path):
     code, _, err = cli(capsys, "history", "--config", str(config_path))
 
-    assert code == 1
+    assert code == 3
     assert "the copier has not run with this config" in err
+
+
+def test_history_of_a_file_that_is_not_a_database_exits_3(capsys, config_path, tmp_path):
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "copier.db").write_bytes(b"not a database at all" * 100)
+
+    code, _, err = cli(capsys, "history", "--config", str(config_path))
+
+    assert code == 3
+    assert err.startswith(f"cannot read the state at {tmp_path / 'state' / 'copier.db'}: ")
 
 
 def test_history_with_no_events_says_so(capsys, config_path, store):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from config import (
     Backend,
@@ -22,6 +22,7 @@ from coordinator.desired import TargetContext
 from coordinator.planner import Link, LinkStatus, LinkUpdate, SkipReason, TargetInputs, plan_target
 from coordinator.sizing import Accounts, round_price, size_volume, snap, step_decimals
 from protocol import ClosedOrder, CommandKind, PendingOrder, PositionFacts, Quote, SymbolSpec
+from protocol.mt5 import OrderState
 from protocol.tags import copy_tag
 
 EURUSD = SymbolSpec(name="EURUSD.m", digits=5, point=0.00001, tick_size=0.00001, contract_size=100_000,
@@ -142,8 +143,29 @@ def test_copy_gone_with_unknown_fate_waits_for_its_history():
     assert plan.skips[0].reason is SkipReason.HISTORY_PENDING
 
 
-@pytest.mark.parametrize(("state", "status"), [(4, LinkStatus.FILLED), (6, LinkStatus.EXPIRED),
-                                               (2, LinkStatus.DELETED)])
+@pytest.mark.parametrize("state", [OrderState.NOT_IN_HISTORY_YET, OrderState.NO_RECORD])
+def test_copy_gone_whose_history_has_no_record_yet_or_only_from_one_look_waits_for_its_history(state):
+    order = source_order(520)
+    closed = {9012: ClosedOrder(ticket=9012, symbol="EURUSD.m", type=2, state=state, magic=520, comment="")}
+    plan = plan_target([order], inputs(links={520: Link(source_ticket=520, copy_ticket=9012)}, closed=closed))
+    assert plan.commands == [] and plan.link_updates == [] and plan.needed_history == {9012}
+    assert plan.skips[0].reason is SkipReason.HISTORY_PENDING
+
+
+def test_copy_gone_with_no_record_after_the_bounded_looks_is_decided_deleted():
+    order = source_order(521)
+    closed = {9013: ClosedOrder(ticket=9013, symbol="EURUSD.m", type=2, state=OrderState.NO_RECORD, magic=521,
+                                comment="")}
+    plan = plan_target([order], inputs(links={521: Link(source_ticket=521, copy_ticket=9013)}, closed=closed,
+                                       no_record=frozenset({9013})))
+    assert plan.commands == [] and not plan.needed_history
+    assert [update.status for update in plan.link_updates] == [LinkStatus.DELETED]
+
+
+@pytest.mark.parametrize(("state", "status"), [(OrderState.FILLED, LinkStatus.FILLED),
+                                               (OrderState.EXPIRED, LinkStatus.EXPIRED),
+                                               (OrderState.CANCELED, LinkStatus.DELETED),
+                                               (OrderState.REJECTED, LinkStatus.DELETED)])
 def test_copy_that_filled_expired_or_was_deleted_is_not_placed_again(state, status):
     order = source_order(517)
     closed = {9010: ClosedOrder(ticket=9010, symbol="EURUSD.m", type=2, state=state, magic=517, comment="")}

@@ -3,10 +3,9 @@ settings call for, with the right fields, and a second sync sends nothing."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from config import CopySettings, OrderKind, VolumeMode
 from coordinator.planner import Link, LinkStatus, TargetInputs, plan_target
