@@ -21,11 +21,11 @@ from config.faults import crash_point
 from coordinator import __version__
 from coordinator.clocks import estimate_offset
 from coordinator.desired import TargetContext
+from coordinator.link_lifecycle import LinkMove, LinkStatus
 from coordinator.market_checks import frozen_problem
 from coordinator.orphans import CONFIRMED_FATES, UNKNOWN_FATE, OrphanCandidate, OrphanTracker, source_fate
 from coordinator.planner import (
     Link,
-    LinkStatus,
     Skip,
     SkipReason,
     TargetInputs,
@@ -455,7 +455,7 @@ class Engine:
         if command.kind is not CommandKind.REPLACE or view.snapshot is None:
             return
         if any(order.ticket == command.ticket for order in view.snapshot.orders):
-            self.state.set_link_status(view.name, command.source_ticket, LinkStatus.ACTIVE)
+            self.state.move_link(view.name, command.source_ticket, LinkMove.REPLACE_UNDONE)
 
     def _settle_done(self, view: TerminalView, command: Command, result: CommandResult, adjustment: str = "") -> None:
         report = self.reports[view.name]
@@ -471,7 +471,7 @@ class Engine:
             link = self.state.links(target).get(ticket)
             if link is not None and link.copy_ticket == command.ticket:
                 # Only the linked copy's removal ends the link; removing a duplicate leaves the kept copy linked.
-                self.state.set_link_status(target, ticket, LinkStatus.REMOVED)
+                self.state.move_link(target, ticket, LinkMove.REMOVED)
             tracker = self.orphan_trackers[target]
             if command.ticket in tracker.counts():
                 tracker.forget(command.ticket)
@@ -765,7 +765,7 @@ class Engine:
                 "{}: found the copy #{} of source #{} on the terminal (no record of it in the state); tracking it",
                 view.name, link.copy_ticket, link.source_ticket)
         for update in plan.link_updates:
-            self.state.set_link_status(view.name, update.source_ticket, update.status)
+            self.state.move_link(view.name, update.source_ticket, LinkMove.arriving_at(update.status))
             self.state.record_event(view.name, update.source_ticket, "copy-" + update.status.value, "noted",
                                     copy_ticket=update.copy_ticket, message=update.detail)
             logger.info("{}: source #{}: {}", view.name, update.source_ticket, update.detail)
@@ -896,8 +896,8 @@ class Engine:
             # The intent is durable before the command exists anywhere else: a crash after this line is
             # resolved against the terminal on restart, never by sending blindly again. A replacement marks
             # its link first, so a copy found missing later is known to be ours to place again.
-            status = LinkStatus.REPLACING if command.kind is CommandKind.REPLACE else None
-            self.state.record_intent(view.name, command, link_status=status)
+            move = LinkMove.REPLACE_STARTED if command.kind is CommandKind.REPLACE else None
+            self.state.record_intent(view.name, command, link_move=move)
             source_order = source_orders.get(command.source_ticket)
             flights[command.source_ticket] = InFlight(
                 command=command, sent_at=now, fingerprint=_fingerprint(source_order) if source_order else (),
@@ -911,7 +911,7 @@ class Engine:
             flights.pop(command.source_ticket, None)
             self.state.settle_intent(command.command_id, "not-delivered")
             if command.kind is CommandKind.REPLACE:
-                self.state.set_link_status(view.name, command.source_ticket, LinkStatus.ACTIVE)
+                self.state.move_link(view.name, command.source_ticket, LinkMove.REPLACE_UNDONE)
         logger.warning("{}: could not deliver {} command(s); will retry when the worker is back", view.name,
                        len(commands))
         return 0

@@ -23,18 +23,10 @@ from config import OrderKind, PriceMode, TargetConfig
 from coordinator import market_checks as checks
 from coordinator.clocks import same_expiration
 from coordinator.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
+from coordinator.link_lifecycle import LinkStatus
 from protocol import ClosedOrder, Command, CommandKind, PendingOrder, PositionFacts, Quote, SymbolSpec
 from protocol.mt5 import OrderState, order_state_of
 from protocol.tags import copy_tag, parse_tag
-
-
-class LinkStatus(str, Enum):
-    ACTIVE = "active"  # the copy is pending on the target (as far as the copier knows)
-    REPLACING = "replacing"  # the copier removed it to place a new one (volume or type changed)
-    FILLED = "filled"  # the copy triggered on the target: never placed again
-    DELETED = "deleted"  # someone else removed it (a person, or the broker)
-    EXPIRED = "expired"
-    REMOVED = "removed"  # the copier removed it (orphan, or a type this target no longer copies)
 
 
 class SkipReason(str, Enum):

@@ -18,7 +18,8 @@ from pathlib import Path
 import msgspec
 from loguru import logger
 
-from coordinator.planner import Link, LinkStatus
+from coordinator.link_lifecycle import InvalidLinkMove, LinkMove, LinkStatus, next_status
+from coordinator.planner import Link
 from protocol import Command
 
 SCHEMA_VERSION = 1
@@ -179,8 +180,8 @@ class StateStore:
 
     # ---- intents -------------------------------------------------------------------------------
 
-    def record_intent(self, target: str, command: Command, link_status: LinkStatus | None = None) -> None:
-        """Durably record ``command`` before it is sent, and the link status it implies, in one transaction."""
+    def record_intent(self, target: str, command: Command, link_move: LinkMove | None = None) -> None:
+        """Durably record ``command`` before it is sent, and the link move it implies, in one transaction."""
         payload = _command_to_json(command)
         with self._transaction():
             self._db.execute(
@@ -188,8 +189,8 @@ class StateStore:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (command.command_id, target, command.source_ticket, command.kind.value, payload, time.time()),
             )
-            if link_status is not None:
-                self._set_status(target, command.source_ticket, link_status)
+            if link_move is not None:
+                self.move_link(target, command.source_ticket, link_move)
 
     def settle_intent(self, command_id: str, outcome: str, retcode: int = 0, copy_ticket: int = 0) -> None:
         self._db.execute(
@@ -253,13 +254,25 @@ class StateStore:
         )
         self._links.setdefault(target, {})[link.source_ticket] = link
 
-    def set_link_status(self, target: str, source_ticket: int, status: LinkStatus) -> None:
-        self._set_status(target, source_ticket, status)
-
-    def _set_status(self, target: str, source_ticket: int, status: LinkStatus) -> None:
+    def move_link(self, target: str, source_ticket: int, move: LinkMove) -> bool:
+        """Apply ``move`` to the link of ``source_ticket`` on ``target`` by the lifecycle's table
+        (coordinator/link_lifecycle.py); False, with an error logged, when the table refuses it (the status
+        then stays as it was) or no such link exists."""
         link = self._links.get(target, {}).get(source_ticket)
         if link is None:
-            return
+            return False
+        try:
+            status = next_status(link.status, move)
+        except InvalidLinkMove as e:
+            logger.error("{}: link of source #{} (copy #{}): {}; its status stays {}", target, source_ticket,
+                         link.copy_ticket, e, link.status.value)
+            return False
+        if status is not link.status:
+            self._write_status(target, link, status)
+        return True
+
+    def _write_status(self, target: str, link: Link, status: LinkStatus) -> None:
+        source_ticket = link.source_ticket
         self._db.execute("UPDATE links SET status = ?, updated_at = ? WHERE target = ? AND source_ticket = ?",
                          (status.value, time.time(), target, source_ticket))
         self._links[target][source_ticket] = replace(link, status=status)

@@ -1,0 +1,95 @@
+"""The link lifecycle: its transition table, and the one place (StateStore.move_link) that applies it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loguru import logger
+
+from coordinator.link_lifecycle import InvalidLinkMove, LinkMove, LinkStatus, allowed_moves, next_status
+from coordinator.state import StateStore
+from protocol import Command, CommandKind
+
+ACTIVE, REPLACING, FILLED, DELETED, EXPIRED, REMOVED = (
+    LinkStatus.ACTIVE, LinkStatus.REPLACING, LinkStatus.FILLED, LinkStatus.DELETED, LinkStatus.EXPIRED,
+    LinkStatus.REMOVED)
+
+EXPECTED = {
+    ACTIVE: {LinkMove.REPLACE_STARTED: REPLACING, LinkMove.REMOVED: REMOVED, LinkMove.FILLED: FILLED,
+             LinkMove.EXPIRED: EXPIRED, LinkMove.DELETED: DELETED},
+    REPLACING: {LinkMove.REPLACE_STARTED: REPLACING, LinkMove.REPLACE_UNDONE: ACTIVE, LinkMove.REMOVED: REMOVED,
+                LinkMove.FILLED: FILLED},
+    # A copy that left for good moves no more: only a new copy (placed or adopted) starts a new life.
+    FILLED: {}, DELETED: {}, EXPIRED: {}, REMOVED: {},
+}
+
+
+@pytest.mark.parametrize("status", list(LinkStatus))
+def test_every_status_allows_exactly_its_moves(status):
+    assert allowed_moves(status) == frozenset(EXPECTED[status])
+    for move in LinkMove:
+        if move in EXPECTED[status]:
+            assert next_status(status, move) is EXPECTED[status][move]
+        else:
+            with pytest.raises(InvalidLinkMove, match=f"a link that is {status.value} cannot be {move.value}"):
+                next_status(status, move)
+
+
+def test_a_filled_copy_can_never_be_made_pending_again_by_a_move():
+    for move in LinkMove:
+        with pytest.raises(InvalidLinkMove):
+            next_status(FILLED, move)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    state = StateStore(tmp_path / "state")
+    yield state
+    state.close()
+
+
+def placed(store: StateStore, source_ticket: int = 1, copy_ticket: int = 9001) -> None:
+    store.save_link("t1", Command(command_id="c", kind=CommandKind.PLACE, source_ticket=source_ticket,
+                                  symbol="EURUSD", volume=0.1, price=1.08), copy_ticket)
+
+
+def test_the_store_applies_allowed_moves_and_keeps_them_across_a_restart(tmp_path: Path):
+    state = StateStore(tmp_path / "state")
+    placed(state)
+    assert state.move_link("t1", 1, LinkMove.REPLACE_STARTED)
+    assert state.move_link("t1", 1, LinkMove.FILLED)
+    state.close()
+    again = StateStore(tmp_path / "state")
+    try:
+        assert again.links("t1")[1].status is FILLED
+    finally:
+        again.close()
+
+
+def test_the_store_refuses_a_move_the_table_does_not_hold_and_keeps_the_status(store: StateStore):
+    lines: list[str] = []
+    sink = logger.add(lambda message: lines.append(message.record["message"]), level="ERROR")
+    try:
+        placed(store)
+        assert store.move_link("t1", 1, LinkMove.FILLED)
+        assert not store.move_link("t1", 1, LinkMove.REPLACE_UNDONE)  # would make a filled copy placeable again
+    finally:
+        logger.remove(sink)
+    assert store.links("t1")[1].status is FILLED
+    assert lines == ["t1: link of source #1 (copy #9001): a link that is filled cannot be replace undone; "
+                     "its status stays filled"]
+
+
+def test_a_move_of_a_link_that_does_not_exist_changes_nothing(store: StateStore):
+    assert not store.move_link("t1", 42, LinkMove.REMOVED)
+    assert store.links("t1") == {}
+
+
+def test_a_new_copy_starts_a_new_life_whatever_the_old_status(store: StateStore):
+    placed(store)
+    store.move_link("t1", 1, LinkMove.DELETED)
+    placed(store, copy_ticket=9002)  # replace_deleted_copies placed it again
+    link = store.links("t1")[1]
+    assert (link.status, link.copy_ticket) == (ACTIVE, 9002)
