@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -21,6 +21,21 @@ from config.faults import crash_point
 from coordinator import __version__
 from coordinator.clocks import estimate_offset
 from coordinator.desired import TargetContext
+from coordinator.event_subscribers import HistoryWriter, OutcomeLog, RunReport
+from coordinator.events import (
+    CommandFailed,
+    CopyFoundOnTarget,
+    CopyLeft,
+    CopyModified,
+    CopyPlaced,
+    CopyRemoved,
+    CopyReplaced,
+    EventStream,
+    OrderSkipped,
+    OrphanDecided,
+    OutcomeSettledUnknown,
+    SourceOrderEnded,
+)
 from coordinator.link_lifecycle import LinkMove, LinkStatus
 from coordinator.market_checks import frozen_problem
 from coordinator.orphans import CONFIRMED_FATES, UNKNOWN_FATE, OrphanCandidate, OrphanTracker, source_fate
@@ -33,6 +48,7 @@ from coordinator.planner import (
     our_copies,
     plan_target,
 )
+from coordinator.report import Failure, TargetReport, trim
 from coordinator.sizing import Accounts
 from coordinator.state import StateStore
 from coordinator.status import StatusBoard, TerminalStatus
@@ -102,32 +118,6 @@ class InFlight:
     adjustment: str = ""  # what changed the copy from a plain copy of its source (contract sizes, a bound)
 
 
-@dataclass(slots=True)
-class Failure:
-    retcode: int
-    message: str
-    attempts: int
-    retry_at: float  # monotonic
-    final: bool
-    fingerprint: tuple = ()  # the source order when it failed: an edit of the order retries at once
-    symbol: str = ""  # the target symbol of the command that failed
-
-
-@dataclass(slots=True)
-class TargetReport:
-    """What happened on one target during this run (for the --once summary, status and the demo)."""
-
-    placed: dict[int, int] = field(default_factory=dict)  # source ticket -> copy ticket
-    adopted: dict[int, int] = field(default_factory=dict)
-    modified: dict[int, int] = field(default_factory=dict)  # source ticket -> number of modifications
-    replaced: dict[int, int] = field(default_factory=dict)
-    removed: dict[int, str] = field(default_factory=dict)  # source ticket -> why its copy was removed
-    adjusted: dict[int, str] = field(default_factory=dict)  # source ticket -> what changed its copy's size
-    failures: dict[int, Failure] = field(default_factory=dict)  # current, cleared on success
-    last_plan: TargetPlan | None = None
-    unavailable: str = ""  # why the target could not be planned for at the last attempt
-
-
 SendFunction = Callable[[str, Message], bool]
 
 
@@ -147,6 +137,11 @@ class Engine:
                 view.server_offset = round(view.config.server_utc_offset * 3600)
         self.in_flight: dict[str, dict[int, InFlight]] = {name: {} for name in self.targets}
         self.reports: dict[str, TargetReport] = {name: TargetReport() for name in self.targets}
+        # Every outcome goes out once, here; the history, the log and this run's report each take it from there.
+        self.events = EventStream()
+        self.events.subscribe(HistoryWriter(state))
+        self.events.subscribe(OutcomeLog())
+        self.events.subscribe(RunReport(self.reports))
         self.orphan_trackers = {name: OrphanTracker(name, view.target.copy.orphans, view.target.copy.keep_filled_copies)
                                 for name, view in self.targets.items() if view.target is not None}
         for name, tracker in self.orphan_trackers.items():
@@ -293,7 +288,7 @@ class Engine:
             # A worker's "not in the history yet" never overwrites an answer already had (a record, or none).
             if record.state != OrderState.NOT_IN_HISTORY_YET or record.ticket not in view.closed:
                 view.closed[record.ticket] = record
-        _trim(view.closed)
+        trim(view.closed)
         if view is self.source:
             self._report_source_fates(snapshot)
             if previous is None or previous.orders != snapshot.orders:
@@ -388,7 +383,7 @@ class Engine:
             view.requested_history.pop(ticket, None)
             answers = view.no_record_answers.get(ticket, (0, 0.0))[0] + 1
             view.no_record_answers[ticket] = (answers, now)
-        _trim(view.no_record_answers)
+        trim(view.no_record_answers)
         self._dirty.update(self.targets if view is self.source else (view.name,))
 
     def _report_source_fates(self, snapshot: Snapshot) -> None:
@@ -397,13 +392,13 @@ class Engine:
             if record.state in COPIER_ORDER_STATES or record.ticket in self._reported_source_fates:
                 continue  # no history record: nothing to report yet
             self._reported_source_fates[record.ticket] = None
-            _trim(self._reported_source_fates)
+            trim(self._reported_source_fates)
             fate = describe_fate(record.state)
             logger.info("source order #{} {} was {}", record.ticket, record.symbol, fate)
             for name in self.targets:
                 if record.ticket in self.state.links(name):
-                    self.state.record_event(name, record.ticket, "source", fate,
-                                            message=f"source order {record.symbol} was {fate}")
+                    self.events.emit(SourceOrderEnded(target=name, source_ticket=record.ticket, symbol=record.symbol,
+                                                      fate=fate))
 
     # ---- results -------------------------------------------------------------------------------
 
@@ -442,12 +437,9 @@ class Engine:
                 retcode=0, message="not sent: arrived after its deadline", attempts=0,
                 retry_at=self._clock() + RETRY_DELAYS[0], final=False, fingerprint=flight.fingerprint)
             return
-        self.state.record_event(view.name, command.source_ticket, command.kind.value, result.status.value,
-                                copy_ticket=command.ticket, retcode=result.retcode, message=reason)
         if result.retcode == Retcode.MARKET_CLOSED:
             self._market_closed(view, command)
-        self._record_failure(view.name, command, result.retcode, reason, final=_is_final(result),
-                             fingerprint=flight.fingerprint)
+        self._record_failure(view.name, command, result, reason, fingerprint=flight.fingerprint)
 
     def _restore_link_if_untouched(self, view: TerminalView, command: Command) -> None:
         """A replacement that did not happen leaves the old copy pending: its link is active again (else a
@@ -462,10 +454,6 @@ class Engine:
         target = view.name
         ticket = command.source_ticket
         report.failures.pop(ticket, None)
-        what = _describe_copy(command) + (f" ({adjustment})" if adjustment else "")
-        if adjustment and command.kind in (CommandKind.PLACE, CommandKind.REPLACE):
-            report.adjusted[ticket] = adjustment
-            _trim(report.adjusted)
         if command.kind is CommandKind.REMOVE:
             self.state.settle_intent(command.command_id, "done", result.retcode, result.ticket)
             link = self.state.links(target).get(ticket)
@@ -476,37 +464,23 @@ class Engine:
             if command.ticket in tracker.counts():
                 tracker.forget(command.ticket)
                 self.state.save_orphan_counts(target, tracker.counts())
-            reason = self._removal_reasons.pop((target, ticket), "")
-            report.removed[ticket] = reason
-            _trim(report.removed)
-            self.state.record_event(target, ticket, "removed", "done", copy_ticket=command.ticket, message=reason)
-            logger.success("{}: removed copy #{} of source #{}{}", target, command.ticket, ticket,
-                           f" ({reason})" if reason else "")
+            self.events.emit(CopyRemoved(target=target, source_ticket=ticket, copy_ticket=command.ticket,
+                                         reason=self._removal_reasons.pop((target, ticket), "")))
             return
         # One transaction: a crash can never leave the intent settled without the link that records the copy.
         self.state.save_link_and_settle(target, command, result.ticket, result.retcode)
+        description = _describe_copy(command)
         if command.kind is CommandKind.MODIFY:
-            report.modified[ticket] = report.modified.get(ticket, 0) + 1
-            _trim(report.modified)
-            self.state.record_event(target, ticket, "modified", "done", copy_ticket=result.ticket,
-                                    retcode=result.retcode, message=what)
-            logger.success("{}: copy #{} of source #{} modified: {}", target, result.ticket, ticket, what)
+            self.events.emit(CopyModified(target=target, source_ticket=ticket, copy_ticket=result.ticket,
+                                          description=description, retcode=result.retcode))
         elif command.kind is CommandKind.REPLACE:
-            report.replaced[ticket] = result.ticket
-            _trim(report.replaced)
-            self.state.record_event(target, ticket, "replaced", "done", copy_ticket=result.ticket,
-                                    retcode=result.retcode, message=f"old copy #{command.ticket}; now {what}")
-            logger.success("{}: copy #{} of source #{} replaced by #{} ({})", target, command.ticket, ticket,
-                           result.ticket, what)
+            self.events.emit(CopyReplaced(target=target, source_ticket=ticket, old_copy_ticket=command.ticket,
+                                          copy_ticket=result.ticket, description=description, adjustment=adjustment,
+                                          retcode=result.retcode))
         else:
-            action = "adopted" if result.already_existed else "placed"
-            done = report.adopted if result.already_existed else report.placed
-            done[ticket] = result.ticket
-            _trim(done)
-            self.state.record_event(target, ticket, action, "done", copy_ticket=result.ticket,
-                                    retcode=result.retcode, message=what)
-            logger.success("{}: source #{} copied as #{}: {}{}", target, ticket, result.ticket, what,
-                           " - it was already there" if result.already_existed else "")
+            self.events.emit(CopyPlaced(target=target, source_ticket=ticket, copy_ticket=result.ticket,
+                                        description=description, adjustment=adjustment,
+                                        already_there=result.already_existed, retcode=result.retcode))
 
     def _market_closed(self, view: TerminalView, command: Command) -> None:
         """The broker said the market of ``command.symbol`` is closed: nothing more is sent for that symbol on
@@ -527,8 +501,10 @@ class Engine:
                 failure.retry_at = now
         self._dirty.update(self.targets if view is self.source else (view.name,))
 
-    def _record_failure(self, target: str, command: Command, retcode: int, reason: str, *, final: bool,
+    def _record_failure(self, target: str, command: Command, result: CommandResult, reason: str, *,
                         fingerprint: tuple = ()) -> None:
+        """The retry policy: when a refused command may be tried again."""
+        retcode, final = result.retcode, _is_final(result)
         report = self.reports[target]
         previous = report.failures.get(command.source_ticket)
         attempts = previous.attempts + 1 if previous else 1
@@ -539,16 +515,11 @@ class Engine:
         report.failures[command.source_ticket] = Failure(retcode=retcode, message=reason, attempts=attempts,
                                                          retry_at=self._clock() + delay, final=final,
                                                          fingerprint=fingerprint, symbol=command.symbol)
-        if previous is not None and previous.message == reason:
-            return  # once per cause, not once per cycle
-        what = f"{target}: {command.kind.value} of the copy of source #{command.source_ticket}"
-        if final:
-            logger.error("{} failed: {} (the broker will refuse it again as it is; tried again in {:.0f}s or when "
-                         "the source order changes)", what, reason, delay)
-        elif retcode == Retcode.MARKET_CLOSED:
-            logger.warning("{} waits: {}; sent when {} trades again", what, reason, command.symbol)
-        else:
-            logger.warning("{} was refused for now: {}; retrying in {:.0f}s", what, reason, delay)
+        self.events.emit(CommandFailed(
+            target=target, source_ticket=command.source_ticket, copy_ticket=command.ticket, kind=command.kind.value,
+            status=result.status.value, retcode=retcode, reason=reason, final=final, retry_in=delay,
+            waits_for_market=command.symbol if retcode == Retcode.MARKET_CLOSED else "",
+            repeated=previous is not None and previous.message == reason))
 
     def _resolve_unknown_outcomes(self, view: TerminalView, snapshot: Snapshot) -> None:
         """Settle commands whose fate was unknown, now that the terminal's state (a snapshot, or a heartbeat
@@ -578,11 +549,8 @@ class Engine:
             flights.pop(source_ticket, None)
             self.state.settle_intent(command.command_id, "absent")
             self._restore_link_if_untouched(view, command)
-            self.state.record_event(view.name, source_ticket, command.kind.value, "unknown",
-                                    copy_ticket=command.ticket,
-                                    message="outcome was unknown; the next plan works from what the terminal shows")
-            logger.info("{}: {} for source #{} settled from the terminal's state; planning again", view.name,
-                        command.kind.value, source_ticket)
+            self.events.emit(OutcomeSettledUnknown(target=view.name, source_ticket=source_ticket,
+                                                   copy_ticket=command.ticket, kind=command.kind.value))
 
     def worker_exited(self, name: str, code: int) -> None:
         """The worker process of ``name`` is gone (the supervisor saw it exit). Nothing it was asked to do can
@@ -758,19 +726,15 @@ class Engine:
     def _apply_bookkeeping(self, view: TerminalView, plan: TargetPlan) -> None:
         for link in plan.adopt:
             self.state.adopt_link(view.name, link)
-            self.state.record_event(view.name, link.source_ticket, "adopted", "done", copy_ticket=link.copy_ticket,
-                                    message="copy found on the target with the copier's tag")
-            # Normal after a lost state file; otherwise it means someone else placed a tagged order.
-            (logger.warning if self.state.created or self.state.rebuilt else logger.info)(
-                "{}: found the copy #{} of source #{} on the terminal (no record of it in the state); tracking it",
-                view.name, link.copy_ticket, link.source_ticket)
+            self.events.emit(CopyFoundOnTarget(target=view.name, source_ticket=link.source_ticket,
+                                               copy_ticket=link.copy_ticket,
+                                               expected=self.state.created or self.state.rebuilt))
         for update in plan.link_updates:
             self.state.move_link(view.name, update.source_ticket, LinkMove.arriving_at(update.status))
-            self.state.record_event(view.name, update.source_ticket, "copy-" + update.status.value, "noted",
-                                    copy_ticket=update.copy_ticket, message=update.detail)
-            logger.info("{}: source #{}: {}", view.name, update.source_ticket, update.detail)
+            self.events.emit(CopyLeft(target=view.name, source_ticket=update.source_ticket,
+                                      copy_ticket=update.copy_ticket, status=update.status, detail=update.detail))
         self._removal_reasons.update({(view.name, t): reason for t, reason in plan.removal_reasons.items()})
-        _trim(self._removal_reasons)
+        trim(self._removal_reasons)
         self._log_skips(view.name, plan.skips)
         for duplicate in plan.duplicates:
             logger.error("{}: order #{} is a second copy of source #{}", view.name, duplicate.ticket, duplicate.magic)
@@ -829,10 +793,10 @@ class Engine:
         for candidate in decision.preserved:
             if (view.name, candidate.copy_ticket) not in self._preserved_reported:
                 self._preserved_reported[(view.name, candidate.copy_ticket)] = None
-                _trim(self._preserved_reported)
-                self.state.record_event(view.name, candidate.source_ticket, "orphan-preserved", "kept",
-                                        copy_ticket=candidate.copy_ticket,
-                                        message=f"source order is {candidate.source_fate}; copy kept")
+                trim(self._preserved_reported)
+                self.events.emit(OrphanDecided(target=view.name, source_ticket=candidate.source_ticket,
+                                               copy_ticket=candidate.copy_ticket, kill=False,
+                                               why=f"source order is {candidate.source_fate}; copy kept"))
         commands = []
         by_ticket = {copy.ticket: copy for copy in plan.orphans}
         failures = self.reports[view.name].failures
@@ -851,8 +815,8 @@ class Engine:
             why = (f"the source's history says source order #{candidate.source_ticket} was {candidate.source_fate}"
                    if candidate.source_fate in CONFIRMED_FATES else
                    f"source order #{candidate.source_ticket} not found in {checks} consecutive checks ({evidence_id})")
-            self.state.record_event(view.name, candidate.source_ticket, "orphan-kill", "decided",
-                                    copy_ticket=candidate.copy_ticket, message=why)
+            self.events.emit(OrphanDecided(target=view.name, source_ticket=candidate.source_ticket,
+                                           copy_ticket=candidate.copy_ticket, kill=True, why=why))
             fate = candidate.source_fate if candidate.source_fate != UNKNOWN_FATE else "gone"
             self._removal_reasons[(view.name, copy.magic)] = f"orphan: source order #{copy.magic} is {fate}"
             commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
@@ -920,17 +884,9 @@ class Engine:
         current = {(target, skip.source_ticket): skip for skip in skips}
         for key, skip in current.items():
             text = f"{skip.reason.value}: {skip.detail}" if skip.detail else skip.reason.value
-            if self._logged_skips.get(key) != text:
+            if self._logged_skips.get(key) != text:  # once per cause, not once per cycle
                 self._logged_skips[key] = text
-                if not skip.reason.waiting:
-                    # Into the history once per cause (not once per cycle), like every other decision.
-                    self.state.record_event(target, skip.source_ticket, "skipped", skip.reason.name.lower(),
-                                            message=text)
-                if skip.reason.waiting:
-                    logger.debug("{}: source #{} {}: {}", target, skip.source_ticket, skip.symbols(), text)
-                else:
-                    logger.warning("{}: not copying source #{} {}: {}", target, skip.source_ticket, skip.symbols(),
-                                   text)
+                self.events.emit(OrderSkipped(target=target, skip=skip))
         for key in [key for key in self._logged_skips if key[0] == target and key not in current]:
             del self._logged_skips[key]
 
@@ -1037,15 +993,6 @@ class Engine:
     def copies_on(self, name: str) -> int:
         view = self.targets[name]
         return len(our_copies(view.snapshot.orders)[0]) if view.snapshot else 0
-
-
-MEMORY_LIMIT = 5000  # per map: a copier running for weeks must not grow without bound
-
-
-def _trim(memory: dict) -> None:
-    """Drop the oldest entries of an insertion-ordered map beyond MEMORY_LIMIT."""
-    while len(memory) > MEMORY_LIMIT:
-        del memory[next(iter(memory))]
 
 
 def _no_record_settled_or_recent(answers: tuple[int, float] | None, now: float) -> bool:

@@ -1,0 +1,224 @@
+"""Those who tell of what happened, each from the one stream of events (coordinator/events.py): the history
+kept in copier.db, the log a trader reads, and the run's report behind the ``--once`` summary."""
+
+from __future__ import annotations
+
+from functools import singledispatchmethod
+
+from loguru import logger
+
+from coordinator.events import (
+    CommandFailed,
+    CopyFoundOnTarget,
+    CopyLeft,
+    CopyModified,
+    CopyPlaced,
+    CopyRemoved,
+    CopyReplaced,
+    Event,
+    OrderSkipped,
+    OrphanDecided,
+    OutcomeSettledUnknown,
+    SourceOrderEnded,
+)
+from coordinator.report import TargetReport, trim
+from coordinator.state import StateStore
+
+
+def _with_adjustment(description: str, adjustment: str) -> str:
+    return description + (f" ({adjustment})" if adjustment else "")
+
+
+class HistoryWriter:
+    """Every outcome as a row of the ``events`` table (``mt5-copier history``), in the words it had before."""
+
+    def __init__(self, state: StateStore) -> None:
+        self._state = state
+
+    def __call__(self, event: Event) -> None:
+        self._write(event)
+
+    @singledispatchmethod
+    def _write(self, event: Event) -> None:
+        raise TypeError(f"no history row for {type(event).__name__}")
+
+    @_write.register
+    def _(self, event: CopyPlaced) -> None:
+        self._state.record_event(event.target, event.source_ticket, "adopted" if event.already_there else "placed",
+                                 "done", copy_ticket=event.copy_ticket, retcode=event.retcode,
+                                 message=_with_adjustment(event.description, event.adjustment))
+
+    @_write.register
+    def _(self, event: CopyModified) -> None:
+        self._state.record_event(event.target, event.source_ticket, "modified", "done", copy_ticket=event.copy_ticket,
+                                 retcode=event.retcode, message=event.description)
+
+    @_write.register
+    def _(self, event: CopyReplaced) -> None:
+        self._state.record_event(event.target, event.source_ticket, "replaced", "done", copy_ticket=event.copy_ticket,
+                                 retcode=event.retcode, message=f"old copy #{event.old_copy_ticket}; now "
+                                 f"{_with_adjustment(event.description, event.adjustment)}")
+
+    @_write.register
+    def _(self, event: CopyRemoved) -> None:
+        self._state.record_event(event.target, event.source_ticket, "removed", "done", copy_ticket=event.copy_ticket,
+                                 message=event.reason)
+
+    @_write.register
+    def _(self, event: CommandFailed) -> None:
+        self._state.record_event(event.target, event.source_ticket, event.kind, event.status,
+                                 copy_ticket=event.copy_ticket, retcode=event.retcode, message=event.reason)
+
+    @_write.register
+    def _(self, event: OutcomeSettledUnknown) -> None:
+        self._state.record_event(event.target, event.source_ticket, event.kind, "unknown",
+                                 copy_ticket=event.copy_ticket,
+                                 message="outcome was unknown; the next plan works from what the terminal shows")
+
+    @_write.register
+    def _(self, event: CopyFoundOnTarget) -> None:
+        self._state.record_event(event.target, event.source_ticket, "adopted", "done", copy_ticket=event.copy_ticket,
+                                 message="copy found on the target with the copier's tag")
+
+    @_write.register
+    def _(self, event: CopyLeft) -> None:
+        self._state.record_event(event.target, event.source_ticket, "copy-" + event.status.value, "noted",
+                                 copy_ticket=event.copy_ticket, message=event.detail)
+
+    @_write.register
+    def _(self, event: OrphanDecided) -> None:
+        action, outcome = ("orphan-kill", "decided") if event.kill else ("orphan-preserved", "kept")
+        self._state.record_event(event.target, event.source_ticket, action, outcome, copy_ticket=event.copy_ticket,
+                                 message=event.why)
+
+    @_write.register
+    def _(self, event: OrderSkipped) -> None:
+        skip = event.skip
+        if not skip.reason.waiting:  # a wait resolves by itself: not history
+            self._state.record_event(event.target, skip.source_ticket, "skipped", skip.reason.name.lower(),
+                                     message=_skip_text(event))
+
+    @_write.register
+    def _(self, event: SourceOrderEnded) -> None:
+        self._state.record_event(event.target, event.source_ticket, "source", event.fate,
+                                 message=f"source order {event.symbol} was {event.fate}")
+
+
+class OutcomeLog:
+    """The log lines a trader reads for each outcome."""
+
+    def __call__(self, event: Event) -> None:
+        self._log(event)
+
+    @singledispatchmethod
+    def _log(self, event: Event) -> None:
+        pass  # told elsewhere, or not a log line of its own (orphan decisions come with their evidence)
+
+    @_log.register
+    def _(self, event: CopyPlaced) -> None:
+        logger.success("{}: source #{} copied as #{}: {}{}", event.target, event.source_ticket, event.copy_ticket,
+                       _with_adjustment(event.description, event.adjustment),
+                       " - it was already there" if event.already_there else "")
+
+    @_log.register
+    def _(self, event: CopyModified) -> None:
+        logger.success("{}: copy #{} of source #{} modified: {}", event.target, event.copy_ticket,
+                       event.source_ticket, event.description)
+
+    @_log.register
+    def _(self, event: CopyReplaced) -> None:
+        logger.success("{}: copy #{} of source #{} replaced by #{} ({})", event.target, event.old_copy_ticket,
+                       event.source_ticket, event.copy_ticket, _with_adjustment(event.description, event.adjustment))
+
+    @_log.register
+    def _(self, event: CopyRemoved) -> None:
+        logger.success("{}: removed copy #{} of source #{}{}", event.target, event.copy_ticket, event.source_ticket,
+                       f" ({event.reason})" if event.reason else "")
+
+    @_log.register
+    def _(self, event: CommandFailed) -> None:
+        if event.repeated:
+            return  # once per cause, not once per cycle
+        what = f"{event.target}: {event.kind} of the copy of source #{event.source_ticket}"
+        if event.final:
+            logger.error("{} failed: {} (the broker will refuse it again as it is; tried again in {:.0f}s or when "
+                         "the source order changes)", what, event.reason, event.retry_in)
+        elif event.waits_for_market:
+            logger.warning("{} waits: {}; sent when {} trades again", what, event.reason, event.waits_for_market)
+        else:
+            logger.warning("{} was refused for now: {}; retrying in {:.0f}s", what, event.reason, event.retry_in)
+
+    @_log.register
+    def _(self, event: OutcomeSettledUnknown) -> None:
+        logger.info("{}: {} for source #{} settled from the terminal's state; planning again", event.target,
+                    event.kind, event.source_ticket)
+
+    @_log.register
+    def _(self, event: CopyFoundOnTarget) -> None:
+        # Expected after a lost state file; otherwise someone else placed an order with the copier's tag.
+        (logger.info if event.expected else logger.warning)(
+            "{}: found the copy #{} of source #{} on the terminal (no record of it in the state); tracking it",
+            event.target, event.copy_ticket, event.source_ticket)
+
+    @_log.register
+    def _(self, event: CopyLeft) -> None:
+        logger.info("{}: source #{}: {}", event.target, event.source_ticket, event.detail)
+
+    @_log.register
+    def _(self, event: OrderSkipped) -> None:
+        skip = event.skip
+        if skip.reason.waiting:
+            logger.debug("{}: source #{} {}: {}", event.target, skip.source_ticket, skip.symbols(), _skip_text(event))
+        else:
+            logger.warning("{}: not copying source #{} {}: {}", event.target, skip.source_ticket, skip.symbols(),
+                           _skip_text(event))
+
+
+class RunReport:
+    """What happened on each target during this run: the ``--once`` summary and the demo read it."""
+
+    def __init__(self, reports: dict[str, TargetReport]) -> None:
+        self._reports = reports
+
+    def __call__(self, event: Event) -> None:
+        report = self._reports.get(event.target)
+        if report is not None:
+            self._count(event, report)
+
+    @singledispatchmethod
+    def _count(self, event: Event, report: TargetReport) -> None:
+        pass
+
+    @_count.register
+    def _(self, event: CopyPlaced, report: TargetReport) -> None:
+        done = report.adopted if event.already_there else report.placed
+        done[event.source_ticket] = event.copy_ticket
+        trim(done)
+        self._adjusted(event.source_ticket, event.adjustment, report)
+
+    @_count.register
+    def _(self, event: CopyModified, report: TargetReport) -> None:
+        report.modified[event.source_ticket] = report.modified.get(event.source_ticket, 0) + 1
+        trim(report.modified)
+
+    @_count.register
+    def _(self, event: CopyReplaced, report: TargetReport) -> None:
+        report.replaced[event.source_ticket] = event.copy_ticket
+        trim(report.replaced)
+        self._adjusted(event.source_ticket, event.adjustment, report)
+
+    @_count.register
+    def _(self, event: CopyRemoved, report: TargetReport) -> None:
+        report.removed[event.source_ticket] = event.reason
+        trim(report.removed)
+
+    @staticmethod
+    def _adjusted(source_ticket: int, adjustment: str, report: TargetReport) -> None:
+        if adjustment:
+            report.adjusted[source_ticket] = adjustment
+            trim(report.adjusted)
+
+
+def _skip_text(event: OrderSkipped) -> str:
+    skip = event.skip
+    return f"{skip.reason.value}: {skip.detail}" if skip.detail else skip.reason.value

@@ -1,0 +1,158 @@
+"""What happened to the copies, as domain events: each outcome is emitted once, by the engine, and everything
+that tells of it subscribes (the history in copier.db, the log, the run's report for the ``--once`` summary
+and ``status``; next: alerts and metrics). Before, every outcome was written three times by hand.
+
+Events are facts, in the past tense, with what a reader needs and nothing of how the engine got there.
+Subscribers are called in the order they subscribed, on the engine's one thread; one that fails is logged
+and skipped, never allowed to stop copying or the other subscribers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loguru import logger
+
+from coordinator.link_lifecycle import LinkStatus
+from coordinator.planner import Skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyPlaced:
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    description: str  # "EURUSD buy limit 0.1 lots @ 1.08 sl 0 tp 0"
+    adjustment: str = ""  # what changed its size from a plain copy (contract sizes, a bound)
+    already_there: bool = False  # the worker found the tagged copy in place: adopted, nothing sent
+    retcode: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyModified:
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    description: str
+    retcode: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyReplaced:
+    target: str
+    source_ticket: int
+    old_copy_ticket: int
+    copy_ticket: int
+    description: str
+    adjustment: str = ""
+    retcode: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyRemoved:
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandFailed:
+    """The broker (or the worker) said no; nothing changed on the target."""
+
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    kind: str  # the command: place, modify, replace, remove
+    status: str  # rejected, refused
+    retcode: int
+    reason: str
+    final: bool  # the broker will refuse it again as it is
+    retry_in: float  # seconds until it may be tried again (sooner if the source order changes)
+    waits_for_market: str = ""  # a closed market: sent when this symbol trades again
+    repeated: bool = False  # the same cause as the last failure of this order (said once, not per cycle)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutcomeSettledUnknown:
+    """A command whose outcome stayed unknown was settled from what the terminal shows."""
+
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyFoundOnTarget:
+    """A tagged copy the state had no record of (normal after a lost state file)."""
+
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    expected: bool  # the state was lost or rebuilt, so finding copies again is what should happen
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyLeft:
+    """A linked copy is no longer pending: it filled, expired or was deleted on the target."""
+
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    status: LinkStatus
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrphanDecided:
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    kill: bool  # False: kept (the orphan policy, or keep_filled_copies)
+    why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderSkipped:
+    """A source order is not copied to a target, for a reason that is new (said once per cause)."""
+
+    target: str
+    skip: Skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceOrderEnded:
+    """What the source's history says became of a source order that had copies on ``target``."""
+
+    target: str
+    source_ticket: int
+    symbol: str
+    fate: str
+
+
+Event = (CopyPlaced | CopyModified | CopyReplaced | CopyRemoved | CommandFailed | OutcomeSettledUnknown
+         | CopyFoundOnTarget | CopyLeft | OrphanDecided | OrderSkipped | SourceOrderEnded)
+Subscriber = Callable[[Event], None]
+
+
+class EventStream:
+    """The engine's one outlet for outcomes."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(event)
+            except Exception:  # one teller's failure must not stop copying, nor silence the others
+                logger.exception("{} could not take a {} event", _name(subscriber), type(event).__name__)
+
+
+def _name(subscriber: Subscriber) -> str:
+    return getattr(subscriber, "__qualname__", None) or type(subscriber).__name__
