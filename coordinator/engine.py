@@ -48,7 +48,8 @@ from coordinator.planner import (
     our_copies,
     plan_target,
 )
-from coordinator.report import Failure, TargetReport, trim
+from coordinator.report import TargetReport, trim
+from coordinator.retry_policy import RetryPolicy, failure_text, fingerprint
 from coordinator.sizing import Accounts
 from coordinator.state import StateStore
 from coordinator.status import StatusBoard, TerminalStatus
@@ -69,7 +70,6 @@ from protocol import (
     HistoryReport,
     HistoryRequest,
     Message,
-    PendingOrder,
     Snapshot,
     SymbolRequest,
     SymbolSpecs,
@@ -77,13 +77,11 @@ from protocol import (
 )
 from protocol.mt5 import (
     COPIER_ORDER_STATES,
-    LastError,
     OrderState,
     Retcode,
     describe_fate,
     describe_order_type,
     describe_retcode,
-    is_retryable,
 )
 from protocol.tags import find_tagged
 
@@ -97,11 +95,6 @@ NO_RECORD_LOOKS = 3
 NO_RECORD_RETRY_SECONDS = 1.5
 OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accepted after this long
 UNKNOWN_OUTCOME_GRACE_SECONDS = 3.0  # a request whose fate is unknown may still land: look again after this
-RETRY_DELAYS = (1.0, 2.0, 5.0, 15.0, 30.0, 60.0)  # retryable rejections: back off, capped at a minute
-FINAL_FAILURE_RETRY_SECONDS = 300.0  # final rejections: conditions rarely change, but the order may be edited
-# A closed market opens when its ticks move again (heartbeats carry them every second); this is only the safety
-# net for a symbol whose ticks the copier does not see.
-MARKET_CLOSED_RECHECK_SECONDS = 300.0
 # Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
 DEFINITE_TERMINAL_FAILURES = frozenset({"terminal-not_found", "terminal-authorization_failed",
                                         "terminal-ipc_timeout"})
@@ -137,6 +130,7 @@ class Engine:
                 view.server_offset = round(view.config.server_utc_offset * 3600)
         self.in_flight: dict[str, dict[int, InFlight]] = {name: {} for name in self.targets}
         self.reports: dict[str, TargetReport] = {name: TargetReport() for name in self.targets}
+        self.retries = {name: RetryPolicy(report.failures) for name, report in self.reports.items()}
         # Every outcome goes out once, here; the history, the log and this run's report each take it from there.
         self.events = EventStream()
         self.events.subscribe(HistoryWriter(state))
@@ -426,16 +420,14 @@ class Engine:
         if result.status is CommandStatus.DONE:
             self._settle_done(view, command, result, flight.adjustment)
             return
-        reason = _failure_text(result)
+        reason = failure_text(result)
         self.state.settle_intent(command.command_id, result.status.value, result.retcode)
         self._restore_link_if_untouched(view, command)
         if result.status is CommandStatus.EXPIRED:
             # Nothing was sent: planned again after a short pause, with no failure reported.
             logger.info("{}: {} for source #{} reached the worker after its deadline and was not sent; "
                         "planning again", view.name, command.kind.value, command.source_ticket)
-            self.reports[view.name].failures[command.source_ticket] = Failure(
-                retcode=0, message="not sent: arrived after its deadline", attempts=0,
-                retry_at=self._clock() + RETRY_DELAYS[0], final=False, fingerprint=flight.fingerprint)
+            self.retries[view.name].not_sent(command.source_ticket, self._clock(), flight.fingerprint)
             return
         if result.retcode == Retcode.MARKET_CLOSED:
             self._market_closed(view, command)
@@ -450,10 +442,9 @@ class Engine:
             self.state.move_link(view.name, command.source_ticket, LinkMove.REPLACE_UNDONE)
 
     def _settle_done(self, view: TerminalView, command: Command, result: CommandResult, adjustment: str = "") -> None:
-        report = self.reports[view.name]
         target = view.name
         ticket = command.source_ticket
-        report.failures.pop(ticket, None)
+        self.retries[target].succeeded(ticket)
         if command.kind is CommandKind.REMOVE:
             self.state.settle_intent(command.command_id, "done", result.retcode, result.ticket)
             link = self.state.links(target).get(ticket)
@@ -495,26 +486,15 @@ class Engine:
     def _market_opened(self, view: TerminalView, symbol: str) -> None:
         del view.closed_markets[symbol]
         logger.info("{}: {} trades again (a new tick); sending what waited for its session", view.name, symbol)
-        now = self._clock()
-        for failure in self.reports[view.name].failures.values() if view.name in self.reports else ():
-            if failure.retcode == Retcode.MARKET_CLOSED and failure.symbol == symbol:
-                failure.retry_at = now
+        if view.name in self.retries:
+            self.retries[view.name].market_open(symbol, self._clock())
         self._dirty.update(self.targets if view is self.source else (view.name,))
 
     def _record_failure(self, target: str, command: Command, result: CommandResult, reason: str, *,
                         fingerprint: tuple = ()) -> None:
-        """The retry policy: when a refused command may be tried again."""
-        retcode, final = result.retcode, _is_final(result)
-        report = self.reports[target]
-        previous = report.failures.get(command.source_ticket)
-        attempts = previous.attempts + 1 if previous else 1
-        if retcode == Retcode.MARKET_CLOSED:
-            delay = MARKET_CLOSED_RECHECK_SECONDS
-        else:
-            delay = FINAL_FAILURE_RETRY_SECONDS if final else RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
-        report.failures[command.source_ticket] = Failure(retcode=retcode, message=reason, attempts=attempts,
-                                                         retry_at=self._clock() + delay, final=final,
-                                                         fingerprint=fingerprint, symbol=command.symbol)
+        failure, previous = self.retries[target].refused(command.source_ticket, command.symbol, result, reason,
+                                                         self._clock(), fingerprint)
+        retcode, final, delay = result.retcode, failure.final, failure.retry_at - self._clock()
         self.events.emit(CommandFailed(
             target=target, source_ticket=command.source_ticket, copy_ticket=command.ticket, kind=command.kind.value,
             status=result.status.value, retcode=retcode, reason=reason, final=final, retry_in=delay,
@@ -683,7 +663,6 @@ class Engine:
 
     def _inputs(self, view: TerminalView, now: float) -> TargetInputs:
         assert view.target is not None and view.snapshot is not None and self.source.snapshot is not None
-        report = self.reports[view.name]
         source, target = self.source.snapshot, view.snapshot
         return TargetInputs(
             name=view.name,
@@ -699,7 +678,8 @@ class Engine:
             missing_symbols=frozenset(view.missing_symbols),
             links=self.state.links(view.name),
             in_flight=frozenset(self.in_flight[view.name]),
-            backoff=self._backoff(report, source, target, now),
+            backoff=self.retries[view.name].backoff({order.ticket: order for order in source.orders},
+                                                    our_copies(target.orders)[0], now),
             context=TargetContext(
                 settings=view.target.copy,
                 accounts=Accounts(source_balance=source.balance, source_equity=source.equity,
@@ -710,18 +690,6 @@ class Engine:
                 source_specs=self.source.specs,
             ),
         )
-
-    def _backoff(self, report: TargetReport, source: Snapshot, target: Snapshot, now: float) -> dict[int, str]:
-        """Source tickets still waiting to retry. A failure is forgotten once neither its source order nor a
-        copy of it is left (an orphan's removal keeps its backoff), and waived when the source order was edited
-        since (the edit may be exactly what the broker needed)."""
-        orders = {order.ticket: order for order in source.orders}
-        copies = our_copies(target.orders)[0]
-        for ticket in [t for t in report.failures if t not in orders and t not in copies]:
-            del report.failures[ticket]
-        return {ticket: failure.message for ticket, failure in report.failures.items()
-                if failure.retry_at > now and (not failure.fingerprint or ticket not in orders
-                                               or failure.fingerprint == _fingerprint(orders[ticket]))}
 
     def _apply_bookkeeping(self, view: TerminalView, plan: TargetPlan) -> None:
         for link in plan.adopt:
@@ -799,12 +767,12 @@ class Engine:
                                                why=f"source order is {candidate.source_fate}; copy kept"))
         commands = []
         by_ticket = {copy.ticket: copy for copy in plan.orphans}
-        failures = self.reports[view.name].failures
+        retries = self.retries[view.name]
         for candidate in decision.kill:
             copy = by_ticket.get(candidate.copy_ticket)
             if copy is None or copy.magic in busy or copy.magic in self.in_flight[view.name]:
                 continue
-            if copy.magic in failures and failures[copy.magic].retry_at > now:
+            if retries.waiting(copy.magic, now):
                 continue  # the last removal failed: its backoff applies here too
             if copy.symbol in view.closed_markets:
                 continue  # the broker would refuse it: removed when the session opens
@@ -864,7 +832,7 @@ class Engine:
             self.state.record_intent(view.name, command, link_move=move)
             source_order = source_orders.get(command.source_ticket)
             flights[command.source_ticket] = InFlight(
-                command=command, sent_at=now, fingerprint=_fingerprint(source_order) if source_order else (),
+                command=command, sent_at=now, fingerprint=fingerprint(source_order) if source_order else (),
                 adjustment=(adjustments or {}).get(command.source_ticket, ""))
         crash_point("after-intent")
         if self._send(view.name, CommandBatch(batch_id=uuid.uuid4().hex[:12], commands=tuple(commands))):
@@ -911,9 +879,8 @@ class Engine:
 
     def next_retry_in(self) -> float | None:
         now = self._clock()
-        pending = [f.retry_at - now for report in self.reports.values() for f in report.failures.values()
-                   if not f.final]
-        return max(0.0, min(pending)) if pending else None
+        pending = [at for retries in self.retries.values() if (at := retries.next_retry_at()) is not None]
+        return max(0.0, min(pending) - now) if pending else None
 
     def publish_status(self, *, final: bool = False) -> None:
         """Write every terminal's status for ``mt5-copier status`` (another process reads it). ``final``: the
@@ -1008,30 +975,8 @@ def _forget_older_than(asked: dict[Any, float], moment: float) -> None:
         del asked[key]
 
 
-def _fingerprint(order: PendingOrder) -> tuple:
-    return (order.type, order.volume, order.price_open, order.price_stoplimit, order.sl, order.tp, order.type_time,
-            order.time_expiration)
-
-
 def _tagged_copy(snapshot: Snapshot, source_ticket: int, exclude: int = 0) -> int:
     return find_tagged(source_ticket, snapshot.orders, snapshot.positions, exclude) or 0
-
-
-def _is_final(result: CommandResult) -> bool:
-    """Will trying again soon fail the same way? Broker answers by their retcode; answers from the terminal
-    link itself (no retcode: not connected, IPC failure) pass when the terminal is back, except a request the
-    package refused as malformed (invalid params), which will be refused again."""
-    if result.status is CommandStatus.REFUSED:
-        return True
-    if result.retcode:
-        return not is_retryable(result.retcode)
-    return result.error_code == LastError.INVALID_PARAMS
-
-
-def _failure_text(result: CommandResult) -> str:
-    if result.retcode:
-        return f"{describe_retcode(result.retcode)} ({result.retcode}{', ' + result.comment if result.comment else ''})"
-    return result.comment or result.error_message or result.status.value
 
 
 def _describe_copy(command: Command) -> str:
@@ -1046,4 +991,4 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-__all__ = ["Engine", "Failure", "InFlight", "Link", "SkipReason", "TargetReport"]
+__all__ = ["Engine", "InFlight", "Link", "SkipReason", "TargetReport"]
