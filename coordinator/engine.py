@@ -53,6 +53,7 @@ from coordinator.retry_policy import RetryPolicy, failure_text, fingerprint
 from coordinator.sizing import Accounts
 from coordinator.state import StateStore
 from coordinator.status import StatusBoard, TerminalStatus
+from coordinator.status_projection import disabled_row, orphan_states, terminal_row
 from coordinator.views import TerminalView
 from protocol import (
     PROTOCOL_MINOR,
@@ -893,64 +894,20 @@ class Engine:
             logger.warning("could not write the status table: {}", e)
 
     def _status_of(self, view: TerminalView, *, final: bool = False) -> TerminalStatus:
-        # Facts the worker reports are unknown (None) while it is offline: never shown as 0 or "disconnected".
-        snapshot = view.snapshot if view.online or final else None
         report = self.reports.get(view.name)
         plan = report.last_plan if report else None
-        skipped: list[tuple[int, str]] = []
-        last_error = view.last_error
-        if report is not None:
-            skipped = [(skip.source_ticket, f"{skip.reason.value}{': ' + skip.detail if skip.detail else ''}")
-                       for skip in (plan.skips if plan else [])]
-            skipped += [(ticket, f"failed: {failure.message}") for ticket, failure in report.failures.items()]
-            skipped += list(plan.kept_out) if plan else []
-            last_error = report.unavailable or last_error
-        orphan_list: list[tuple[int, int, str]] = []
+        orphans: list[tuple[int, int, str]] = []
         if plan is not None and view.target is not None:
-            tracker = self.orphan_trackers[view.name]
-            counts, settings = tracker.counts(), view.target.copy.orphans
-            for copy in plan.orphans:
-                count = counts.get(copy.ticket, 0)
-                if (view.name, copy.ticket) in self._preserved_reported:
-                    state = "kept: a person decides"
-                elif count >= settings.max_checks:
-                    state = "being removed"
-                else:
-                    state = f"confirming ({count} of {settings.max_checks} checks)"
-                orphan_list.append((copy.ticket, copy.magic, state))
-        is_source = view is self.source
-        # A worker that talks but cannot reach its terminal (it reports why) is online, its terminal unreachable.
+            preserved = {copy for (name, copy) in self._preserved_reported if name == view.name}
+            orphans = orphan_states(plan.orphans, self.orphan_trackers[view.name].counts(),
+                                    view.target.copy.orphans.max_checks, preserved)
         talking = view.online or (view.last_seen > 0
                                   and self._clock() - view.last_seen <= self.config.coordinator.worker_timeout)
-        return TerminalStatus(
-            name=view.name,
-            role=view.config.role.value,
-            online=talking,
-            terminal_reachable=(view.welcomed and view.terminal_link_ok) if talking else None,
-            connected=snapshot.connected if snapshot is not None else None,
-            account=view.account,
-            account_ok=(not view.account_problem) if view.account else None,
-            pending_orders=len(snapshot.orders) if snapshot is not None else None,
-            copies=0 if is_source else (len(our_copies(snapshot.orders)[0]) if snapshot is not None else None),
-            orphans=0 if is_source else (len(plan.orphans) if plan is not None and snapshot is not None else None),
-            failed=len(report.failures) if report is not None else 0,
-            restarts=view.restarts,
-            skipped=tuple(skipped),
-            orphan_list=tuple(orphan_list),
-            last_sync_at=view.last_sync_at,
-            last_error=last_error,
-            updated_at=time.time(),
-        )
+        return terminal_row(view, is_source=view is self.source, report=report, orphans=orphans, talking=talking,
+                            final=final)
 
     def _status_of_disabled(self, target: TargetConfig) -> TerminalStatus:
-        """A disabled target has no worker: what is known is what the state recorded of its copies."""
-        left = self.unmanaged_copies(target.name)
-        return TerminalStatus(
-            name=target.name, role=target.terminal.role.value, enabled=False, online=False, terminal_reachable=None,
-            connected=None, pending_orders=None, copies=None, orphans=None, unmanaged_copies=left, skipped=(),
-            last_sync_at=0.0, updated_at=time.time(),
-            last_error=f"disabled: {left} copies left there unmanaged" if left else "",
-        )
+        return disabled_row(target, self.unmanaged_copies(target.name))
 
     def unmanaged_copies(self, name: str) -> int:
         """Copies the state records as pending on ``name`` (a disabled target: nobody manages them now)."""

@@ -1,0 +1,75 @@
+"""The status board's rows, worked out from what the coordinator knows of each terminal: pure functions, so
+the projection has no say in copying and copying none in how status reads. Unknown is ``None``, never 0."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+from config import TargetConfig
+from coordinator.planner import our_copies
+from coordinator.report import TargetReport
+from coordinator.status import TerminalStatus
+from coordinator.views import TerminalView
+from protocol import PendingOrder
+
+
+def orphan_states(plan_orphans: Sequence[PendingOrder], counts: Mapping[int, int], max_checks: int,
+                  preserved: set[int]) -> list[tuple[int, int, str]]:
+    """(copy ticket, source ticket, what is happening to it) of each orphan on a target."""
+    states = []
+    for copy in plan_orphans:
+        count = counts.get(copy.ticket, 0)
+        if copy.ticket in preserved:
+            state = "kept: a person decides"
+        elif count >= max_checks:
+            state = "being removed"
+        else:
+            state = f"confirming ({count} of {max_checks} checks)"
+        states.append((copy.ticket, copy.magic, state))
+    return states
+
+
+def terminal_row(view: TerminalView, *, is_source: bool, report: TargetReport | None,
+                 orphans: list[tuple[int, int, str]], talking: bool, final: bool = False) -> TerminalStatus:
+    """``talking``: the worker was heard from lately (a worker that talks but cannot reach its terminal is online,
+    its terminal unreachable). ``final``: the coordinator is stopping; the last counts stay as the last known."""
+    snapshot = view.snapshot if view.online or final else None
+    plan = report.last_plan if report else None
+    skipped: list[tuple[int, str]] = []
+    last_error = view.last_error
+    if report is not None:
+        skipped = [(skip.source_ticket, f"{skip.reason.value}{': ' + skip.detail if skip.detail else ''}")
+                   for skip in (plan.skips if plan else [])]
+        skipped += [(ticket, f"failed: {failure.message}") for ticket, failure in report.failures.items()]
+        skipped += list(plan.kept_out) if plan else []
+        last_error = report.unavailable or last_error
+    return TerminalStatus(
+        name=view.name,
+        role=view.config.role.value,
+        online=talking,
+        terminal_reachable=(view.welcomed and view.terminal_link_ok) if talking else None,
+        connected=snapshot.connected if snapshot is not None else None,
+        account=view.account,
+        account_ok=(not view.account_problem) if view.account else None,
+        pending_orders=len(snapshot.orders) if snapshot is not None else None,
+        copies=0 if is_source else (len(our_copies(snapshot.orders)[0]) if snapshot is not None else None),
+        orphans=0 if is_source else (len(plan.orphans) if plan is not None and snapshot is not None else None),
+        failed=len(report.failures) if report is not None else 0,
+        restarts=view.restarts,
+        skipped=tuple(skipped),
+        orphan_list=tuple(orphans),
+        last_sync_at=view.last_sync_at,
+        last_error=last_error,
+        updated_at=time.time(),
+    )
+
+
+def disabled_row(target: TargetConfig, unmanaged_copies: int) -> TerminalStatus:
+    """A disabled target has no worker: what is known is what the state recorded of its copies."""
+    return TerminalStatus(
+        name=target.name, role=target.terminal.role.value, enabled=False, online=False, terminal_reachable=None,
+        connected=None, pending_orders=None, copies=None, orphans=None, unmanaged_copies=unmanaged_copies,
+        skipped=(), last_sync_at=0.0, updated_at=time.time(),
+        last_error=f"disabled: {unmanaged_copies} copies left there unmanaged" if unmanaged_copies else "",
+    )
