@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 from loguru import logger
@@ -86,14 +85,7 @@ from protocol.mt5 import (
 )
 from protocol.tags import find_tagged
 
-SYMBOL_REQUEST_RETRY_SECONDS = 10.0
 STATUS_INTERVAL_SECONDS = 1.0
-HISTORY_REQUEST_RETRY_SECONDS = 10.0
-HISTORY_WAIT_SECONDS = 30.0
-# A copy that vanished is looked up in the terminal's history this many times, this far apart (history can lag
-# the order's disappearance); with still no record its fate is decided as "deleted" (see the planner).
-NO_RECORD_LOOKS = 3
-NO_RECORD_RETRY_SECONDS = 1.5
 OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accepted after this long
 UNKNOWN_OUTCOME_GRACE_SECONDS = 3.0  # a request whose fate is unknown may still land: look again after this
 # Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
@@ -249,7 +241,6 @@ class Engine:
             view.forget_boot()
             view.specs.clear()
             view.missing_symbols.clear()
-            view.requested_history.clear()
         view.boot_id = hello.boot_id
         view.hello = hello
         view.welcomed = True
@@ -359,26 +350,23 @@ class Engine:
         for spec in message.specs:
             view.specs[spec.name] = spec
             view.missing_symbols.discard(spec.name)
-            view.requested_symbols.pop(spec.name, None)
+            view.requests.symbol_answered(spec.name)
         for name in message.missing:
             if name not in view.missing_symbols:
                 logger.warning("{}: symbol {} does not exist on this terminal", view.name, name)
             view.missing_symbols.add(name)
-            view.requested_symbols.pop(name, None)
+            view.requests.symbol_answered(name)
         self._dirty.update(self.targets if view is self.source else (view.name,))
 
     def _on_history(self, view: TerminalView, message: HistoryReport) -> None:
         for record in message.orders:
             view.closed[record.ticket] = record
-            view.requested_history.pop(record.ticket, None)
+            view.requests.history_found(record.ticket)
         now = self._clock()
         for ticket in message.unknown:
             view.closed[ticket] = ClosedOrder(ticket=ticket, symbol="", type=0, state=OrderState.NO_RECORD, magic=0,
                                               comment="")
-            view.requested_history.pop(ticket, None)
-            answers = view.no_record_answers.get(ticket, (0, 0.0))[0] + 1
-            view.no_record_answers[ticket] = (answers, now)
-        trim(view.no_record_answers)
+            view.requests.history_has_no_record(ticket, now)
         self._dirty.update(self.targets if view is self.source else (view.name,))
 
     def _report_source_fates(self, snapshot: Snapshot) -> None:
@@ -674,8 +662,7 @@ class Engine:
             quotes=view.quotes,
             closed=view.closed,
             closed_markets=frozenset(view.closed_markets),
-            no_record=frozenset(ticket for ticket, (count, _) in view.no_record_answers.items()
-                                if count >= NO_RECORD_LOOKS),
+            no_record=view.requests.without_record(),
             missing_symbols=frozenset(view.missing_symbols),
             links=self.state.links(view.name),
             in_flight=frozenset(self.in_flight[view.name]),
@@ -728,14 +715,13 @@ class Engine:
         source = self.source
         # What became of each source order (filled, cancelled, expired) decides at once, and decides
         # keep_filled_copies: ask the source's history for the ones its worker did not see leave. A copy whose
-        # answer is on its way is held (neither counted nor reset) for up to HISTORY_WAIT_SECONDS.
+        # answer is on its way is held (neither counted nor reset) for up to the requests' answer wait.
         # One "no record" answer is final here: the orphan then goes through its counted confirmations, which
         # are the bounded looks for a source order (the target's copies have theirs in ``no_record``).
         unknown = {copy.magic for copy in plan.orphans if copy.magic not in source.closed
                    or source.closed[copy.magic].state == OrderState.NOT_IN_HISTORY_YET}
         requests = self._request_history(source, unknown, now) if unknown else 0
-        asking = {ticket for ticket in unknown
-                  if now - source.requested_history.get(ticket, -1e9) < HISTORY_WAIT_SECONDS}
+        asking = {ticket for ticket in unknown if source.requests.awaiting_history(ticket, now)}
         candidates = [
             OrphanCandidate(copy_ticket=copy.ticket, source_ticket=copy.magic, symbol=copy.symbol,
                             source_fate=source_fate(source.closed[copy.magic].state
@@ -793,24 +779,20 @@ class Engine:
         return commands, requests
 
     def _request_symbols(self, view: TerminalView, symbols: set[str], now: float) -> int:
-        wanted = sorted(s for s in symbols if s not in view.specs and s not in view.missing_symbols
-                        and now - view.requested_symbols.get(s, -1e9) > SYMBOL_REQUEST_RETRY_SECONDS)
+        wanted = view.requests.symbols_to_ask(symbols, view.specs.keys() | view.missing_symbols, now)
         if not wanted:
             return 0
         if self._send(view.name, SymbolRequest(request_id=uuid.uuid4().hex[:12], symbols=tuple(wanted))):
-            for symbol in wanted:
-                view.requested_symbols[symbol] = now
+            view.requests.asked_symbols(wanted, now)
             return 1
         return 0
 
     def _request_history(self, view: TerminalView, tickets: set[int], now: float) -> int:
-        wanted = sorted(t for t in tickets if now - view.requested_history.get(t, -1e9) > HISTORY_REQUEST_RETRY_SECONDS
-                        and not _no_record_settled_or_recent(view.no_record_answers.get(t), now))
+        wanted = view.requests.history_to_ask(tickets, now)
         if not wanted:
             return 0
         if self._send(view.name, HistoryRequest(request_id=uuid.uuid4().hex[:12], tickets=tuple(wanted))):
-            for ticket in wanted:
-                view.requested_history[ticket] = now
+            view.requests.asked_history(wanted, now)
             return 1
         return 0
 
@@ -866,10 +848,8 @@ class Engine:
         up: the worker may have gone; it is asked again when needed)."""
         now = self._clock()
         for view in self.views.values():
-            _forget_older_than(view.requested_symbols, now - HISTORY_WAIT_SECONDS)
-            _forget_older_than(view.requested_history, now - HISTORY_WAIT_SECONDS)
-        return (any(self.in_flight.values())
-                or any(view.requested_symbols or view.requested_history for view in self.views.values()))
+            view.requests.give_up_old(now)
+        return any(self.in_flight.values()) or any(view.requests.outstanding() for view in self.views.values())
 
     def waiting_for_facts(self) -> bool:
         """Some plan waits for facts that arrive by themselves within seconds: a server clock, prices, a
@@ -917,19 +897,6 @@ class Engine:
     def copies_on(self, name: str) -> int:
         view = self.targets[name]
         return len(our_copies(view.snapshot.orders)[0]) if view.snapshot else 0
-
-
-def _no_record_settled_or_recent(answers: tuple[int, float] | None, now: float) -> bool:
-    """Not worth asking the history again: it said "no record" often enough, or a moment ago."""
-    if answers is None:
-        return False
-    count, last = answers
-    return count >= NO_RECORD_LOOKS or now - last < NO_RECORD_RETRY_SECONDS
-
-
-def _forget_older_than(asked: dict[Any, float], moment: float) -> None:
-    for key in [key for key, at in asked.items() if at < moment]:
-        del asked[key]
 
 
 def _tagged_copy(snapshot: Snapshot, source_ticket: int, exclude: int = 0) -> int:

@@ -206,7 +206,7 @@ class Coordinator:
         engine = self.engine
         if not engine.busy():  # it also gives up requests unanswered for long
             return False
-        return any(engine.in_flight.get(name) or view.requested_symbols or view.requested_history
+        return any(engine.in_flight.get(name) or view.requests.outstanding()
                    for name, view in engine.views.items() if not self._given_up(name))
 
     def _run_once(self) -> ExitCode:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from config import TargetConfig, TerminalConfig
+from coordinator.fact_requests import FactRequests
 from protocol import ClosedOrder, Hello, Quote, Snapshot, SymbolSpec
 
 
@@ -25,15 +26,12 @@ class TerminalView:
     last_error: str = ""
     specs: dict[str, SymbolSpec] = field(default_factory=dict)
     missing_symbols: set[str] = field(default_factory=set)
-    requested_symbols: dict[str, float] = field(default_factory=dict)  # symbol -> monotonic time asked
     quotes: dict[str, Quote] = field(default_factory=dict)
     # symbol -> the last tick's time when the broker said its market is closed (None: no tick seen yet)
     closed_markets: dict[str, int | None] = field(default_factory=dict)
     server_offset: int | None = None  # seconds the broker's server clock runs ahead of UTC
     closed: dict[int, ClosedOrder] = field(default_factory=dict)  # fates of orders that left the pending list
-    requested_history: dict[int, float] = field(default_factory=dict)  # ticket -> monotonic time asked
-    # ticket -> (answers saying the terminal's history has no record of it, monotonic time of the last one)
-    no_record_answers: dict[int, tuple[int, float]] = field(default_factory=dict)
+    requests: FactRequests = field(default_factory=FactRequests)  # questions to its worker not answered yet
     last_sync_at: float = 0.0  # unix time of the last completed plan
     terminal_link_ok: bool = True  # the worker can reach its terminal (it says so in heartbeats)
     # Set when the worker reported a failure that will not mend itself within seconds (terminal not found,
@@ -86,4 +84,4 @@ class TerminalView:
     def forget_boot(self) -> None:
         self.welcomed = False
         self.snapshot = None
-        self.requested_symbols.clear()
+        self.requests.new_worker()
