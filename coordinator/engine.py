@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import msgspec
 from loguru import logger
@@ -35,6 +34,7 @@ from coordinator.events import (
     OutcomeSettledUnknown,
     SourceOrderEnded,
 )
+from coordinator.ledger import CommandLedger, InFlight
 from coordinator.link_lifecycle import LinkMove, LinkStatus
 from coordinator.market_checks import frozen_problem
 from coordinator.orphans import CONFIRMED_FATES, UNKNOWN_FATE, OrphanCandidate, OrphanTracker, source_fate
@@ -83,25 +83,12 @@ from protocol.mt5 import (
     describe_order_type,
     describe_retcode,
 )
-from protocol.tags import find_tagged
 
 STATUS_INTERVAL_SECONDS = 1.0
 OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accepted after this long
-UNKNOWN_OUTCOME_GRACE_SECONDS = 3.0  # a request whose fate is unknown may still land: look again after this
 # Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
 DEFINITE_TERMINAL_FAILURES = frozenset({"terminal-not_found", "terminal-authorization_failed",
                                         "terminal-ipc_timeout"})
-
-
-@dataclass(slots=True)
-class InFlight:
-    command: Command
-    sent_at: float  # monotonic
-    fingerprint: tuple = ()  # the source order as it was when the command was planned
-    unknown_since: float = 0.0  # monotonic; set once the outcome is unknown (0 = known so far)
-    recovered: bool = False  # found unsettled in the state at start-up (sent by an earlier run)
-    worker_gone: bool = False  # the worker process that had it exited: any later worker's report is newer
-    adjustment: str = ""  # what changed the copy from a plain copy of its source (contract sizes, a bound)
 
 
 SendFunction = Callable[[str, Message], bool]
@@ -121,7 +108,8 @@ class Engine:
         for view in self.views.values():
             if view.config.server_utc_offset is not None:
                 view.server_offset = round(view.config.server_utc_offset * 3600)
-        self.in_flight: dict[str, dict[int, InFlight]] = {name: {} for name in self.targets}
+        self.ledger = CommandLedger(state, self.targets)
+        self.in_flight = self.ledger.in_flight  # read-only view for the summary and the runner
         self.reports: dict[str, TargetReport] = {name: TargetReport() for name in self.targets}
         self.retries = {name: RetryPolicy(report.failures) for name, report in self.reports.items()}
         # Every outcome goes out once, here; the history, the log and this run's report each take it from there.
@@ -166,17 +154,11 @@ class Engine:
     def _recover_unsettled_intents(self) -> None:
         """Intents written before a crash may or may not have reached the broker: hold them as unknown
         until the target's first snapshot after this start shows what the terminal holds."""
-        for intent in self.state.unsettled_intents():
-            if intent.target not in self.in_flight:
-                self.state.settle_intent(intent.command.command_id, "abandoned: target no longer configured")
-                continue
+        _, held = self.ledger.recover(self._clock())
+        for target, command in held:
             logger.warning("{}: {} for source #{} was in flight when the coordinator stopped; checking the "
-                           "terminal before doing anything else for it", intent.target, intent.command.kind.value,
-                           intent.command.source_ticket)
-            # Unknown since before this start: settled by the first snapshot from a worker of this run.
-            self.in_flight[intent.target][intent.command.source_ticket] = InFlight(
-                command=intent.command, sent_at=self._clock(), unknown_since=self._clock() - 3600.0, recovered=True
-            )
+                           "terminal before doing anything else for it", target, command.kind.value,
+                           command.source_ticket)
 
     # ---- messages ------------------------------------------------------------------------------
 
@@ -386,13 +368,7 @@ class Engine:
     # ---- results -------------------------------------------------------------------------------
 
     def _on_results(self, view: TerminalView, message: CommandResults) -> None:
-        flights = self.in_flight.get(view.name, {})
-        by_id = {flight.command.command_id: flight for flight in flights.values()}
-        for result in message.results:
-            flight = by_id.get(result.command_id)
-            if flight is None:
-                logger.debug("{}: result for command {} that is no longer in flight", view.name, result.command_id)
-                continue
+        for flight, result in self.ledger.matching(view.name, message.results):
             crash_point("after-result")
             self._settle(view, flight, result)
         self._dirty.add(view.name)
@@ -405,7 +381,7 @@ class Engine:
                            view.name, command.kind.value, command.source_ticket,
                            result.error_message or describe_retcode(result.retcode))
             return
-        self.in_flight[view.name].pop(command.source_ticket, None)
+        self.ledger.close(view.name, flight)
         if result.status is CommandStatus.DONE:
             self._settle_done(view, command, result, flight.adjustment)
             return
@@ -496,29 +472,15 @@ class Engine:
         coordinator's own clock: a worker's clock may be minutes off."""
         if view.account_problem:
             return  # another account's orders say nothing about what happened on ours
-        flights = self.in_flight[view.name]
-        now = self._clock()
-        for source_ticket, flight in list(flights.items()):
-            if not flight.unknown_since:
+        for flight, result in self.ledger.unknown_to_settle(view.name, snapshot, self._clock(), view.welcomed_at):
+            if result is not None:
+                self._settle(view, flight, result)
                 continue
             command = flight.command
-            if command.kind in (CommandKind.PLACE, CommandKind.REPLACE):
-                copy_ticket = _tagged_copy(snapshot, source_ticket, exclude=command.ticket)
-                if copy_ticket:
-                    self._settle(view, flight, CommandResult(command_id=command.command_id, status=CommandStatus.DONE,
-                                                             ticket=copy_ticket, already_existed=flight.recovered))
-                    continue
-            waited = now - flight.unknown_since >= UNKNOWN_OUTCOME_GRACE_SECONDS
-            # After a worker (re)connects, its first reports may predate what it finds settling: give it time too.
-            # A worker that exited can no longer be busy with the request: the next worker's reports suffice.
-            worker_settled = flight.worker_gone or view.welcomed_at <= flight.unknown_since or \
-                now - view.welcomed_at >= UNKNOWN_OUTCOME_GRACE_SECONDS
-            if not (waited and worker_settled):
-                continue
-            flights.pop(source_ticket, None)
+            self.ledger.close(view.name, flight)
             self.state.settle_intent(command.command_id, "absent")
             self._restore_link_if_untouched(view, command)
-            self.events.emit(OutcomeSettledUnknown(target=view.name, source_ticket=source_ticket,
+            self.events.emit(OutcomeSettledUnknown(target=view.name, source_ticket=command.source_ticket,
                                                    copy_ticket=command.ticket, kind=command.kind.value))
 
     def worker_exited(self, name: str, code: int) -> None:
@@ -530,14 +492,10 @@ class Engine:
             return
         view.online = False
         view.forget_boot()
-        now = self._clock()
-        for flight in self.in_flight.get(name, {}).values():
-            flight.worker_gone = True
-            if not flight.unknown_since:
-                flight.unknown_since = now
-                logger.warning("{}: the worker exited before answering {} for source #{}; its outcome is unknown "
-                               "until the terminal is read again", name, flight.command.kind.value,
-                               flight.command.source_ticket)
+        for flight in self.ledger.worker_gone(name, self._clock()):
+            logger.warning("{}: the worker exited before answering {} for source #{}; its outcome is unknown "
+                           "until the terminal is read again", name, flight.command.kind.value,
+                           flight.command.source_ticket)
         if code != 0:
             view.last_error = f"worker exited with code {code}" + (f" ({view.last_error})" if view.last_error else "")
             report = self.reports.get(name)
@@ -554,12 +512,9 @@ class Engine:
                 view.online = False
                 logger.warning("{}: worker silent for {:.1f}s; nothing depending on it is decided until it is back",
                                view.name, now - view.last_seen)
-        for name, flights in self.in_flight.items():
-            for flight in flights.values():
-                if not flight.unknown_since and now - flight.sent_at > coordinator.command_timeout:
-                    flight.unknown_since = now
-                    logger.warning("{}: no answer to {} for source #{} after {:.0f}s; its outcome is unknown", name,
-                                   flight.command.kind.value, flight.command.source_ticket, now - flight.sent_at)
+        for name, flight in self.ledger.timed_out(now, coordinator.command_timeout):
+            logger.warning("{}: no answer to {} for source #{} after {:.0f}s; its outcome is unknown", name,
+                           flight.command.kind.value, flight.command.source_ticket, now - flight.sent_at)
         if now >= self._next_prune:  # weeks without a restart: trim the history once a day
             self._next_prune = now + 86_400.0
             self.state.prune()
@@ -805,28 +760,16 @@ class Engine:
         unique = {command.source_ticket: command for command in reversed(planned)}  # at most one per order
         commands = [msgspec.structs.replace(command, command_id=uuid.uuid4().hex, deadline_ms=deadline_ms)
                     for command in planned if unique[command.source_ticket] is command]
-        flights = self.in_flight[view.name]
         source_orders = {order.ticket: order for order in self.source.snapshot.orders} if self.source.snapshot else {}
-        for command in commands:
-            # The intent is durable before the command exists anywhere else: a crash after this line is
-            # resolved against the terminal on restart, never by sending blindly again. A replacement marks
-            # its link first, so a copy found missing later is known to be ours to place again.
-            move = LinkMove.REPLACE_STARTED if command.kind is CommandKind.REPLACE else None
-            self.state.record_intent(view.name, command, link_move=move)
-            source_order = source_orders.get(command.source_ticket)
-            flights[command.source_ticket] = InFlight(
-                command=command, sent_at=now, fingerprint=fingerprint(source_order) if source_order else (),
-                adjustment=(adjustments or {}).get(command.source_ticket, ""))
+        # The intent is durable before the command exists anywhere else: a crash after this line is resolved
+        # against the terminal on restart, never by sending blindly again.
+        self.ledger.record(view.name, commands, now,
+                           {t: fingerprint(order) for t, order in source_orders.items()}, adjustments or {})
         crash_point("after-intent")
         if self._send(view.name, CommandBatch(batch_id=uuid.uuid4().hex[:12], commands=tuple(commands))):
             crash_point("after-send", flush_seconds=0.2)
             return len(commands)
-        # Not delivered (the worker just vanished): nothing can have happened. Settle and let re-planning retry.
-        for command in commands:
-            flights.pop(command.source_ticket, None)
-            self.state.settle_intent(command.command_id, "not-delivered")
-            if command.kind is CommandKind.REPLACE:
-                self.state.move_link(view.name, command.source_ticket, LinkMove.REPLACE_UNDONE)
+        self.ledger.not_delivered(view.name, commands)
         logger.warning("{}: could not deliver {} command(s); will retry when the worker is back", view.name,
                        len(commands))
         return 0
@@ -849,7 +792,7 @@ class Engine:
         now = self._clock()
         for view in self.views.values():
             view.requests.give_up_old(now)
-        return any(self.in_flight.values()) or any(view.requests.outstanding() for view in self.views.values())
+        return self.ledger.busy() or any(view.requests.outstanding() for view in self.views.values())
 
     def waiting_for_facts(self) -> bool:
         """Some plan waits for facts that arrive by themselves within seconds: a server clock, prices, a
@@ -897,10 +840,6 @@ class Engine:
     def copies_on(self, name: str) -> int:
         view = self.targets[name]
         return len(our_copies(view.snapshot.orders)[0]) if view.snapshot else 0
-
-
-def _tagged_copy(snapshot: Snapshot, source_ticket: int, exclude: int = 0) -> int:
-    return find_tagged(source_ticket, snapshot.orders, snapshot.positions, exclude) or 0
 
 
 def _describe_copy(command: Command) -> str:
