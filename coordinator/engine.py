@@ -36,7 +36,6 @@ from coordinator.events import (
 )
 from coordinator.ledger import CommandLedger, InFlight
 from coordinator.link_lifecycle import LinkMove, LinkStatus
-from coordinator.market_checks import frozen_problem
 from coordinator.orphans import CONFIRMED_FATES, UNKNOWN_FATE, OrphanCandidate, OrphanTracker, source_fate
 from coordinator.planner import (
     Link,
@@ -44,6 +43,7 @@ from coordinator.planner import (
     SkipReason,
     TargetInputs,
     TargetPlan,
+    find_orphans,
     our_copies,
     plan_target,
 )
@@ -70,6 +70,7 @@ from protocol import (
     HistoryReport,
     HistoryRequest,
     Message,
+    PendingOrder,
     Snapshot,
     SymbolRequest,
     SymbolSpecs,
@@ -122,6 +123,7 @@ class Engine:
         for name, tracker in self.orphan_trackers.items():
             tracker.restore(state.orphan_counts(name))
         self._preserved_reported: dict[tuple[str, int], None] = {}  # insertion-ordered, trimmed
+        self._kill_evidence: dict[tuple[str, int], str] = {}  # (target, copy ticket) -> why it is removed
         self._removal_reasons: dict[tuple[str, int], str] = {}  # (target, source ticket) -> why, until done
         self.status_board = StatusBoard(state.connection)
         self._next_status = 0.0
@@ -595,17 +597,23 @@ class Engine:
             report.unavailable = why
             return 0
         report.unavailable = ""
-        plan = plan_target(self.source.snapshot.orders, self._inputs(view, now))  # type: ignore[union-attr]
+        assert self.source.snapshot is not None and view.snapshot is not None
+        orphans = find_orphans(self.source.snapshot.orders, view.snapshot.orders)
+        removals, requests = self._confirm_orphans(view, orphans, now)
+        plan = plan_target(self.source.snapshot.orders, self._inputs(view, now, removals))
         report.last_plan = plan
         view.last_sync_at = time.time()
         self._apply_bookkeeping(view, plan)
-        commands = list(plan.commands)
-        removals, requests = self._orphan_removals(view, plan, now, busy={c.source_ticket for c in commands})
+        for command in plan.commands:
+            if command.kind is CommandKind.REMOVE and command.ticket in removals:
+                self.events.emit(OrphanDecided(target=view.name, source_ticket=command.source_ticket,
+                                               copy_ticket=command.ticket, kill=True,
+                                               why=self._kill_evidence.get((view.name, command.ticket), "")))
         return (requests + self._request_symbols(view, plan.needed_symbols, now)
                 + self._request_history(view, plan.needed_history, now)
-                + self._send_commands(view, commands + removals, now, plan.adjustments))
+                + self._send_commands(view, plan.commands, now, plan.adjustments))
 
-    def _inputs(self, view: TerminalView, now: float) -> TargetInputs:
+    def _inputs(self, view: TerminalView, now: float, orphan_removals: Mapping[int, str]) -> TargetInputs:
         assert view.target is not None and view.snapshot is not None and self.source.snapshot is not None
         source, target = self.source.snapshot, view.snapshot
         return TargetInputs(
@@ -617,6 +625,7 @@ class Engine:
             quotes=view.quotes,
             closed=view.closed,
             closed_markets=frozenset(view.closed_markets),
+            orphan_removals=orphan_removals,
             no_record=view.requests.without_record(),
             missing_symbols=frozenset(view.missing_symbols),
             links=self.state.links(view.name),
@@ -660,20 +669,21 @@ class Engine:
             if ticket not in live_sources and ticket not in copies and ticket not in self.in_flight[view.name]:
                 self.state.drop_link(view.name, ticket)
 
-    def _orphan_removals(self, view: TerminalView, plan: TargetPlan, now: float,
-                         busy: set[int]) -> tuple[list[Command], int]:
-        """Copies whose source order is gone: the target's orphan policy, after its confirmations. Only ever
-        called with a fresh source (``reconcile`` returns early otherwise)."""
+    def _confirm_orphans(self, view: TerminalView, orphans: list[PendingOrder],
+                         now: float) -> tuple[dict[int, str], int]:
+        """The orphan policy's confirmations (a stateful count the tracker owns): which orphans on this target
+        are confirmed for removal (copy ticket -> why, for the planner, which decides what is sent) and how
+        many requests went out. Only ever called with a fresh source (``reconcile`` returns early otherwise)."""
         tracker = self.orphan_trackers[view.name]
-        if not plan.orphans and not tracker.counts():
-            return [], 0
+        if not orphans and not tracker.counts():
+            return {}, 0
         source = self.source
         # What became of each source order (filled, cancelled, expired) decides at once, and decides
         # keep_filled_copies: ask the source's history for the ones its worker did not see leave. A copy whose
         # answer is on its way is held (neither counted nor reset) for up to the requests' answer wait.
         # One "no record" answer is final here: the orphan then goes through its counted confirmations, which
         # are the bounded looks for a source order (the target's copies have theirs in ``no_record``).
-        unknown = {copy.magic for copy in plan.orphans if copy.magic not in source.closed
+        unknown = {copy.magic for copy in orphans if copy.magic not in source.closed
                    or source.closed[copy.magic].state == OrderState.NOT_IN_HISTORY_YET}
         requests = self._request_history(source, unknown, now) if unknown else 0
         asking = {ticket for ticket in unknown if source.requests.awaiting_history(ticket, now)}
@@ -681,15 +691,15 @@ class Engine:
             OrphanCandidate(copy_ticket=copy.ticket, source_ticket=copy.magic, symbol=copy.symbol,
                             source_fate=source_fate(source.closed[copy.magic].state
                                                     if copy.magic in source.closed else None))
-            for copy in plan.orphans if copy.magic not in asking
+            for copy in orphans if copy.magic not in asking
         ]
-        held = {copy.ticket for copy in plan.orphans if copy.magic in asking}
+        held = {copy.ticket for copy in orphans if copy.magic in asking}
         if not candidates and held.issuperset(tracker.counts()):
-            return [], requests  # only copies whose fate is being asked: nothing to count or reset yet
+            return {}, requests  # only copies whose fate is being asked: nothing to count or reset yet
         confirmed = any(candidate.source_fate in CONFIRMED_FATES for candidate in candidates)
         if not tracker.due(now) and not confirmed and not any(
                 tracker.counts().get(c.copy_ticket, 0) >= tracker.settings.max_checks for c in candidates):
-            return [], requests
+            return {}, requests
         snapshot = source.snapshot
         evidence_id = f"{source.name} boot {snapshot.boot_id} seq {snapshot.seq}" if snapshot else "none"
         before = tracker.counts()
@@ -707,31 +717,17 @@ class Engine:
                 self.events.emit(OrphanDecided(target=view.name, source_ticket=candidate.source_ticket,
                                                copy_ticket=candidate.copy_ticket, kill=False,
                                                why=f"source order is {candidate.source_fate}; copy kept"))
-        commands = []
-        by_ticket = {copy.ticket: copy for copy in plan.orphans}
-        retries = self.retries[view.name]
+        removals = {}
         for candidate in decision.kill:
-            copy = by_ticket.get(candidate.copy_ticket)
-            if copy is None or copy.magic in busy or copy.magic in self.in_flight[view.name]:
-                continue
-            if retries.waiting(copy.magic, now):
-                continue  # the last removal failed: its backoff applies here too
-            if copy.symbol in view.closed_markets:
-                continue  # the broker would refuse it: removed when the session opens
-            spec, quote = view.specs.get(copy.symbol), view.quotes.get(copy.symbol)
-            if spec is not None and quote is not None and frozen_problem(copy, quote, spec):
-                continue  # within the freeze level: the broker would refuse; wait for the market to move
             checks = tracker.counts().get(candidate.copy_ticket, 0)
-            why = (f"the source's history says source order #{candidate.source_ticket} was {candidate.source_fate}"
-                   if candidate.source_fate in CONFIRMED_FATES else
-                   f"source order #{candidate.source_ticket} not found in {checks} consecutive checks ({evidence_id})")
-            self.events.emit(OrphanDecided(target=view.name, source_ticket=candidate.source_ticket,
-                                           copy_ticket=candidate.copy_ticket, kill=True, why=why))
+            self._kill_evidence[(view.name, candidate.copy_ticket)] = (
+                f"the source's history says source order #{candidate.source_ticket} was {candidate.source_fate}"
+                if candidate.source_fate in CONFIRMED_FATES else
+                f"source order #{candidate.source_ticket} not found in {checks} consecutive checks ({evidence_id})")
+            trim(self._kill_evidence)
             fate = candidate.source_fate if candidate.source_fate != UNKNOWN_FATE else "gone"
-            self._removal_reasons[(view.name, copy.magic)] = f"orphan: source order #{copy.magic} is {fate}"
-            commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
-                                    symbol=copy.symbol, ticket=copy.ticket, magic=copy.magic, comment=copy.comment))
-        return commands, requests
+            removals[candidate.copy_ticket] = f"orphan: source order #{candidate.source_ticket} is {fate}"
+        return removals, requests
 
     def _request_symbols(self, view: TerminalView, symbols: set[str], now: float) -> int:
         wanted = view.requests.symbols_to_ask(symbols, view.specs.keys() | view.missing_symbols, now)

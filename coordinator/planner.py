@@ -97,6 +97,8 @@ class TargetInputs:
     # Copy tickets the terminal's history has no record of, after the engine's bounded number of looks.
     no_record: frozenset[int] = frozenset()
     closed_markets: frozenset[str] = frozenset()  # target symbols the broker said are closed, until a new tick
+    # Orphans (copies whose source order is gone) the orphan policy confirmed for removal: copy ticket -> why.
+    orphan_removals: Mapping[int, str] = field(default_factory=dict)
     missing_symbols: frozenset[str] = frozenset()
     links: Mapping[int, Link] = field(default_factory=dict)
     in_flight: frozenset[int] = frozenset()  # source tickets with a command outstanding
@@ -137,6 +139,13 @@ def our_copies(orders: Sequence[PendingOrder]) -> tuple[dict[int, PendingOrder],
     return copies, extras
 
 
+def find_orphans(source_orders: Sequence[PendingOrder], target_orders: Sequence[PendingOrder]) -> list[PendingOrder]:
+    """The copier's copies whose source order is no longer pending (by copy ticket)."""
+    copies = our_copies(target_orders)[0]
+    live = {order.ticket for order in source_orders if OrderKind.from_mt5_type(order.type) is not None}
+    return [copy for ticket, copy in sorted(copies.items()) if ticket not in live]
+
+
 def plan_target(source_orders: Sequence[PendingOrder], target: TargetInputs) -> TargetPlan:
     return _Planner(source_orders, target).run()
 
@@ -156,13 +165,13 @@ class _Planner:
 
     def run(self) -> TargetPlan:
         plan = self.plan
-        live = {order.ticket for order in self.source_orders if OrderKind.from_mt5_type(order.type) is not None}
-        plan.orphans = [copy for ticket, copy in sorted(self.copies.items()) if ticket not in live]
+        plan.orphans = find_orphans(self.source_orders, self.target.orders)
         # Oldest source orders first: when the cap leaves room for some, the earliest intent goes out first.
         for order in sorted(self.source_orders, key=lambda o: (o.time_setup_msc, o.ticket)):
             if OrderKind.from_mt5_type(order.type) is not None:
                 self._plan_order(order)
         self._plan_duplicates()
+        self._plan_orphan_removals()
         self._hold_closed_markets()
         return plan
 
@@ -389,6 +398,19 @@ class _Planner:
                 continue
             seen.add(extra.magic)
             self._remove(extra, "a second copy of the same source order")
+
+    def _plan_orphan_removals(self) -> None:
+        """Orphans the orphan policy confirmed are removed, under the same rules as every removal: one command
+        per source order per plan, nothing while one is in flight or its last failure backs off, not while
+        frozen near the market, not into a closed market."""
+        seen = {command.source_ticket for command in self.plan.commands}
+        for copy in self.plan.orphans:
+            reason = self.target.orphan_removals.get(copy.ticket)
+            if reason is None or copy.magic in seen or copy.magic in self.target.in_flight \
+                    or copy.magic in self.target.backoff:
+                continue
+            seen.add(copy.magic)
+            self._remove(copy, reason)
 
     def _hold_closed_markets(self) -> None:
         """Nothing reaches a broker whose market for the symbol is closed: it would only be refused again."""

@@ -223,6 +223,26 @@ def test_copy_whose_source_is_gone_is_reported_as_an_orphan():
     assert [o.ticket for o in plan.orphans] == [9007] and plan.commands == []
 
 
+def test_an_orphan_the_policy_confirmed_is_removed_by_the_plan_under_the_rules_of_every_removal():
+    gone, other = source_order(515), source_order(516)
+    orphans = [copy_of(gone, 9007), copy_of(other, 9008)]
+    confirmed = {9007: "orphan: source order #515 is cancelled", 9008: "orphan: source order #516 is gone"}
+    plan = plan_target([], inputs(orphans, orphan_removals=confirmed))
+    assert [(c.kind, c.ticket) for c in plan.commands] == [(CommandKind.REMOVE, 9007), (CommandKind.REMOVE, 9008)]
+    assert plan.removal_reasons == {515: confirmed[9007], 516: confirmed[9008]}
+    # Not while a command for it is in flight or its last removal backs off; never into a closed market.
+    waiting = plan_target([], inputs(orphans, orphan_removals=confirmed, in_flight=frozenset({515}),
+                                     backoff={516: "requote"}))
+    assert waiting.commands == []
+    closed = plan_target([], inputs(orphans, orphan_removals=confirmed, closed_markets=frozenset({"EURUSD.m"})))
+    assert closed.commands == [] and {s.reason for s in closed.skips} == {SkipReason.MARKET_CLOSED}
+
+
+def test_an_unconfirmed_orphan_is_only_reported():
+    plan = plan_target([], inputs([copy_of(source_order(515), 9007)], orphan_removals={}))
+    assert plan.commands == [] and [o.ticket for o in plan.orphans] == [9007]
+
+
 # ---- skips -------------------------------------------------------------------------------------
 
 
