@@ -19,68 +19,13 @@ import msgspec
 from loguru import logger
 
 from coordinator.link_lifecycle import InvalidLinkMove, LinkMove, LinkStatus, next_status
+from coordinator.migrations import NewerStateError, migrate
 from coordinator.planner import Link
 from protocol import Command
 
-SCHEMA_VERSION = 1
 HISTORY_DAYS = 90
 DATABASE_NAME = "copier.db"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS links (
-    target TEXT NOT NULL,
-    source_ticket INTEGER NOT NULL,
-    copy_ticket INTEGER NOT NULL,
-    symbol TEXT NOT NULL DEFAULT '',
-    order_type INTEGER NOT NULL DEFAULT 0,
-    volume REAL NOT NULL DEFAULT 0,
-    price REAL NOT NULL DEFAULT 0,
-    stoplimit REAL NOT NULL DEFAULT 0,
-    sl REAL NOT NULL DEFAULT 0,
-    tp REAL NOT NULL DEFAULT 0,
-    type_time INTEGER NOT NULL DEFAULT 0,
-    expiration INTEGER NOT NULL DEFAULT 0,
-    status TEXT NOT NULL DEFAULT 'active',
-    source_volume REAL NOT NULL DEFAULT 0,
-    price_offset REAL NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (target, source_ticket)
-);
-CREATE TABLE IF NOT EXISTS intents (
-    command_id TEXT PRIMARY KEY,
-    target TEXT NOT NULL,
-    source_ticket INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    settled_at REAL,
-    outcome TEXT,
-    retcode INTEGER,
-    copy_ticket INTEGER
-);
-CREATE INDEX IF NOT EXISTS intents_unsettled ON intents (settled_at) WHERE settled_at IS NULL;
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    target TEXT NOT NULL,
-    source_ticket INTEGER NOT NULL,
-    copy_ticket INTEGER NOT NULL DEFAULT 0,
-    action TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    retcode INTEGER NOT NULL DEFAULT 0,
-    message TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS events_by_target ON events (target, at);
-CREATE TABLE IF NOT EXISTS orphan_counts (
-    target TEXT NOT NULL,
-    copy_ticket INTEGER NOT NULL,
-    checks INTEGER NOT NULL,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (target, copy_ticket)
-);
-"""
 
 
 class StateError(Exception):
@@ -159,21 +104,14 @@ class StateStore:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")  # an intent must be on disk before its command is sent
-        db.executescript(_SCHEMA)
         return db
 
     def _check_version(self, db: sqlite3.Connection) -> None:
-        row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            return
-        version = int(row[0])
-        if version > SCHEMA_VERSION:
+        try:
+            migrate(db, self.path)
+        except NewerStateError as e:
             db.close()
-            raise StateError(
-                f"state file {self.path} was written by a newer mt5-copier (schema {version}, this one reads "
-                f"up to {SCHEMA_VERSION}); upgrade mt5-copier or point state_dir elsewhere"
-            )
+            raise StateError(str(e)) from None
 
     def close(self) -> None:
         self._db.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import mt5sim
+from coordinator.migrations import LATEST_VERSION
 from tests.conftest import wait_for
 from tests.simhelpers import (
     BUY_LIMIT,
@@ -452,7 +453,7 @@ def test_corrupt_state_is_moved_aside_loudly_and_copying_carries_on(copier):
     no_duplicate_in(run.output)
     assert_exact(terminals, run.output)
     with sqlite3.connect(state / "copier.db") as db:  # a fresh, usable state file
-        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+        assert db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (str(LATEST_VERSION),)
 
 
 def test_state_from_a_newer_version_is_refused_with_exit_code_3(copier):

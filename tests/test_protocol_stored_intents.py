@@ -9,28 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.migrations import MIGRATIONS
 from coordinator.state import DATABASE_NAME, StateError, StateStore
 from protocol import Command, CommandKind
 from tests.test_protocol_golden import full_command
 
-# The intents table and the meta row exactly as 0.1 (and 0.2) created them.
-SCHEMA_0_1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT INTO meta (key, value) VALUES ('schema_version', '1');
-CREATE TABLE intents (
-    command_id TEXT PRIMARY KEY,
-    target TEXT NOT NULL,
-    source_ticket INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    settled_at REAL,
-    outcome TEXT,
-    retcode INTEGER,
-    copy_ticket INTEGER
-);
-CREATE INDEX intents_unsettled ON intents (settled_at) WHERE settled_at IS NULL;
-"""
+# The tables and the meta row exactly as 0.1 created them: its schema is the first migration.
+SCHEMA_0_1 = MIGRATIONS[0].sql + "\nINSERT INTO meta (key, value) VALUES ('schema_version', '1');\n"
 
 # Payloads as 0.1 wrote them (``json.dumps`` of every Command field, the kind as its value), captured from it.
 PAYLOADS_0_1 = [

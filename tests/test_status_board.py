@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from coordinator.migrations import MIGRATIONS, migrate
 from coordinator.status import StatusBoard, TerminalStatus, read_status
 
 OLDER_LAYOUT = """
@@ -33,9 +34,13 @@ def unknown_everything(name: str = "broker-a") -> TerminalStatus:
                           last_error="", updated_at=1000.0)
 
 
-def test_unknown_values_come_back_unknown_not_zero_or_false(db):
-    board = StatusBoard(db)
+@pytest.fixture
+def board(tmp_path: Path, db: sqlite3.Connection) -> StatusBoard:
+    migrate(db, tmp_path / "copier.db")  # the coordinator's state opens the file this way
+    return StatusBoard(db)
 
+
+def test_unknown_values_come_back_unknown_not_zero_or_false(board):
     board.write([unknown_everything()])
 
     row = board.read()[0]
@@ -44,7 +49,7 @@ def test_unknown_values_come_back_unknown_not_zero_or_false(db):
     assert row == unknown_everything()
 
 
-def test_every_field_round_trips(db):
+def test_every_field_round_trips(board):
     full = TerminalStatus(
         name="broker-b", role="target", enabled=False, online=True, terminal_reachable=False, connected=False,
         account="9999@Other-Server", account_ok=False, pending_orders=4, copies=3, orphans=1, failed=2,
@@ -52,17 +57,18 @@ def test_every_field_round_trips(db):
         orphan_list=((23000001, 10000002, "kept: a person decides"),), last_sync_at=999.5,
         last_error="wrong account", updated_at=1000.0,
     )
-    board = StatusBoard(db)
-
     board.write([full, unknown_everything("broker-a")])
 
     assert board.read() == [unknown_everything("broker-a"), full]
 
 
-def test_a_table_of_an_older_layout_is_rebuilt_by_the_coordinator(db):
+def test_a_table_of_an_older_layout_is_rebuilt_by_the_coordinator(tmp_path, db):
+    db.executescript(MIGRATIONS[0].sql)  # a state file of 0.1, with 0.1's status table
+    db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
     db.execute(OLDER_LAYOUT)
     db.execute("INSERT INTO terminal_status VALUES ('master', 'source', 1, 1, 3, 0, 0, '[]', '[]', 1.0, '', 2.0)")
 
+    migrate(db, tmp_path / "copier.db")
     board = StatusBoard(db)
     board.write([unknown_everything()])
 
