@@ -442,11 +442,17 @@ class Engine:
 
     def _market_closed(self, view: TerminalView, command: Command) -> None:
         """The broker said the market of ``command.symbol`` is closed: nothing more is sent for that symbol on
-        this target until a tick newer than the last one known shows the session open (see _on_heartbeat)."""
+        this target until a tick newer than the refusal shows the session open (see _on_heartbeat). A closed
+        market makes no ticks, so "newer" is measured from the broker's clock at the refusal when it is known
+        (a second's grace for clocks and whole-second tick times), else from the last tick seen."""
         if command.symbol in view.closed_markets:
             return
         quote = view.quotes.get(command.symbol)
-        view.closed_markets[command.symbol] = quote.time if quote is not None else None
+        last_tick = quote.time if quote is not None else None
+        if view.server_offset is not None:
+            refused_at = int(time.time()) + view.server_offset - 1
+            last_tick = max(last_tick or 0, refused_at)
+        view.closed_markets[command.symbol] = last_tick
         logger.warning("{}: the market of {} is closed; what waits for it is sent as soon as its next tick shows "
                        "the session open", view.name, command.symbol)
 

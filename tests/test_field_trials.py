@@ -6,6 +6,7 @@ own tests (test_wire_*, test_supervision*, test_once*, test_status_*).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -174,9 +175,10 @@ def test_a_vanished_source_order_without_a_record_still_waits_for_its_confirmati
 
 
 def test_a_closed_market_holds_every_request_until_a_new_tick_then_sends_at_once(make_rig):
-    rig = make_rig()
+    rig = make_rig()  # the brokers' clocks run at UTC (configured)
+    closed_at = int(time.time()) - 3600  # the last tick before the session closed
     rig.start([order(1)])
-    rig.heartbeat(TARGET, quotes=[Quote(symbol="EURUSD", bid=1.09, ask=1.0901, time=5000)])
+    rig.heartbeat(TARGET, quotes=[Quote(symbol="EURUSD", bid=1.09, ask=1.0901, time=closed_at)])
     rig.reconcile()
     [place] = rig.commands()
     rig.result(place, CommandStatus.REJECTED, retcode=MARKET_CLOSED)
@@ -185,7 +187,7 @@ def test_a_closed_market_holds_every_request_until_a_new_tick_then_sends_at_once
     for _ in range(10):
         rig.advance(60)
         rig.snapshot(SOURCE, [order(1), order(2)])
-        rig.heartbeat(TARGET, quotes=[Quote(symbol="EURUSD", bid=1.09, ask=1.0901, time=5000)])
+        rig.heartbeat(TARGET, quotes=[Quote(symbol="EURUSD", bid=1.09, ask=1.0901, time=closed_at)])
         rig.snapshot(TARGET)
         rig.reconcile()
         assert rig.commands() == []
@@ -194,9 +196,24 @@ def test_a_closed_market_holds_every_request_until_a_new_tick_then_sends_at_once
 
     # The session opens: the next heartbeat carries a newer tick, and both copies go out at once.
     rig.advance(0.2)
-    rig.heartbeat(TARGET, quotes=[Quote(symbol="EURUSD", bid=1.09, ask=1.0901, time=5601)])
+    rig.heartbeat(TARGET, quotes=[Quote(symbol="EURUSD", bid=1.09, ask=1.0901, time=int(time.time()) + 1)])
     rig.reconcile(rig.engine.take_dirty())
     assert sorted(c.source_ticket for c in rig.commands()) == [1, 2]
+
+
+def test_a_market_closed_before_any_tick_was_seen_opens_with_the_first_tick_after_the_refusal(make_rig):
+    rig = make_rig()  # no heartbeat has brought a tick of EURUSD yet when the broker refuses
+    rig.start([order(1)])
+    rig.reconcile()
+    [place] = rig.commands()
+    rig.result(place, CommandStatus.REJECTED, retcode=MARKET_CLOSED)
+    rig.reconcile(rig.engine.take_dirty() | {TARGET})
+    assert rig.commands() == []
+    # The session opens: the very first tick seen after the refusal says so (it is newer than the refusal on
+    # the broker's clock), not only the one after it.
+    rig.heartbeat(TARGET, quotes=[Quote(symbol="EURUSD", bid=1.09, ask=1.0901, time=int(time.time()) + 1)])
+    rig.reconcile(rig.engine.take_dirty())
+    assert [c.source_ticket for c in rig.commands()] == [1]
 
 
 def test_a_retryable_rejection_is_a_warning_that_says_it_will_be_retried(make_rig, logs):
