@@ -35,7 +35,7 @@ from coordinator.events import (
     SourceOrderEnded,
 )
 from coordinator.ledger import CommandLedger, InFlight
-from coordinator.link_lifecycle import LinkMove, LinkStatus
+from coordinator.link_lifecycle import PENDING_STATUSES, LinkMove
 from coordinator.orphans import CONFIRMED_FATES, UNKNOWN_FATE, OrphanCandidate, OrphanTracker, source_fate
 from coordinator.planner import (
     Link,
@@ -280,7 +280,7 @@ class Engine:
             logger.info("{}: logged into the configured account {} again; copying resumes", view.name, view.account)
             if view.last_error.startswith(f"terminal {view.name} is logged into account"):
                 view.last_error = ""
-        self._dirty.update(self.targets if view is self.source else (view.name,))
+        self._mark_dirty(view)
 
     def _on_heartbeat(self, view: TerminalView, message: Heartbeat, now: float) -> None:
         if message.boot_id != view.boot_id:
@@ -340,7 +340,7 @@ class Engine:
                 logger.warning("{}: symbol {} does not exist on this terminal", view.name, name)
             view.missing_symbols.add(name)
             view.requests.symbol_answered(name)
-        self._dirty.update(self.targets if view is self.source else (view.name,))
+        self._mark_dirty(view)
 
     def _on_history(self, view: TerminalView, message: HistoryReport) -> None:
         for record in message.orders:
@@ -351,7 +351,7 @@ class Engine:
             view.closed[ticket] = ClosedOrder(ticket=ticket, symbol="", type=0, state=OrderState.NO_RECORD, magic=0,
                                               comment="")
             view.requests.history_has_no_record(ticket, now)
-        self._dirty.update(self.targets if view is self.source else (view.name,))
+        self._mark_dirty(view)
 
     def _report_source_fates(self, snapshot: Snapshot) -> None:
         """Record once what became of each source order that left the pending list."""
@@ -461,7 +461,7 @@ class Engine:
         logger.info("{}: {} trades again (a new tick); sending what waited for its session", view.name, symbol)
         if view.name in self.retries:
             self.retries[view.name].market_open(symbol, self._clock())
-        self._dirty.update(self.targets if view is self.source else (view.name,))
+        self._mark_dirty(view)
 
     def _record_failure(self, target: str, command: Command, result: CommandResult, reason: str, *,
                         fingerprint: tuple = ()) -> None:
@@ -536,6 +536,10 @@ class Engine:
                     self._send(view.name, Heartbeat(sent_at_ms=_now_ms()))
 
     # ---- planning ------------------------------------------------------------------------------
+
+    def _mark_dirty(self, view: TerminalView) -> None:
+        """What ``view`` reported changes the plans that depend on it: every target's for the source."""
+        self._dirty.update(self.targets if view is self.source else (view.name,))
 
     def take_dirty(self) -> set[str]:
         dirty, self._dirty = self._dirty, set()
@@ -836,12 +840,7 @@ class Engine:
 
     def unmanaged_copies(self, name: str) -> int:
         """Copies the state records as pending on ``name`` (a disabled target: nobody manages them now)."""
-        return sum(1 for link in self.state.links(name).values()
-                   if link.status in (LinkStatus.ACTIVE, LinkStatus.REPLACING))
-
-    def copies_on(self, name: str) -> int:
-        view = self.targets[name]
-        return len(our_copies(view.snapshot.orders)[0]) if view.snapshot else 0
+        return sum(1 for link in self.state.links(name).values() if link.status in PENDING_STATUSES)
 
 
 def _describe_copy(command: Command) -> str:

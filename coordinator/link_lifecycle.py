@@ -26,6 +26,10 @@ class LinkStatus(str, Enum):
     REMOVED = "removed"  # the copier removed it (orphan, or a type this target no longer copies)
 
 
+# A link whose copy is (as far as the copier knows) still pending on the target.
+PENDING_STATUSES = frozenset({LinkStatus.ACTIVE, LinkStatus.REPLACING})
+
+
 class LinkMove(str, Enum):
     """What happened to a linked copy."""
 

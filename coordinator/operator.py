@@ -25,6 +25,7 @@ from typing import Any
 from config import AppConfig, Role, TerminalConfig
 from config.exit_codes import ExitCode, StatusExitCode
 from coordinator.instance_lock import running_coordinator_pid
+from coordinator.link_lifecycle import PENDING_STATUSES
 from coordinator.state import DATABASE_NAME
 from coordinator.status import TerminalStatus, read_status
 from protocol.mt5 import describe_retcode
@@ -119,8 +120,9 @@ def gather_status(config: AppConfig, now: float) -> StatusReport:
     try:
         with closing(_open_read_only(path)) as db:
             rows = {row.name: row for row in read_status(db)}
+            pending = ", ".join(f"'{status.value}'" for status in sorted(PENDING_STATUSES))
             links = {target: (total, active or 0) for target, total, active in db.execute(
-                "SELECT target, COUNT(*), SUM(status IN ('active', 'replacing')) FROM links GROUP BY target")}
+                f"SELECT target, COUNT(*), SUM(status IN ({pending})) FROM links GROUP BY target")}
     except FileNotFoundError:
         state_note = f"no state yet at {path}: the copier has not run with this config"
     except sqlite3.DatabaseError as e:

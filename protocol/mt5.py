@@ -121,8 +121,6 @@ class OrderState(IntEnum):
 COPIER_ORDER_STATES = frozenset({OrderState.NOT_IN_HISTORY_YET, OrderState.NO_RECORD})  # not MT5 values
 _FATES = {OrderState.CANCELED: "cancelled", OrderState.FILLED: "filled", OrderState.EXPIRED: "expired",
           OrderState.REJECTED: "rejected"}
-# The states that end a pending order for good, as the history records them.
-FINAL_ORDER_STATES = frozenset(_FATES)
 FINAL_FATES = frozenset(_FATES.values())
 
 

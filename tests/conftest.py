@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from coordinator.instance_lock import CoordinatorLock
+from coordinator.state import StateStore
+from coordinator.status import StatusBoard
 from tests.enginekit import EngineRig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,3 +147,26 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., EngineRig]]:
     yield make
     for rig in rigs:
         rig.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StateStore]:
+    """The coordinator's state in the test's ``state`` folder."""
+    state = StateStore(tmp_path / "state")
+    yield state
+    state.close()
+
+
+@pytest.fixture
+def board(store: StateStore) -> Iterator[StatusBoard]:
+    """The status table of ``store``, on a connection of its own, as ``mt5-copier status`` reads it."""
+    db = sqlite3.connect(store.path, isolation_level=None)
+    yield StatusBoard(db)
+    db.close()
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[int]:
+    """A coordinator holding the state folder's lock (this test process): status sees it as running."""
+    with CoordinatorLock(tmp_path / "state"):
+        yield os.getpid()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,13 +40,6 @@ def test_a_filled_copy_can_never_be_made_pending_again_by_a_move():
     for move in LinkMove:
         with pytest.raises(InvalidLinkMove):
             next_status(FILLED, move)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[StateStore]:
-    state = StateStore(tmp_path / "state")
-    yield state
-    state.close()
 
 
 def placed(store: StateStore, source_ticket: int = 1, copy_ticket: int = 9001) -> None:

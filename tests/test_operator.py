@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import time
@@ -13,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from coordinator.cli import main
-from coordinator.instance_lock import CoordinatorLock
 from coordinator.operator import parse_since
 from coordinator.planner import Link
 from coordinator.state import StateStore
-from coordinator.status import StatusBoard, TerminalStatus
+from coordinator.status import TerminalStatus
 
 CONFIG = """
 [coordinator]
@@ -51,27 +49,6 @@ def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "copier.toml"
     path.write_text(CONFIG, encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    state = StateStore(tmp_path / "state")
-    yield state
-    state.close()
-
-
-@pytest.fixture
-def board(store: StateStore):
-    db = sqlite3.connect(store.path, isolation_level=None)
-    yield StatusBoard(db)
-    db.close()
-
-
-@pytest.fixture
-def running(tmp_path: Path):
-    """A coordinator holding the state folder's lock (this test process): status sees it as running."""
-    with CoordinatorLock(tmp_path / "state"):
-        yield os.getpid()
 
 
 def status_row(name: str, role: str = "target", *, age: float = 0.0, **fields) -> TerminalStatus:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
 import time
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from coordinator.cli import main
-from coordinator.instance_lock import CoordinatorLock
 from coordinator.planner import Link
-from coordinator.state import StateStore
-from coordinator.status import StatusBoard, TerminalStatus
+from coordinator.status import TerminalStatus
 
 CONFIG = """
 [coordinator]
@@ -52,26 +48,6 @@ def config_path(tmp_path: Path) -> Path:
     path = tmp_path / "copier.toml"
     path.write_text(CONFIG, encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    state = StateStore(tmp_path / "state")
-    yield state
-    state.close()
-
-
-@pytest.fixture
-def board(store: StateStore):
-    db = sqlite3.connect(store.path, isolation_level=None)
-    yield StatusBoard(db)
-    db.close()
-
-
-@pytest.fixture
-def running(tmp_path: Path):
-    with CoordinatorLock(tmp_path / "state"):
-        yield os.getpid()
 
 
 def healthy(name: str, role: str = "target", *, age: float = 0.0, **fields) -> TerminalStatus:
