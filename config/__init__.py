@@ -1,29 +1,25 @@
 """Configuration of mt5-copier: one TOML file, validated into frozen, typed objects.
 
 ``load_config(path)`` reads a file; ``parse_config(data, base_dir=...)`` validates an already-parsed
-dict. Both raise ``ConfigError`` listing every problem found. ``config/example.toml`` documents every key.
+dict. Both raise ``ConfigError`` listing every problem found. Every key is declared once, in ``config/model.py``;
+``config/example.toml`` and the README's configuration tables document them (the tests hold them to it).
 """
 
 from .checks import config_notes
-from .errors import ConfigError, ConfigProblem
-from .loader import EXAMPLE_CONFIG_PATH, load_config, parse_config
-from .model import (
-    AppConfig,
+from .choices import (
     Backend,
-    CoordinatorConfig,
-    CopySettings,
     ExpirationFallback,
     OrderKind,
     OrphanPolicy,
-    OrphanSettings,
     OutOfBounds,
     PriceMode,
     Role,
-    TargetConfig,
-    TerminalConfig,
     VolumeMode,
     VolumeRounding,
 )
+from .errors import ConfigError, ConfigProblem
+from .loader import EXAMPLE_CONFIG_PATH, load_config, parse_config
+from .model import AppConfig, CoordinatorConfig, CopySettings, OrphanSettings, TargetConfig, TerminalConfig
 
 __all__ = [
     "EXAMPLE_CONFIG_PATH",

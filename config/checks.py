@@ -13,8 +13,9 @@ from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .choices import Backend, VolumeMode
 from .errors import ConfigProblem
-from .model import AppConfig, Backend, VolumeMode
+from .model import AppConfig
 from .paths import mt5_terminal_path_problem, resolve_path, sim_terminal_problem
 from .schema import INVALID
 

@@ -1,9 +1,9 @@
 """Turn a TOML config file (or the dict it parses to) into a validated ``AppConfig``.
 
-As in freqtrade, the shape of every key (``config.keys``) and then the cross-field checks
-(``config.checks``), but in one round: the cross-field checks run on every value whose shape is valid, so
-one ``ConfigError`` lists everything wrong with the file. A problem inside a target names it:
-``targets[1] (broker-b).lot_multiplier: ...``.
+As in freqtrade, the shape of every key (``config.keys``, derived from the declarations in ``config.model``)
+and then the cross-field checks (``config.checks``), but in one round: the cross-field checks run on every
+value whose shape is valid, so one ``ConfigError`` lists everything wrong with the file. A problem inside a
+target names it: ``targets[1] (broker-b).lot_multiplier: ...``.
 """
 
 from __future__ import annotations
@@ -23,17 +23,9 @@ else:  # Python 3.10
 from .checks import cross_field_problems, terminal_folder_problems
 from .errors import ConfigError, ConfigProblem
 from .keys import APP
-from .model import (
-    AppConfig,
-    CoordinatorConfig,
-    CopySettings,
-    OrphanSettings,
-    Role,
-    TargetConfig,
-    TerminalConfig,
-)
-from .paths import resolve_path
+from .model import AppConfig, CoordinatorConfig, CopySettings, Role, TargetConfig, TerminalConfig
 from .schema import INVALID
+from .settings import build
 
 EXAMPLE_CONFIG_PATH = Path(__file__).with_name("example.toml")
 """The complete, commented example config shipped with the package."""
@@ -113,74 +105,16 @@ def _naming_targets(problems: list[ConfigProblem], checked: dict[str, Any]) -> l
 
 
 def _build(checked: dict[str, Any], base_dir: Path) -> AppConfig:
-    coordinator = checked["coordinator"]
+    # Every key is copied by build(); what is written here is only how the tables make up the whole.
     return AppConfig(
         path=None,
-        coordinator=CoordinatorConfig(
-            bind=coordinator["bind"],
-            interval=coordinator["interval"],
-            state_dir=resolve_path(base_dir, coordinator["state_dir"]),
-            hello_timeout=coordinator["hello_timeout"],
-            heartbeat_interval=coordinator["heartbeat_interval"],
-            worker_timeout=coordinator["worker_timeout"],
-            command_timeout=coordinator["command_timeout"],
-            log_level=coordinator["log_level"],
-        ),
-        source=_build_terminal(checked["source"], Role.SOURCE, base_dir),
+        coordinator=build(CoordinatorConfig, checked["coordinator"], base_dir),
+        source=build(TerminalConfig, checked["source"], base_dir, role=Role.SOURCE),
         targets=tuple(
             TargetConfig(
-                terminal=_build_terminal(target, Role.TARGET, base_dir),
-                copy=_build_copy(target),
+                terminal=build(TerminalConfig, target, base_dir, role=Role.TARGET),
+                copy=build(CopySettings, target, base_dir),
             )
             for target in checked["targets"]
         ),
-    )
-
-
-def _build_terminal(table: dict[str, Any], role: Role, base_dir: Path) -> TerminalConfig:
-    return TerminalConfig(
-        name=table["name"],
-        role=role,
-        backend=table["backend"],
-        path=resolve_path(base_dir, table["path"]),
-        login=table["login"],
-        server=table["server"],
-        password_env=table["password_env"],
-        remote=table["remote"],
-        poll_interval=table["poll_interval"],
-        portable=table["portable"],
-        connect_timeout=table["connect_timeout"],
-        server_utc_offset=table["server_utc_offset"],
-    )
-
-
-def _build_copy(table: dict[str, Any]) -> CopySettings:
-    return CopySettings(
-        lot_multiplier=table["lot_multiplier"],
-        min_lot=table["min_lot"],
-        max_lot=table["max_lot"],
-        order_types=frozenset(table["order_types"]),
-        symbol_suffix=table["symbol_suffix"],
-        symbol_prefix=table["symbol_prefix"],
-        symbol_map=table["symbol_map"],
-        max_pending_orders=table["max_pending_orders"],
-        enabled=table["enabled"],
-        volume_mode=table["volume_mode"],
-        fixed_lot=table["fixed_lot"],
-        volume_out_of_bounds=table["volume_out_of_bounds"],
-        volume_rounding=table["volume_rounding"],
-        scale_by_contract_size=table["scale_by_contract_size"],
-        price_mode=table["price_mode"],
-        expiration_fallback=table["expiration_fallback"],
-        replace_deleted_copies=table["replace_deleted_copies"],
-        keep_filled_copies=table["keep_filled_copies"],
-        orphans=_build_orphans(table["orphans"]),
-    )
-
-
-def _build_orphans(table: dict[str, Any]) -> OrphanSettings:
-    return OrphanSettings(
-        policy=table["policy"],
-        check_interval=table["check_interval"],
-        max_checks=table["max_checks"],
     )

@@ -1,144 +1,137 @@
-"""The typed, frozen configuration objects the rest of the copier reads.
+"""The typed, frozen configuration objects the rest of the copier reads, and the one place keys are declared.
 
-They are plain values: built and validated by ``config.loader``, never mutated afterwards, hashable,
-and safe to log (no secret lives in them, only the names of environment variables holding secrets).
+Each key is a field declared with ``setting`` (``config/settings.py``): its type, bounds and checks, its
+default and what it means. The schema the file is checked against (``config/keys.py``) and the loading
+(``config/loader.py``) are derived from these declarations. To add a key: add its field to the dataclass of
+its table here; the tests then ask for it in ``config/example.toml`` and in the README's configuration tables.
+Cross-key rules (``max_lot >= min_lot``) live in ``config/checks.py``.
+
+The objects are plain values: never mutated, hashable, and safe to log (no secret lives in them, only the
+names of environment variables holding secrets).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
-from protocol.mt5 import OrderType
+from .choices import (
+    Backend,
+    ExpirationFallback,
+    OrderKind,
+    OrphanPolicy,
+    OutOfBounds,
+    PriceMode,
+    Role,
+    VolumeMode,
+    VolumeRounding,
+)
+from .endpoints import bind_endpoint_problem
+from .formats import (
+    ENV_VAR_NAME,
+    ENV_VAR_NAME_HINT,
+    LOG_LEVELS,
+    TERMINAL_NAME,
+    TERMINAL_NAME_HINT,
+    terminal_name_problem,
+)
+from .schema import Boolean, Choice, Integer, MapOf, Number, SetOf, String
+from .settings import config_table, path_setting, setting
 
 
-class _TextEnum(str, Enum):
-    # str() and f-strings give the config spelling ("buy_limit"), the same on Python 3.10 to 3.13.
-    def __str__(self) -> str:
-        return str.__str__(self)
-
-
-class Backend(_TextEnum):
-    """Which MetaTrader 5 module a worker drives."""
-
-    MT5 = "mt5"  # the real MetaTrader5 package and terminal (Windows)
-    SIM = "sim"  # mt5sim, the simulated terminal used by tests and the demo
-
-
-class Role(_TextEnum):
-    """What a terminal is for: the one source that is copied, or a target that copies it."""
-
-    SOURCE = "source"
-    TARGET = "target"
-
-
-class OrderKind(_TextEnum):
-    """The six pending order types the copier can mirror; each member is named as its ``OrderType``."""
-
-    BUY_LIMIT = "buy_limit"
-    SELL_LIMIT = "sell_limit"
-    BUY_STOP = "buy_stop"
-    SELL_STOP = "sell_stop"
-    BUY_STOP_LIMIT = "buy_stop_limit"
-    SELL_STOP_LIMIT = "sell_stop_limit"
-
-    @property
-    def mt5_type(self) -> OrderType:
-        """The MetaTrader5 ``ORDER_TYPE_*`` value of this kind."""
-        return OrderType[self.name]
-
-    @classmethod
-    def from_mt5_type(cls, order_type: int) -> OrderKind | None:
-        """The kind for a MetaTrader5 ``ORDER_TYPE_*`` value, or None for market and close-by types."""
-        # A table, not a scan: the planner asks for every order on every plan.
-        return _KIND_BY_MT5_TYPE.get(order_type)
-
-
-_KIND_BY_MT5_TYPE: dict[int, OrderKind] = {kind.mt5_type: kind for kind in OrderKind}
-
-
-class VolumeMode(_TextEnum):
-    """How a copy's volume is worked out from the source order's volume."""
-
-    MULTIPLIER = "multiplier"  # source lots x lot_multiplier
-    FIXED = "fixed"  # always fixed_lot
-    BALANCE_RATIO = "balance_ratio"  # source lots x (target balance / source balance) x lot_multiplier
-    EQUITY_RATIO = "equity_ratio"  # the same with equity
-
-
-class OutOfBounds(_TextEnum):
-    """What happens to a volume outside min_lot/max_lot or the broker's volume_min/volume_max."""
-
-    CLAMP = "clamp"  # placed at the nearest bound
-    SKIP = "skip"  # not placed; reported as skipped
-
-
-class VolumeRounding(_TextEnum):
-    """How a sized volume is brought onto the broker's volume_step."""
-
-    DOWN = "down"  # never more than the sizing gives (the default)
-    NEAREST = "nearest"  # the nearest step, which may be up to half a step more
-
-
-class PriceMode(_TextEnum):
-    """Where a copy's prices come from."""
-
-    ABSOLUTE = "absolute"  # the source's prices as they are
-    # The source order's distance from the source's market, measured from the target's market at placement;
-    # later source edits move the copy by the same amount.
-    MARKET_DISTANCE = "market_distance"
-
-
-class ExpirationFallback(_TextEnum):
-    """What to do when the target symbol does not allow the source order's expiration mode."""
-
-    GTC = "gtc"  # place the copy good-till-cancelled
-    SKIP = "skip"  # do not place it
-
-
-class OrphanPolicy(_TextEnum):
-    """What happens to a copy whose source order no longer exists."""
-
-    KILL = "kill"  # removed, once confirmed by OrphanSettings.max_checks consecutive checks
-    PRESERVE = "preserve"  # left on the target and reported
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
+@config_table
 class CoordinatorConfig:
     """Settings of the coordinator process ([coordinator])."""
 
-    bind: str  # ZeroMQ endpoint the workers connect to
-    interval: float  # seconds between full reconciliations
-    state_dir: Path  # absolute
-    hello_timeout: float
-    heartbeat_interval: float
-    worker_timeout: float
-    command_timeout: float
-    log_level: str  # upper case, e.g. "INFO"
+    bind: str = setting(
+        String(non_empty=True, check=bind_endpoint_problem),
+        default="tcp://127.0.0.1:5757",
+        doc="ZeroMQ endpoint the coordinator binds and the workers connect to",
+    )
+    interval: float = setting(
+        Number(gt=0, le=3600),
+        default=5.0,
+        doc="seconds between full reconciliations when not running --once",
+    )
+    state_dir: Path = path_setting(  # absolute
+        file_default="state",
+        doc="folder for the coordinator's state; relative to the config file's folder",
+    )
+    hello_timeout: float = setting(
+        Number(gt=0),
+        default=30.0,
+        doc="seconds to wait for every worker's hello at start-up",
+    )
+    heartbeat_interval: float = setting(
+        Number(gt=0, le=60),
+        default=1.0,
+        doc="seconds between application-level pings",
+    )
+    worker_timeout: float = setting(
+        Number(gt=0),
+        default=10.0,
+        doc="a worker silent this long counts as gone; must exceed heartbeat_interval",
+    )
+    command_timeout: float = setting(
+        Number(gt=0),
+        default=30.0,
+        doc="seconds before an unanswered command's outcome counts as unknown",
+    )
+    log_level: str = setting(  # upper case, e.g. "INFO"
+        Choice(values=LOG_LEVELS, case_insensitive=True),
+        default="INFO",
+        doc="minimum level logged (case-insensitive)",
+    )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@config_table
 class TerminalConfig:
     """One MT5 terminal and the account logged into it ([source] or one [[targets]])."""
 
-    name: str  # routing id and file-name stem; unique across the config
-    role: Role
-    backend: Backend
-    path: Path  # absolute: terminal64.exe for mt5, the terminal directory for sim
-    login: int
-    server: str
+    name: str = setting(  # routing id and file-name stem; unique across the config
+        String(pattern=TERMINAL_NAME, pattern_hint=TERMINAL_NAME_HINT, check=terminal_name_problem),
+        doc="unique terminal name, used as a routing id and in file names",
+    )
+    role: Role  # not a key: the table it comes from
+    backend: Backend = setting(
+        Choice.of_enum(Backend),
+        doc='"mt5" for a real terminal, "sim" for mt5sim',
+    )
+    path: Path = path_setting(  # absolute
+        doc="terminal64.exe (mt5) or the terminal directory (sim); relative to the config file",
+    )
+    login: int = setting(Integer(gt=0), doc="account number")
+    server: str = setting(String(non_empty=True), doc="broker trade server")
     # Only the NAME of the environment variable: the password itself is never stored, so the
     # object can be logged, printed and sent to a worker as it is.
-    password_env: str | None
-    remote: bool  # True: the coordinator waits for this worker to connect instead of spawning it
-    poll_interval: float
-    portable: bool
-    connect_timeout: float
-    # Hours the broker's server clock runs ahead of UTC; None: worked out from the terminal's tick times.
-    # Defaulted so that code building a TerminalConfig by hand need not know about it.
-    server_utc_offset: float | None = None
+    password_env: str | None = setting(
+        String(pattern=ENV_VAR_NAME, pattern_hint=ENV_VAR_NAME_HINT, secret=True),
+        default=None,
+        doc="name of the environment variable holding the account password",
+    )
+    remote: bool = setting(
+        Boolean(),
+        default=False,
+        doc="true: the coordinator does not spawn this worker but waits for it to connect",
+    )
+    poll_interval: float = setting(
+        Number(ge=0.01, le=10),
+        default=0.1,
+        doc="seconds between polls of the terminal's orders",
+    )
+    portable: bool = setting(Boolean(), default=False, doc="mt5 only: start the terminal with /portable")
+    connect_timeout: float = setting(
+        Number(gt=0),
+        default=60.0,
+        doc="seconds allowed for initialize() to connect to the terminal",
+    )
+    server_utc_offset: float | None = setting(
+        # Real brokers run on whole, half and quarter hours (UTC+5:45 exists); anything finer is a typo.
+        Number(ge=-12, le=14, multiple_of=0.25),
+        default=None,
+        doc="hours the broker's server clock runs ahead of UTC; absent: worked out from tick times",
+    )
 
     def password(self) -> str | None:
         """The password from the environment variable named by ``password_env``.
@@ -150,42 +143,108 @@ class TerminalConfig:
         return os.environ.get(self.password_env) or None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@config_table
 class OrphanSettings:
     """What happens to copies whose source order is gone ([targets.orphans])."""
 
-    policy: OrphanPolicy = OrphanPolicy.KILL
-    check_interval: float = 5.0  # seconds between orphan checks
-    # Consecutive checks that must find the same orphan before it is killed: a source terminal that blinks
-    # (or whose snapshot briefly lacks an order) must not wipe the targets.
-    max_checks: int = 3
+    policy: OrphanPolicy = setting(
+        Choice.of_enum(OrphanPolicy),
+        default=OrphanPolicy.KILL,
+        doc='"kill": remove confirmed orphans; "preserve": leave them and report them',
+    )
+    check_interval: float = setting(
+        Number(ge=0),
+        default=5.0,
+        doc="seconds between orphan checks; 0: a check at every reconciliation",
+    )
+    # A source terminal that blinks (or whose snapshot briefly lacks an order) must not wipe the targets.
+    max_checks: int = setting(
+        Integer(ge=1),
+        default=3,
+        doc="consecutive checks that must find the same orphan before it is killed",
+    )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@config_table
 class CopySettings:
-    """How orders are copied onto one target."""
+    """How orders are copied onto one target (the copy keys of a [[targets]] table)."""
 
-    lot_multiplier: float
-    min_lot: float | None
-    max_lot: float | None
-    order_types: frozenset[OrderKind]
-    symbol_suffix: str
-    symbol_prefix: str
-    symbol_map: tuple[tuple[str, str], ...]  # sorted pairs: keeps the dataclass hashable and frozen
-    max_pending_orders: int | None  # cap on the copier's own pending orders on the target
-    enabled: bool
-    # The keys below have defaults (the same as config/keys.py) so that code and tests building settings by
-    # hand need not spell out every one of them.
-    volume_mode: VolumeMode = VolumeMode.MULTIPLIER
-    fixed_lot: float | None = None  # set exactly when volume_mode is FIXED
-    volume_out_of_bounds: OutOfBounds = OutOfBounds.CLAMP
-    volume_rounding: VolumeRounding = VolumeRounding.DOWN
-    scale_by_contract_size: bool = True  # lots x source contract size / target contract size
-    price_mode: PriceMode = PriceMode.ABSOLUTE
-    expiration_fallback: ExpirationFallback = ExpirationFallback.GTC
-    replace_deleted_copies: bool = False  # False: a copy a person deleted by hand stays deleted
-    keep_filled_copies: bool = False  # True: copies of a filled source order stay pending (not orphans)
-    orphans: OrphanSettings = OrphanSettings()
+    volume_mode: VolumeMode = setting(
+        Choice.of_enum(VolumeMode),
+        default=VolumeMode.MULTIPLIER,
+        doc="how the target volume is worked out from the source volume",
+    )
+    lot_multiplier: float = setting(
+        Number(gt=0),
+        default=1.0,
+        doc="target volume = source volume x lot_multiplier (multiplier and ratio modes)",
+    )
+    fixed_lot: float | None = setting(  # set exactly when volume_mode is FIXED (config/checks.py)
+        Number(gt=0),
+        default=None,
+        doc='the volume of every copy with volume_mode = "fixed"',
+    )
+    min_lot: float | None = setting(Number(gt=0), default=None, doc="smallest volume placed on this target")
+    max_lot: float | None = setting(Number(gt=0), default=None, doc="largest volume placed on this target")
+    volume_out_of_bounds: OutOfBounds = setting(
+        Choice.of_enum(OutOfBounds),
+        default=OutOfBounds.CLAMP,
+        doc="a volume outside the bounds is clamped into them, or the order is skipped",
+    )
+    volume_rounding: VolumeRounding = setting(
+        Choice.of_enum(VolumeRounding),
+        default=VolumeRounding.DOWN,
+        doc="onto the broker's volume_step: down (never more than the sizing gives) or to the nearest",
+    )
+    scale_by_contract_size: bool = setting(
+        Boolean(),
+        default=True,
+        doc="scale lots by source contract size / target contract size, so the notional matches",
+    )
+    price_mode: PriceMode = setting(
+        Choice.of_enum(PriceMode),
+        default=PriceMode.ABSOLUTE,
+        doc="copy the source's prices, or keep the source order's distance from the market",
+    )
+    expiration_fallback: ExpirationFallback = setting(
+        Choice.of_enum(ExpirationFallback),
+        default=ExpirationFallback.GTC,
+        doc="when the target symbol refuses the source's expiration mode: place as GTC, or skip",
+    )
+    replace_deleted_copies: bool = setting(
+        Boolean(),
+        default=False,
+        doc="true: a copy deleted by hand is placed again while its source order is pending",
+    )
+    keep_filled_copies: bool = setting(
+        Boolean(),
+        default=False,
+        doc="true: copies of a filled source order stay pending instead of becoming orphans",
+    )
+    orphans: OrphanSettings = setting(
+        OrphanSettings,
+        default=OrphanSettings(),
+        doc="what happens to copies whose source order is gone",
+    )
+    order_types: frozenset[OrderKind] = setting(
+        SetOf(item=Choice.of_enum(OrderKind), non_empty=True),
+        default=frozenset(OrderKind),
+        shown_default="all six",
+        doc="pending order types copied to this target",
+    )
+    symbol_suffix: str = setting(String(), default="", doc="appended to source symbols")
+    symbol_prefix: str = setting(String(), default="", doc="prepended to source symbols")
+    max_pending_orders: int | None = setting(
+        Integer(ge=0),
+        default=None,
+        doc="cap on the copier's pending orders on this target; 0: no new copies, existing ones followed",
+    )
+    enabled: bool = setting(Boolean(), default=True, doc="false: copy nothing to this target")
+    symbol_map: tuple[tuple[str, str], ...] = setting(  # sorted pairs: keeps the dataclass hashable and frozen
+        MapOf(value=String(non_empty=True)),
+        default=(),
+        doc="source symbol -> target symbol; wins over symbol_prefix and symbol_suffix",
+    )
 
     def map_symbol(self, source_symbol: str) -> str:
         """The target's symbol for a source symbol: ``symbol_map`` first, else prefix + symbol + suffix."""
@@ -195,9 +254,12 @@ class CopySettings:
         return f"{self.symbol_prefix}{source_symbol}{self.symbol_suffix}"
 
 
+# The objects below hold tables but declare no key: config/keys.py lays the file out, config/loader.py builds them.
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TargetConfig:
-    """A target terminal and how orders are copied onto it."""
+    """A target terminal and how orders are copied onto it: one [[targets]] table, terminal and copy keys."""
 
     terminal: TerminalConfig  # role TARGET
     copy: CopySettings

@@ -1,15 +1,25 @@
 """A small declarative schema engine for TOML-shaped data.
 
 A schema is a tree of specs: scalars (``String``, ``Integer``, ``Number``, ``Boolean``, ``Choice``) and
-containers (``ListOf``, ``Table``, ``ArrayOfTables``, ``MapOf``). Validation walks the whole tree and
+containers (``ListOf``, ``SetOf``, ``Table``, ``ArrayOfTables``, ``MapOf``). Validation walks the whole tree and
 appends every problem it finds to a list instead of raising at the first one, so a person can fix a
 config file in one pass. Valid values come back normalised (ints widened to float, choices converted,
-defaults filled in, containers as tuples); invalid ones come back as ``INVALID``. Tables and arrays of tables
-come back with their valid parts even when something inside them is invalid (a missing required key reads
-as ``INVALID`` too), so the cross-field checks can run in the same round on whatever is valid; a caller
-knows the whole is valid only when no problem was recorded.
+defaults filled in, containers as tuples, sets as frozensets); invalid ones come back as ``INVALID``. Tables
+and arrays of tables come back with their valid parts even when something inside them is invalid (a missing
+required key reads as ``INVALID`` too), so the cross-field checks can run in the same round on whatever is
+valid; a caller knows the whole is valid only when no problem was recorded.
 
-Adding a config key means adding a ``Field`` to a ``Table`` (see ``config/keys.py``).
+Config keys are not written here: they are declared on the model (``config/model.py``) and their ``Field``s
+derived from those declarations (``config/settings.py``).
+
+Why hand-written rather than a library: its messages are what a person fixing a config file reads, and
+none of the libraries that fit gives them. msgspec stops at the first error ("Expected `int`, got `str` -
+at `$.source.login`"). pydantic collects the type errors, but words them for programmers ("Input should
+be a valid integer"), shows the received value unless told not to (a password typed into the wrong key),
+offers no "did you mean", and runs its cross-field validators only once every field is valid, so a file
+takes two rounds to fix; rewording its errors would cost about as much as this module, plus a compiled
+dependency. Here: every problem in one round, with its key path, in TOML's words ("got string 'abc'"),
+close matches for unknown keys, and secret values never echoed.
 """
 
 from __future__ import annotations
@@ -256,6 +266,18 @@ class ListOf(Spec):
             else:
                 first_seen[item] = index
         return INVALID if len(problems) > before else tuple(items)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetOf(Spec):
+    """An array of distinct items whose order means nothing; returned as a frozenset."""
+
+    item: Spec
+    non_empty: bool = False
+
+    def validate(self, value: object, path: str, problems: Problems) -> Any:
+        items = ListOf(item=self.item, non_empty=self.non_empty, unique=True).validate(value, path, problems)
+        return INVALID if items is INVALID else frozenset(items)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from coordinator.actions import Action
 from coordinator.link_lifecycle import LinkMove
 from coordinator.state import StateStore
 from protocol import Command, CommandKind, CommandResult, CommandStatus, Snapshot
@@ -25,13 +26,13 @@ RECOVERED_AGE_SECONDS = 3600.0  # an intent from before this start is "unknown s
 
 @dataclass(slots=True)
 class InFlight:
-    command: Command
+    action: Action  # what the plan decided
+    command: Command  # what was sent for it (its command_id answers)
     sent_at: float  # the engine's clock
     fingerprint: tuple = ()  # the source order as it was when the command was planned
     unknown_since: float = 0.0  # set once the outcome is unknown (0 = known so far)
     recovered: bool = False  # found unsettled in the state at start-up (sent by an earlier run)
     worker_gone: bool = False  # the worker process that had it exited: any later worker's report is newer
-    adjustment: str = ""  # what changed the copy from a plain copy of its source (contract sizes, a bound)
 
 
 class CommandLedger:
@@ -49,21 +50,21 @@ class CommandLedger:
                 abandoned.append(intent.command)
                 continue
             self.in_flight[intent.target][intent.command.source_ticket] = InFlight(
-                command=intent.command, sent_at=now, unknown_since=now - RECOVERED_AGE_SECONDS, recovered=True)
+                action=intent.action, command=intent.command, sent_at=now,
+                unknown_since=now - RECOVERED_AGE_SECONDS, recovered=True)
             held.append((intent.target, intent.command))
         return abandoned, held
 
-    def record(self, target: str, commands: Sequence[Command], now: float, fingerprints: Mapping[int, tuple],
-               adjustments: Mapping[int, str]) -> None:
-        """Make each command's intent durable, then hold it as in flight. A replacement marks its link first,
-        so a copy found missing later is known to be ours to place again."""
+    def record(self, target: str, sends: Sequence[tuple[Action, Command]], now: float,
+               fingerprints: Mapping[int, tuple]) -> None:
+        """Make each intent durable (the action and its command, with the link move the action makes on
+        recording: a replacement marks its link first, so a copy found missing later is known to be ours to
+        place again), then hold it as in flight."""
         flights = self.in_flight[target]
-        for command in commands:
-            move = LinkMove.REPLACE_STARTED if command.kind is CommandKind.REPLACE else None
-            self._state.record_intent(target, command, link_move=move)
+        for action, command in sends:
+            self._state.record_intent(target, action, command)
             flights[command.source_ticket] = InFlight(
-                command=command, sent_at=now, fingerprint=fingerprints.get(command.source_ticket, ()),
-                adjustment=adjustments.get(command.source_ticket, ""))
+                action=action, command=command, sent_at=now, fingerprint=fingerprints.get(command.source_ticket, ()))
 
     def not_delivered(self, target: str, commands: Sequence[Command]) -> None:
         """The batch never left (the worker just vanished): nothing can have happened; the next plan retries."""

@@ -14,6 +14,7 @@ that a new copy may exist.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -24,6 +25,19 @@ class LinkStatus(str, Enum):
     DELETED = "deleted"  # someone else removed it (a person, or the broker)
     EXPIRED = "expired"
     REMOVED = "removed"  # the copier removed it (orphan, or a type this target no longer copies)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Link:
+    """The copier's record that ``copy_ticket`` is (or was) the copy of ``source_ticket``."""
+
+    source_ticket: int
+    copy_ticket: int
+    status: LinkStatus = LinkStatus.ACTIVE
+    symbol: str = ""
+    volume: float = 0.0
+    source_volume: float = 0.0  # the source volume the copy was sized from (a change replaces the copy)
+    price_offset: float = 0.0  # price_mode = "market_distance": the copy's price minus the source's
 
 
 # A link whose copy is (as far as the copier knows) still pending on the target.

@@ -45,6 +45,15 @@ class OrphanCandidate:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfirmedOrphan:
+    """An orphan the policy confirmed for removal: the planner removes it (under the rules of every removal)
+    and its action carries both texts to the log and the history."""
+
+    reason: str  # "orphan: source order #5 is cancelled"
+    evidence: str  # what confirmed it: the source's history, or the consecutive checks that found it
+
+
+@dataclass(frozen=True, slots=True)
 class OrphanDecision:
     """What one check decided. Orphans still being confirmed appear in neither tuple (only in evidence)."""
 

@@ -2,9 +2,10 @@
 
 ``plan_target`` is a function of its inputs alone (no I/O, no clock): the source's pending orders, the
 target's orders, positions and history, its settings, symbol specifications, prices and clock, the
-copier's links and what is in flight. It returns the commands to send and an account of everything it did
+copier's links and what is in flight. It returns the actions to take (``coordinator/actions.py``: each with
+its reason and its link move; they become wire commands only when sent) and an account of everything it did
 not do and why. The coordinator runs it on every change and on a timer; running it twice on the same facts
-yields the same plan, and a plan computed after its commands took effect is empty. That is what makes
+yields the same plan, and a plan computed after its actions took effect is empty. That is what makes
 re-planning safe.
 
 No place is ever planned for a source ticket that (a) has a copy on the target (magic = source ticket and
@@ -21,10 +22,12 @@ from enum import Enum
 
 from config import OrderKind, PriceMode, TargetConfig
 from coordinator import market_checks as checks
+from coordinator.actions import Action, ActionKind, CopyTicket, SourceTicket
 from coordinator.clocks import same_expiration
 from coordinator.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
-from coordinator.link_lifecycle import LinkStatus
-from protocol import ClosedOrder, Command, CommandKind, PendingOrder, PositionFacts, Quote, SymbolSpec
+from coordinator.link_lifecycle import Link, LinkStatus
+from coordinator.orphans import ConfirmedOrphan
+from protocol import ClosedOrder, PendingOrder, PositionFacts, Quote, SymbolSpec
 from protocol.mt5 import OrderState, order_state_of
 from protocol.tags import copy_tag, parse_tag
 
@@ -63,19 +66,6 @@ class Skip:
         return self.symbol or self.source_symbol
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Link:
-    """The copier's record that ``copy_ticket`` is (or was) the copy of ``source_ticket``."""
-
-    source_ticket: int
-    copy_ticket: int
-    status: LinkStatus = LinkStatus.ACTIVE
-    symbol: str = ""
-    volume: float = 0.0
-    source_volume: float = 0.0
-    price_offset: float = 0.0
-
-
 @dataclass(frozen=True, slots=True)
 class LinkUpdate:
     source_ticket: int
@@ -97,8 +87,8 @@ class TargetInputs:
     # Copy tickets the terminal's history has no record of, after the engine's bounded number of looks.
     no_record: frozenset[int] = frozenset()
     closed_markets: frozenset[str] = frozenset()  # target symbols the broker said are closed, until a new tick
-    # Orphans (copies whose source order is gone) the orphan policy confirmed for removal: copy ticket -> why.
-    orphan_removals: Mapping[int, str] = field(default_factory=dict)
+    # Orphans (copies whose source order is gone) the orphan policy confirmed for removal, by copy ticket.
+    orphan_removals: Mapping[int, ConfirmedOrphan] = field(default_factory=dict)
     missing_symbols: frozenset[str] = frozenset()
     links: Mapping[int, Link] = field(default_factory=dict)
     in_flight: frozenset[int] = frozenset()  # source tickets with a command outstanding
@@ -107,7 +97,7 @@ class TargetInputs:
 
 @dataclass(slots=True)
 class TargetPlan:
-    commands: list[Command] = field(default_factory=list)  # command_id and deadline are filled by the sender
+    actions: list[Action] = field(default_factory=list)  # at most one per source order
     skips: list[Skip] = field(default_factory=list)
     filtered: list[int] = field(default_factory=list)  # order types this target does not copy
     in_sync: list[int] = field(default_factory=list)  # source tickets whose copy is as it should be
@@ -118,10 +108,8 @@ class TargetPlan:
     duplicates: list[PendingOrder] = field(default_factory=list)  # extra copies of one source order
     needed_symbols: set[str] = field(default_factory=set)
     needed_history: set[int] = field(default_factory=set)  # copy tickets whose fate is unknown
-    # What changed a placed copy from a plain copy of its source (contract sizes, a bound, the expiration), by
-    # source ticket: said in the log, the history and the summary with the command's outcome.
-    adjustments: dict[int, str] = field(default_factory=dict)
-    removal_reasons: dict[int, str] = field(default_factory=dict)  # source ticket -> why its copy is removed
+    # Links that have done their job (source order gone, copy no longer pending, nothing in flight): dropped.
+    finished_links: list[int] = field(default_factory=list)
 
 
 def our_copies(orders: Sequence[PendingOrder]) -> tuple[dict[int, PendingOrder], list[PendingOrder]]:
@@ -173,6 +161,7 @@ class _Planner:
         self._plan_duplicates()
         self._plan_orphan_removals()
         self._hold_closed_markets()
+        self._finish_links()
         return plan
 
     # ---- one source order ----------------------------------------------------------------------
@@ -283,9 +272,7 @@ class _Planner:
         if self.capacity is not None and self.capacity <= 0:
             self._skip(order, symbol, SkipReason.CAPPED, self._cap_detail())
             return
-        if wanted.note:
-            self.plan.adjustments[order.ticket] = wanted.note
-        self.plan.commands.append(_command(CommandKind.PLACE, order, wanted))
+        self.plan.actions.append(_action(ActionKind.PLACE, order, wanted))
         if self.capacity is not None:
             self.capacity -= 1
 
@@ -356,9 +343,7 @@ class _Planner:
                 self._skip(order, copy.symbol, SkipReason.FROZEN if frozen else
                            (SkipReason.TOO_CLOSE if waiting else SkipReason.CANNOT_COPY), problem or frozen or "")
                 return
-            if wanted.note:
-                plan.adjustments[order.ticket] = wanted.note
-            plan.commands.append(_command(CommandKind.REPLACE, order, wanted, ticket=copy.ticket))
+            plan.actions.append(_action(ActionKind.REPLACE, order, wanted, ticket=copy.ticket))
             return
         if _same_levels(copy, wanted, spec):
             plan.in_sync.append(order.ticket)
@@ -375,24 +360,23 @@ class _Planner:
                 self._skip(order, copy.symbol, SkipReason.FROZEN if frozen else SkipReason.TOO_CLOSE,
                            frozen or problem or "")
                 return
-        plan.commands.append(_command(CommandKind.MODIFY, order, wanted, ticket=copy.ticket))
+        plan.actions.append(_action(ActionKind.MODIFY, order, wanted, ticket=copy.ticket))
 
-    def _remove(self, copy: PendingOrder, reason: str) -> None:
+    def _remove(self, copy: PendingOrder, reason: str, evidence: str = "") -> None:
         spec = self.target.specs.get(copy.symbol)
         quote = self._quote(spec) if spec else None
         frozen = checks.frozen_problem(copy, quote, spec) if spec and quote else None
         if frozen:
             self.plan.skips.append(Skip(copy.magic, copy.symbol, SkipReason.FROZEN, frozen))
             return
-        self.plan.commands.append(Command(command_id="", kind=CommandKind.REMOVE, source_ticket=copy.magic,
-                                          symbol=copy.symbol, ticket=copy.ticket, magic=copy.magic,
-                                          comment=copy.comment))
-        self.plan.removal_reasons[copy.magic] = reason
+        self.plan.actions.append(Action(kind=ActionKind.REMOVE, source_ticket=SourceTicket(copy.magic),
+                                        symbol=copy.symbol, ticket=CopyTicket(copy.ticket), magic=copy.magic,
+                                        comment=copy.comment, reason=reason, evidence=evidence))
 
     def _plan_duplicates(self) -> None:
         """A second copy of one source order is the copier's own mistake (or a second copier): remove it, one
         per source order per plan, keeping the oldest (lowest ticket) one."""
-        seen = {command.source_ticket for command in self.plan.commands}  # one command per order per plan
+        seen: set[int] = {action.source_ticket for action in self.plan.actions}  # one action per order per plan
         for extra in self.plan.duplicates:
             if extra.magic in seen or extra.magic in self.target.in_flight or extra.magic in self.target.backoff:
                 continue
@@ -403,29 +387,33 @@ class _Planner:
         """Orphans the orphan policy confirmed are removed, under the same rules as every removal: one command
         per source order per plan, nothing while one is in flight or its last failure backs off, not while
         frozen near the market, not into a closed market."""
-        seen = {command.source_ticket for command in self.plan.commands}
+        seen: set[int] = {action.source_ticket for action in self.plan.actions}
         for copy in self.plan.orphans:
-            reason = self.target.orphan_removals.get(copy.ticket)
-            if reason is None or copy.magic in seen or copy.magic in self.target.in_flight \
+            confirmed = self.target.orphan_removals.get(copy.ticket)
+            if confirmed is None or copy.magic in seen or copy.magic in self.target.in_flight \
                     or copy.magic in self.target.backoff:
                 continue
             seen.add(copy.magic)
-            self._remove(copy, reason)
+            self._remove(copy, confirmed.reason, confirmed.evidence)
 
     def _hold_closed_markets(self) -> None:
         """Nothing reaches a broker whose market for the symbol is closed: it would only be refused again."""
         closed = self.target.closed_markets
         if not closed:
             return
-        held = [command for command in self.plan.commands if command.symbol in closed]
+        held = [action for action in self.plan.actions if action.symbol in closed]
         if not held:
             return
-        self.plan.commands = [command for command in self.plan.commands if command.symbol not in closed]
-        for command in held:
-            self.plan.removal_reasons.pop(command.source_ticket, None)
-            self.plan.adjustments.pop(command.source_ticket, None)
-            self.plan.skips.append(Skip(command.source_ticket, command.symbol, SkipReason.MARKET_CLOSED,
-                                        f"{command.kind.value} held until {command.symbol} trades again"))
+        self.plan.actions = [action for action in self.plan.actions if action.symbol not in closed]
+        for action in held:
+            self.plan.skips.append(Skip(action.source_ticket, action.symbol, SkipReason.MARKET_CLOSED,
+                                        f"{action.kind.value} held until {action.symbol} trades again"))
+
+    def _finish_links(self) -> None:
+        """A link whose source order is gone for good and whose copy is no longer pending has done its job."""
+        live_sources = {order.ticket for order in self.source_orders}
+        self.plan.finished_links = [ticket for ticket in self.target.links if ticket not in live_sources
+                                    and ticket not in self.copies and ticket not in self.target.in_flight]
 
     # ---- helpers -------------------------------------------------------------------------------
 
@@ -489,14 +477,13 @@ def _same_levels(copy: PendingOrder, wanted: DesiredCopy, spec: SymbolSpec) -> b
     )
 
 
-def _command(kind: CommandKind, order: PendingOrder, wanted: DesiredCopy, ticket: int = 0) -> Command:
-    return Command(
-        command_id="",
+def _action(kind: ActionKind, order: PendingOrder, wanted: DesiredCopy, ticket: int = 0) -> Action:
+    return Action(
         kind=kind,
-        source_ticket=order.ticket,
+        source_ticket=SourceTicket(order.ticket),
         symbol=wanted.symbol,
-        ticket=ticket,
-        order_type=int(wanted.order_type),  # the wire carries plain ints
+        ticket=CopyTicket(ticket),
+        order_type=int(wanted.order_type),
         volume=wanted.volume,
         price=wanted.price,
         stoplimit=wanted.stoplimit,
@@ -508,4 +495,5 @@ def _command(kind: CommandKind, order: PendingOrder, wanted: DesiredCopy, ticket
         comment=copy_tag(order.ticket),
         source_volume=wanted.source_volume,
         price_offset=wanted.price_offset,
+        adjustment=wanted.note,
     )

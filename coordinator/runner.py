@@ -99,8 +99,7 @@ class Coordinator:
             if view.welcomed or not view.config.remote:
                 self._hub.send(view.name, Shutdown(reason=self._stop_reason or "coordinator stopping"))
         self._supervisor.stop_all()
-        for view in self.engine.views.values():
-            view.online = False
+        self.engine.sessions.all_stopped()
         self.engine.publish_status(final=True)
         self._hub.close()
         logger.info("coordinator stopped{}", f": {self._stop_reason}" if self._stop_reason else "")
@@ -119,7 +118,7 @@ class Coordinator:
             self.engine.worker_exited(name, code)
         self._kill_hung_workers()
         for name, view in self.engine.views.items():
-            view.restarts = self._supervisor.restarts(name)
+            self.engine.sessions.note_restarts(view, self._supervisor.restarts(name))
 
     def _kill_hung_workers(self) -> None:
         """A local worker silent too long is stuck (a terminal call that blocks, a stopped process): kill it,
@@ -134,7 +133,8 @@ class Coordinator:
             allowed = allowed_silence(view, self.config.coordinator)
             if silent <= allowed:
                 continue
-            view.last_error = f"silent for {silent:.0f}s, killed as hung"  # the exit that follows adds its code
+            # The exit that follows adds its code to this error.
+            self.engine.sessions.note_unavailable(view, f"silent for {silent:.0f}s, killed as hung")
             logger.error("worker {} has been silent for {:.1f}s (allowed {:.0f}s): it is hung; killing it{}", name,
                          silent, allowed, "" if self.once else " so it is restarted")
             self._supervisor.kill_hung(name)
@@ -180,15 +180,14 @@ class Coordinator:
             why = view.last_error or \
                 f"its worker did not say hello within {self.config.coordinator.hello_timeout:.0f}s"
             logger.error("terminal {} is not available: {}", name, why)
-            view.last_error = why
+            self.engine.sessions.note_unavailable(view, why)
         return missing
 
     # ---- one sync ------------------------------------------------------------------------------
 
     def _ready(self, name: str) -> bool:
         assert self.engine is not None
-        view = self.engine.views[name]
-        return view.welcomed and view.snapshot is not None
+        return self.engine.sessions.ready(self.engine.views[name])
 
     def _given_up(self, name: str) -> bool:
         """Not worth waiting for: its worker reported a failure that will not mend within seconds (terminal
@@ -206,8 +205,7 @@ class Coordinator:
         engine = self.engine
         if not engine.busy():  # it also gives up requests unanswered for long
             return False
-        return any(engine.in_flight.get(name) or view.requests.outstanding()
-                   for name, view in engine.views.items() if not self._given_up(name))
+        return any(engine.outstanding(name) for name in engine.views if not self._given_up(name))
 
     def _run_once(self) -> ExitCode:
         assert self.engine is not None

@@ -18,10 +18,11 @@ from pathlib import Path
 import msgspec
 from loguru import logger
 
-from coordinator.link_lifecycle import InvalidLinkMove, LinkMove, LinkStatus, next_status
+from coordinator.actions import Action, CopyTicket, SourceTicket
+from coordinator.link_lifecycle import PENDING_STATUSES, InvalidLinkMove, Link, LinkMove, LinkStatus, next_status
 from coordinator.migrations import NewerStateError, migrate
-from coordinator.planner import Link
 from protocol import Command
+from protocol.bounds import Number, Text
 
 HISTORY_DAYS = 90
 DATABASE_NAME = "copier.db"
@@ -34,6 +35,9 @@ class StateError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Intent:
+    """What was about to be done (the action) and what was sent for it (the command)."""
+
+    action: Action
     command: Command
     target: str
     created_at: float
@@ -118,17 +122,19 @@ class StateStore:
 
     # ---- intents -------------------------------------------------------------------------------
 
-    def record_intent(self, target: str, command: Command, link_move: LinkMove | None = None) -> None:
-        """Durably record ``command`` before it is sent, and the link move it implies, in one transaction."""
-        payload = _command_to_json(command)
+    def record_intent(self, target: str, action: Action, command: Command) -> None:
+        """Durably record ``action`` and its ``command`` before the command is sent, with the link move the
+        action makes on recording, in one transaction."""
+        payload = _intent_to_json(action, command)
         with self._transaction():
             self._db.execute(
                 "INSERT INTO intents (command_id, target, source_ticket, kind, payload, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (command.command_id, target, command.source_ticket, command.kind.value, payload, time.time()),
             )
-            if link_move is not None:
-                self.move_link(target, command.source_ticket, link_move)
+            move = action.link_move_on_record
+            if move is not None:
+                self.move_link(target, action.source_ticket, move)
 
     def settle_intent(self, command_id: str, outcome: str, retcode: int = 0, copy_ticket: int = 0) -> None:
         self._db.execute(
@@ -141,16 +147,15 @@ class StateStore:
         rows = self._db.execute(
             "SELECT target, payload, created_at FROM intents WHERE settled_at IS NULL ORDER BY created_at"
         ).fetchall()
-        return [Intent(command=_command_from_json(payload), target=target, created_at=created)
-                for target, payload, created in rows]
+        return [_intent_from_json(payload, target, created) for target, payload, created in rows]
 
     # ---- links ---------------------------------------------------------------------------------
 
     def links(self, target: str) -> dict[int, Link]:
         return self._links.get(target, {})
 
-    def save_link(self, target: str, command: Command, copy_ticket: int) -> None:
-        """The copy ``copy_ticket`` now is the copy of ``command.source_ticket``, as ``command`` describes it."""
+    def save_link(self, target: str, action: Action, copy_ticket: int) -> None:
+        """The copy ``copy_ticket`` now is the copy of ``action.source_ticket``, as ``action`` describes it."""
         now = time.time()
         self._db.execute(
             "INSERT INTO links (target, source_ticket, copy_ticket, symbol, order_type, volume, price, stoplimit,"
@@ -162,21 +167,22 @@ class StateStore:
             " type_time = excluded.type_time, expiration = excluded.expiration, status = excluded.status,"
             " source_volume = excluded.source_volume, price_offset = excluded.price_offset,"
             " updated_at = excluded.updated_at",
-            (target, command.source_ticket, copy_ticket, command.symbol, command.order_type, command.volume,
-             command.price, command.stoplimit, command.sl, command.tp, command.type_time, command.expiration,
-             LinkStatus.ACTIVE.value, command.source_volume, command.price_offset, now, now),
+            (target, action.source_ticket, copy_ticket, action.symbol, action.order_type, action.volume,
+             action.price, action.stoplimit, action.sl, action.tp, action.type_time, action.expiration,
+             LinkStatus.ACTIVE.value, action.source_volume, action.price_offset, now, now),
         )
-        self._links.setdefault(target, {})[command.source_ticket] = Link(
-            source_ticket=command.source_ticket, copy_ticket=copy_ticket, status=LinkStatus.ACTIVE,
-            symbol=command.symbol, volume=command.volume, source_volume=command.source_volume,
-            price_offset=command.price_offset)
+        self._links.setdefault(target, {})[action.source_ticket] = Link(
+            source_ticket=action.source_ticket, copy_ticket=copy_ticket, status=LinkStatus.ACTIVE,
+            symbol=action.symbol, volume=action.volume, source_volume=action.source_volume,
+            price_offset=action.price_offset)
 
-    def save_link_and_settle(self, target: str, command: Command, copy_ticket: int, retcode: int) -> None:
+    def save_link_and_settle(self, target: str, action: Action, command_id: str, copy_ticket: int,
+                             retcode: int) -> None:
         """The copy is recorded and its intent settled together, or neither (a crash between the two would
         leave an intent settled with no link to show for it)."""
         with self._transaction():
-            self.save_link(target, command, copy_ticket)
-            self.settle_intent(command.command_id, "done", retcode, copy_ticket)
+            self.save_link(target, action, copy_ticket)
+            self.settle_intent(command_id, "done", retcode, copy_ticket)
 
     def adopt_link(self, target: str, link: Link) -> None:
         now = time.time()
@@ -191,6 +197,10 @@ class StateStore:
              link.source_volume, link.price_offset, now, now),
         )
         self._links.setdefault(target, {})[link.source_ticket] = link
+
+    def pending_copies(self, target: str) -> int:
+        """Copies the state records as pending on ``target`` (for a disabled target: nobody manages them now)."""
+        return sum(1 for link in self.links(target).values() if link.status in PENDING_STATUSES)
 
     def move_link(self, target: str, source_ticket: int, move: LinkMove) -> bool:
         """Apply ``move`` to the link of ``source_ticket`` on ``target`` by the lifecycle's table
@@ -270,20 +280,48 @@ class StateStore:
             yield Event(*row)
 
 
-# An intent's payload is the wire's own ``Command`` struct as JSON, so one declaration describes a command on
-# the wire and on disk, and it is checked as strictly when read back. JSON rather than msgpack: the column
-# stays TEXT that a person can read with the sqlite3 shell, and the rows 0.1 and 0.2 wrote (``json.dumps`` of
-# the same fields, with spaces) decode with the same decoder, so an old copier.db recovers its intents.
-_COMMAND_ENCODER = msgspec.json.Encoder()
-_COMMAND_DECODER = msgspec.json.Decoder(Command)
+class StoredIntent(Command, frozen=True, kw_only=True):
+    """An intent as the ``intents.payload`` column holds it: the command as sent, then what the coordinator keeps
+    of its action. Up to 0.2 a stored intent was the wire command alone, which then carried ``source_volume``
+    and ``price_offset`` too, in this order: their rows decode with this declaration and an old copier.db
+    recovers its intents (the fields added since have defaults).
+
+    JSON rather than msgpack: the column stays TEXT that a person can read with the sqlite3 shell. Decoded as
+    strictly as the wire (msgspec, with the path of a field at fault)."""
+
+    source_volume: Number = 0.0
+    price_offset: Number = 0.0
+    reason: Text = ""
+    evidence: Text = ""
+    adjustment: Text = ""
 
 
-def _command_to_json(command: Command) -> str:
-    return _COMMAND_ENCODER.encode(command).decode()
+_INTENT_ENCODER = msgspec.json.Encoder()
+_INTENT_DECODER = msgspec.json.Decoder(StoredIntent)
 
 
-def _command_from_json(payload: str) -> Command:
+def _intent_to_json(action: Action, command: Command) -> str:
+    stored = StoredIntent(
+        command_id=command.command_id, kind=action.kind, source_ticket=action.source_ticket, symbol=action.symbol,
+        ticket=action.ticket, order_type=action.order_type, volume=action.volume, price=action.price,
+        stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, type_time=action.type_time,
+        expiration=action.expiration, magic=action.magic, comment=action.comment, deadline_ms=command.deadline_ms,
+        source_volume=action.source_volume, price_offset=action.price_offset, reason=action.reason,
+        evidence=action.evidence, adjustment=action.adjustment)
+    return _INTENT_ENCODER.encode(stored).decode()
+
+
+def _intent_from_json(payload: str, target: str, created_at: float) -> Intent:
     try:
-        return _COMMAND_DECODER.decode(payload)
+        stored = _INTENT_DECODER.decode(payload)
     except msgspec.DecodeError as e:  # also ValidationError (a subclass), with the path of the field at fault
         raise StateError(f"an unsettled intent in the state file cannot be read ({e}): {payload[:200]}") from e
+    action = Action(
+        kind=stored.kind, source_ticket=SourceTicket(stored.source_ticket), symbol=stored.symbol,
+        ticket=CopyTicket(stored.ticket), order_type=stored.order_type, volume=stored.volume, price=stored.price,
+        stoplimit=stored.stoplimit, sl=stored.sl, tp=stored.tp, type_time=stored.type_time,
+        expiration=stored.expiration, magic=stored.magic, comment=stored.comment,
+        source_volume=stored.source_volume, price_offset=stored.price_offset, reason=stored.reason,
+        evidence=stored.evidence, adjustment=stored.adjustment)
+    return Intent(action=action, command=action.command(stored.command_id, stored.deadline_ms), target=target,
+                  created_at=created_at)

@@ -1,17 +1,61 @@
-"""The status board's rows, worked out from what the coordinator knows of each terminal: pure functions, so
-the projection has no say in copying and copying none in how status reads. Unknown is ``None``, never 0."""
+"""The status board's rows, worked out from what the coordinator knows of each terminal, and written for
+``mt5-copier status``: the projection has no say in copying and copying none in how status reads. Unknown
+is ``None``, never 0."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from config import TargetConfig
+from loguru import logger
+
+from config import AppConfig, TargetConfig
+from coordinator.orphan_watch import OrphanWatch
 from coordinator.planner import our_copies
 from coordinator.report import TargetReport
-from coordinator.status import TerminalStatus
+from coordinator.sessions import WorkerSessions
+from coordinator.state import StateStore
+from coordinator.status import StatusBoard, TerminalStatus
 from coordinator.views import TerminalView
 from protocol import PendingOrder
+
+
+class StatusPublisher:
+    """Writes every terminal's row to the status board (another process reads it)."""
+
+    def __init__(self, config: AppConfig, sessions: WorkerSessions, reports: Mapping[str, TargetReport],
+                 orphans: OrphanWatch, state: StateStore, clock: Callable[[], float]) -> None:
+        self._config = config
+        self._sessions = sessions
+        self._reports = reports
+        self._orphans = orphans
+        self._state = state
+        self._clock = clock
+        self._board = StatusBoard(state.connection)
+
+    def publish(self, *, final: bool = False) -> None:
+        """``final``: the coordinator is stopping; the counts its workers last reported stay readable as the
+        last known ones."""
+        try:
+            self._board.write(self.rows(final=final))
+        except Exception as e:  # status is for people; it must never stop copying
+            logger.warning("could not write the status table: {}", e)
+
+    def rows(self, *, final: bool = False) -> list[TerminalStatus]:
+        """One row per terminal: the enabled ones from what their workers report, the disabled from the state."""
+        rows = [self._row(view, final=final) for view in self._sessions.views.values()]
+        return rows + [disabled_row(target, self._state.pending_copies(target.name))
+                       for target in self._config.targets if not target.copy.enabled]
+
+    def _row(self, view: TerminalView, *, final: bool) -> TerminalStatus:
+        report = self._reports.get(view.name)
+        plan = report.last_plan if report else None
+        orphans: list[tuple[int, int, str]] = []
+        if plan is not None and view.target is not None:
+            orphans = orphan_states(plan.orphans, self._orphans.counts(view.name), self._orphans.max_checks(view.name),
+                                    self._orphans.preserved(view.name))
+        return terminal_row(view, is_source=view is self._sessions.source, report=report, orphans=orphans,
+                            talking=self._sessions.talking(view, self._clock()), final=final)
 
 
 def orphan_states(plan_orphans: Sequence[PendingOrder], counts: Mapping[int, int], max_checks: int,

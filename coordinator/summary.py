@@ -50,8 +50,8 @@ def render_summary(engine: Engine) -> str:
                 lines.append(f"  left out source #{ticket}: {reason}")
             orphans = [copy for copy in plan.orphans if copy.magic not in report.removed]
             if orphans:
-                counts = engine.orphan_trackers[name].counts()
-                needed = engine.orphan_trackers[name].settings.max_checks
+                counts = engine.orphans.counts(name)
+                needed = engine.orphans.max_checks(name)
                 for copy in orphans:
                     lines.append(f"  orphan   copy #{copy.ticket} of gone source #{copy.magic} "
                                  f"(seen in {counts.get(copy.ticket, 0)} of {needed} checks)")

@@ -170,10 +170,9 @@ class Command(Struct, frozen=True, kw_only=True):
     magic: int = 0
     comment: Text = ""
     deadline_ms: int = 0  # UTC ms after which the worker must not send it (0 = no deadline)
-    # Recorded by the coordinator with the copy (what it was sized from, how far it sits from the source
-    # price); the worker ignores them.
-    source_volume: Number = 0.0
-    price_offset: Number = 0.0
+    # Up to 0.2 two more fields rode here (source_volume, price_offset): the coordinator's own records, which
+    # the worker ignored. They now stay in the coordinator's action; a 0.2 coordinator's batch still decodes
+    # (unknown keys are skipped).
 
 
 class CommandResult(Struct, frozen=True, kw_only=True):

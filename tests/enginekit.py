@@ -11,7 +11,7 @@ the engine and executes what it sends, and ``Desk.once`` runs a ``run --once`` r
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +94,7 @@ class EngineRig:
 
     def __init__(self, state_dir: Path, target: dict[str, Any] | None = None, *,
                  more_targets: dict[str, dict[str, Any]] | None = None, fixed_offsets: bool = True,
-                 source: dict[str, Any] | None = None) -> None:
+                 source: dict[str, Any] | None = None, wall_ms: Callable[[], int] = now_ms) -> None:
         offsets = {"server_utc_offset": 0} if fixed_offsets else {}
         targets = {TARGET: target or {}, **(more_targets or {})}
         self.logins = {SOURCE: 1, **{name: 2 + i for i, name in enumerate(targets)}}
@@ -109,7 +109,7 @@ class EngineRig:
         self.clock = 1000.0
         self.sent: list[tuple[str, Message]] = []
         self.state = StateStore(state_dir)
-        self.engine = Engine(self.config, self.state, self._send, clock=lambda: self.clock)
+        self.engine = Engine(self.config, self.state, self._send, clock=lambda: self.clock, wall_ms=wall_ms)
         self.seq = dict.fromkeys(self.logins, 0)
 
     def _send(self, name: str, message: Message) -> bool:

@@ -18,4 +18,4 @@ def test_planner_benchmark_orders_are_all_placeable():
     # The benchmark measures real placements, not a planner that skips everything.
     orders = [planner_bench._order(1000 + i, 2 + i % 6, i) for i in range(12)]
     plan = plan_target(orders, inputs(quotes=planner_bench.QUOTES))
-    assert len(plan.commands) == 12 and not plan.skips
+    assert len(plan.actions) == 12 and not plan.skips

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+import re
+from enum import Enum
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,18 @@ from config import (
     parse_config,
 )
 from config.keys import COORDINATOR, ORPHANS, SOURCE, TARGET
+from config.schema import Integer, String
+from config.settings import (
+    NO_DEFAULT,
+    build,
+    config_table,
+    declared_settings,
+    documented_default,
+    key_name,
+    path_setting,
+    setting,
+    table_of,
+)
 from coordinator.orphans import OrphanTracker
 
 try:
@@ -136,6 +150,126 @@ def test_example_config_mentions_every_accepted_key():
     assert set(TARGET.field_names()) <= target_keys_used
     orphan_keys_used = set().union(*(target.get("orphans", {}).keys() for target in data["targets"]))
     assert set(ORPHANS.field_names()) <= orphan_keys_used
+
+
+# The README's configuration reference: a key declared without documentation fails here
+
+README_PATH = Path(__file__).resolve().parents[1] / "README.md"
+# The tables of keys, as the README heads them; sub-tables ([targets.orphans]) are found from their declarations.
+CONFIG_TABLES = {"[coordinator]": CoordinatorConfig, "[source]": TerminalConfig, "[[targets]]": CopySettings}
+
+
+def readme_configuration_tables() -> dict[str, dict[str, str]]:
+    """The tables under "## Configuration": heading (``[coordinator]``) -> key -> default as written there."""
+    text = README_PATH.read_text(encoding="utf-8")
+    section = text.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    tables: dict[str, dict[str, str]] = {}
+    rows: dict[str, str] = {}
+    for line in section.splitlines():
+        heading = re.match(r"### `([^`]+)`", line)
+        row = re.match(r"\| ([^|]+) \| ([^|]+) \|", line)
+        if heading:
+            rows = tables.setdefault(heading[1], {})
+        elif row and "`" in row[1]:
+            # "`login`, `server`" documents two keys; "`[targets.symbol_map]`" the key symbol_map.
+            for key in re.findall(r"`([^`]+)`", row[1]):
+                rows[key.strip("[]").rsplit(".", 1)[-1]] = row[2].replace("`", "")
+    return tables
+
+
+def declared_tables() -> dict[str, dict[str, str]]:
+    """The same shape from the declarations: heading -> key -> its default as the documentation states it."""
+    tables: dict[str, dict[str, str]] = {}
+
+    def add(heading: str, table_class: type) -> None:
+        rows = tables.setdefault(heading, {})
+        for attribute, declared in declared_settings(table_class):
+            if isinstance(declared.spec, type):  # a sub-table has its own heading
+                add(f"[{heading.strip('[]')}.{key_name(attribute, declared)}]", declared.spec)
+            else:
+                rows[key_name(attribute, declared)] = documented_default(declared)
+
+    for heading, table_class in CONFIG_TABLES.items():
+        add(heading, table_class)
+    return tables
+
+
+def test_the_readme_documents_every_declared_key_with_its_declared_default():
+    declared, documented = declared_tables(), readme_configuration_tables()
+
+    disagreements = [
+        f"{heading} {key}: declared default {default}, README: {documented.get(heading, {}).get(key, 'no row')}"
+        for heading, keys in declared.items()
+        for key, default in keys.items()
+        if documented.get(heading, {}).get(key) != default
+    ]
+    not_declared = [
+        f"{heading} {key}" for heading, keys in declared.items() for key in documented.get(heading, {}).keys() - keys
+    ]
+    assert (disagreements, not_declared) == ([], [])
+
+
+def test_the_readme_reference_is_read_as_tables_of_keys_and_defaults():
+    # Guards the reader above: a parser that found nothing would make the previous test pass vacuously.
+    tables = readme_configuration_tables()
+
+    assert tables["[coordinator]"]["interval"] == "5.0"
+    assert tables["[source]"]["login"] == tables["[source]"]["server"] == "required"
+    assert tables["[[targets]]"]["symbol_prefix"] == '""'
+    assert tables["[targets.orphans]"]["policy"] == '"kill"'
+
+
+def toml_value(value: object) -> object:
+    """A declared default as a config file would write it."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, frozenset):
+        return sorted(toml_value(item) for item in value)
+    if isinstance(value, tuple):  # the symbol map's sorted pairs
+        return dict(value)
+    return value
+
+
+@pytest.mark.parametrize("table_class", [CoordinatorConfig, TerminalConfig, CopySettings, OrphanSettings])
+def test_every_declared_default_passes_its_own_checks(table_class):
+    for attribute, declared in declared_settings(table_class):
+        if declared.default in (NO_DEFAULT, None) or isinstance(declared.spec, type):
+            continue
+        found: list[ConfigProblem] = []
+        value = declared.spec.validate(toml_value(declared.default), attribute, found)
+
+        assert (found, value) == ([], declared.default), attribute
+
+
+def test_a_key_is_declared_once_and_its_schema_and_loading_follow(tmp_path):
+    @config_table
+    class Example:
+        retries: int = setting(Integer(ge=0, le=5), default=2, doc="attempts after the first")
+        cache_dir: Path = path_setting(file_default="cache", doc="relative to the config file's folder")
+        colour: str = setting(String(non_empty=True), key="color", doc="the key is spelt as in the file")
+        role: Role  # not a key: given when built
+
+    table = table_of(Example)
+    found: list[ConfigProblem] = []
+    table.validate({"retries": 9, "colour": "red"}, "example", found)
+    valid = table.validate({"color": "red"}, "example", [])
+
+    assert table.field_names() == ("retries", "cache_dir", "color")
+    assert [str(problem) for problem in found] == [
+        "example.colour: unknown key (did you mean 'color'?); accepted keys: cache_dir, color, retries",
+        "example.retries: must be at most 5, got 9",
+        "example.color: required key is missing",
+    ]
+    built = build(Example, valid, tmp_path, role=Role.SOURCE)
+    assert built == Example(cache_dir=tmp_path / "cache", colour="red", role=Role.SOURCE)  # retries: the default
+    assert built.retries == 2
+
+
+def test_a_terminal_built_by_hand_from_its_required_keys_equals_the_loaded_one(tmp_path):
+    source = load(tmp_path).source
+
+    assert source == TerminalConfig(name="master", role=Role.SOURCE, backend=Backend.SIM,
+                                    path=tmp_path / "terminals" / "master", login=1001, server="Sim-Server")
 
 
 # ---------------------------------------------------------------------------------------------------

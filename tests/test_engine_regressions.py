@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from types import SimpleNamespace
 
@@ -118,7 +119,7 @@ def test_planner_does_not_place_for_a_replacing_link_whose_copy_filled(evidence)
     else:
         facts = dict(positions=(position_of(replace(order_, symbol="EURUSD.m"), 9201),))
     plan = plan_target([order_], inputs([], links={602: link}, **facts))
-    assert plan.commands == []
+    assert plan.actions == []
     assert [(u.source_ticket, u.status) for u in plan.link_updates] == [(602, LinkStatus.FILLED)]
     assert [ticket for ticket, _ in plan.kept_out] == [602]
 
@@ -130,7 +131,7 @@ def test_planner_still_places_for_a_replacing_link_whose_old_copy_was_removed():
     cancelled = {9202: ClosedOrder(ticket=9202, symbol="EURUSD.m", type=2, state=CANCELLED, magic=603,
                                    comment=copy_tag(603))}
     plan = plan_target([order_], inputs([], links={603: link}, closed=cancelled))
-    assert [c.kind for c in plan.commands] == [CommandKind.PLACE]
+    assert [c.kind for c in plan.actions] == [CommandKind.PLACE]
 
 
 # ---- 2. one command per source order per plan (t_engine1) ------------------------------------------
@@ -167,7 +168,7 @@ def test_engine_sends_at_most_one_command_per_source_order(make_rig, monkeypatch
 
     def doubled(source_orders, target):
         plan = real_plan(source_orders, target)
-        plan.commands.extend(replace(c, kind=CommandKind.REMOVE, ticket=9999) for c in list(plan.commands))
+        plan.actions.extend(dataclasses.replace(c, kind=CommandKind.REMOVE, ticket=9999) for c in list(plan.actions))
         return plan
 
     monkeypatch.setattr(engine_module, "plan_target", doubled)
@@ -184,20 +185,20 @@ def test_planner_plans_one_command_per_source_order():
     order_ = source_order(600, volume=0.1)
     plan = plan_target([order_], inputs([planner_copy_of(order_, 9001, volume=0.2),
                                          planner_copy_of(order_, 9002, volume=0.1)]))
-    assert kinds(plan.commands) == [("replace", 600, 9001)]
+    assert kinds(plan.actions) == [("replace", 600, 9001)]
 
     filtered = source_order(601, order_type=4, price_open=1.095, sl=1.09, tp=1.1)
     settings = settings_(order_types=frozenset({OrderKind.BUY_LIMIT}))
     plan = plan_target([filtered], inputs([planner_copy_of(filtered, 9101), planner_copy_of(filtered, 9102)],
                                           settings=settings))
-    assert kinds(plan.commands) == [("remove", 601, 9101)]
+    assert kinds(plan.actions) == [("remove", 601, 9101)]
 
 
 def test_planner_removes_no_duplicate_of_an_order_in_backoff():
     order_ = source_order(600)
     plan = plan_target([order_], inputs([planner_copy_of(order_, 9001), planner_copy_of(order_, 9002)],
                                         backoff={600: "market closed"}))
-    assert plan.commands == []
+    assert plan.actions == []
 
 
 def test_removing_a_duplicate_leaves_the_kept_copy_linked(make_rig):
@@ -263,10 +264,9 @@ def test_unknown_place_found_on_the_terminal_settles_at_once(make_rig):
 
 
 @pytest.mark.parametrize("skew_ms", [60_000, -45_000])
-def test_deadlines_are_sent_in_the_workers_clock(make_rig, monkeypatch, skew_ms):
+def test_deadlines_are_sent_in_the_workers_clock(make_rig, skew_ms):
     ours = 1_800_000_000_000
-    monkeypatch.setattr(engine_module, "_now_ms", lambda: ours)
-    rig = make_rig()
+    rig = make_rig(wall_ms=lambda: ours)
     source = order(500)
     rig.start([source], [])
     rig.heartbeat(SOURCE, sent_at_ms=ours)
@@ -656,7 +656,7 @@ def test_target_stop_limit_that_activated_into_a_limit_matches(source_type, pric
                         price_stoplimit=0.0)
     quotes = {"EURUSD.m": Quote(symbol="EURUSD.m", bid=bid, ask=bid + 0.0001)}
     plan = plan_target([order_], inputs([activated], quotes=quotes))
-    assert plan.commands == []
+    assert plan.actions == []
     assert plan.in_sync == [603]
 
 
@@ -664,14 +664,14 @@ def test_partly_filled_copy_is_not_replaced():
     order_ = source_order(604, volume=0.2)
     partial = replace(planner_copy_of(order_, 9401), volume=0.1, volume_initial=0.2)
     plan = plan_target([order_], inputs([partial]))
-    assert plan.commands == []
+    assert plan.actions == []
     assert plan.in_sync == [604]
 
 
 def test_copy_of_the_wrong_volume_is_still_replaced():
     order_ = source_order(605, volume=0.2)
     wrong = replace(planner_copy_of(order_, 9501), volume=0.1, volume_initial=0.1)
-    assert kinds(plan_target([order_], inputs([wrong])).commands) == [("replace", 605, 9501)]
+    assert kinds(plan_target([order_], inputs([wrong])).actions) == [("replace", 605, 9501)]
 
 
 def test_gtc_order_is_not_copied_where_the_symbol_forbids_gtc():
@@ -679,7 +679,7 @@ def test_gtc_order_is_not_copied_where_the_symbol_forbids_gtc():
     gtc = source_order(606)
     specified = source_order(607, type_time=2, time_expiration=1_900_000_000)
     plan = plan_target([gtc, specified], inputs(specs={"EURUSD.m": no_gtc}))
-    assert [c.source_ticket for c in plan.commands] == [607]
+    assert [c.source_ticket for c in plan.actions] == [607]
     [skip] = plan.skips
     assert (skip.source_ticket, skip.reason) == (606, SkipReason.CANNOT_COPY)
     assert "good-till-cancelled" in skip.detail

@@ -132,7 +132,7 @@ def test_a_worker_whose_terminal_is_on_another_account_is_welcomed_not_refused(m
     assert not [m for m in rig.messages(ErrorMessage, TARGET) if m.fatal]
     view = rig.engine.views[TARGET]
     assert view.welcomed and "99@S" in view.account_problem
-    status = rig.engine._status_of(view)
+    [status] = [row for row in rig.engine.status.rows() if row.name == TARGET]
     assert status.account == "99@S" and status.account_ok is False
 
 
@@ -282,8 +282,7 @@ def test_a_disabled_target_with_copies_is_reported_at_start_up_and_in_status(tmp
     disabled = EngineRig(tmp_path / "state", more_targets={"t2": {"enabled": False}})
     try:
         assert any("t2 is disabled" in line and "1 copies" in line for _, line in logs)
-        rows = {row.name: row for row in (disabled.engine._status_of_disabled(t) for t in disabled.config.targets
-                                          if not t.copy.enabled)}
+        rows = {row.name: row for row in disabled.engine.status.rows()}
         assert rows["t2"].enabled is False and rows["t2"].unmanaged_copies == 1
         assert rows["t2"].copies is None  # unknown, never 0
     finally:

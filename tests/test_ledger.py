@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from coordinator.actions import Action, ActionKind, SourceTicket
 from coordinator.ledger import UNKNOWN_OUTCOME_GRACE_SECONDS, CommandLedger
 from coordinator.state import StateStore
-from protocol import Command, CommandKind, CommandResult, CommandStatus, Snapshot
+from protocol import Command, CommandResult, CommandStatus, Snapshot
 from tests.enginekit import copy_of, order
 
 
-def place(source_ticket: int, command_id: str) -> Command:
-    return Command(command_id=command_id, kind=CommandKind.PLACE, source_ticket=source_ticket, symbol="EURUSD",
-                   volume=0.1, price=1.08, magic=source_ticket, comment=f"mtc#{source_ticket}")
+def place(source_ticket: int, command_id: str) -> tuple[Action, Command]:
+    """A placement as the dispatcher hands it to the ledger: the action, and the command sent for it."""
+    action = Action(kind=ActionKind.PLACE, source_ticket=SourceTicket(source_ticket), symbol="EURUSD", volume=0.1,
+                    price=1.08, magic=source_ticket, comment=f"mtc#{source_ticket}", source_volume=0.1)
+    return action, action.command(command_id, deadline_ms=0)
 
 
 def snapshot(*orders) -> Snapshot:
@@ -22,7 +25,7 @@ def snapshot(*orders) -> Snapshot:
 def test_an_intent_is_durable_before_it_is_in_flight_and_survives_a_restart(tmp_path: Path):
     state = StateStore(tmp_path / "state")
     ledger = CommandLedger(state, ["t1"])
-    ledger.record("t1", [place(1, "c1")], now=0.0, fingerprints={}, adjustments={})
+    ledger.record("t1", [place(1, "c1")], now=0.0, fingerprints={})
     assert set(ledger.in_flight["t1"]) == {1}
     state.close()
 
@@ -33,6 +36,7 @@ def test_an_intent_is_durable_before_it_is_in_flight_and_survives_a_restart(tmp_
         assert abandoned == [] and [(target, command.command_id) for target, command in held] == [("t1", "c1")]
         flight = again.in_flight["t1"][1]
         assert flight.recovered and flight.unknown_since < 100.0
+        assert flight.action == place(1, "c1")[0]  # what the link will be recorded from, as planned
         # The terminal shows the tagged copy: it was placed by the earlier run, and is adopted, never resent.
         [(settled, result)] = again.unknown_to_settle("t1", snapshot(copy_of(order(1), 9001)), 100.0, 99.0)
         assert settled is flight
@@ -45,7 +49,7 @@ def test_an_intent_is_durable_before_it_is_in_flight_and_survives_a_restart(tmp_
 def test_an_intent_for_a_target_no_longer_configured_is_abandoned(tmp_path: Path):
     state = StateStore(tmp_path / "state")
     try:
-        CommandLedger(state, ["gone"]).record("gone", [place(1, "c1")], 0.0, {}, {})
+        CommandLedger(state, ["gone"]).record("gone", [place(1, "c1")], 0.0, {})
         abandoned, held = CommandLedger(state, ["t1"]).recover(now=1.0)
         assert [command.command_id for command in abandoned] == ["c1"] and held == []
     finally:
@@ -56,7 +60,7 @@ def test_an_unknown_outcome_is_absent_only_after_the_grace_and_stale_results_mat
     state = StateStore(tmp_path / "state")
     try:
         ledger = CommandLedger(state, ["t1"])
-        ledger.record("t1", [place(1, "c1")], now=0.0, fingerprints={}, adjustments={})
+        ledger.record("t1", [place(1, "c1")], now=0.0, fingerprints={})
         assert ledger.matching("t1", [CommandResult(command_id="other", status=CommandStatus.DONE)]) == []
         [(_, flight)] = ledger.timed_out(now=31.0, command_timeout=30.0)
         assert ledger.unknown_to_settle("t1", snapshot(), now=32.0, welcomed_at=0.0) == []

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
+from coordinator.actions import Action, ActionKind, SourceTicket
 from coordinator.link_lifecycle import InvalidLinkMove, LinkMove, LinkStatus, allowed_moves, next_status
 from coordinator.state import StateStore
-from protocol import Command, CommandKind
 
 ACTIVE, REPLACING, FILLED, DELETED, EXPIRED, REMOVED = (
     LinkStatus.ACTIVE, LinkStatus.REPLACING, LinkStatus.FILLED, LinkStatus.DELETED, LinkStatus.EXPIRED,
@@ -36,6 +36,14 @@ def test_every_status_allows_exactly_its_moves(status):
                 next_status(status, move)
 
 
+def test_each_action_makes_the_moves_its_kind_calls_for():
+    moves = {kind: (Action(kind=kind, source_ticket=SourceTicket(1), symbol="S").link_move_on_record,
+                    Action(kind=kind, source_ticket=SourceTicket(1), symbol="S").link_move_on_done)
+             for kind in ActionKind}
+    assert moves == {ActionKind.PLACE: (None, None), ActionKind.MODIFY: (None, None),
+                     ActionKind.REPLACE: (LinkMove.REPLACE_STARTED, None), ActionKind.REMOVE: (None, LinkMove.REMOVED)}
+
+
 def test_a_filled_copy_can_never_be_made_pending_again_by_a_move():
     for move in LinkMove:
         with pytest.raises(InvalidLinkMove):
@@ -43,8 +51,8 @@ def test_a_filled_copy_can_never_be_made_pending_again_by_a_move():
 
 
 def placed(store: StateStore, source_ticket: int = 1, copy_ticket: int = 9001) -> None:
-    store.save_link("t1", Command(command_id="c", kind=CommandKind.PLACE, source_ticket=source_ticket,
-                                  symbol="EURUSD", volume=0.1, price=1.08), copy_ticket)
+    store.save_link("t1", Action(kind=ActionKind.PLACE, source_ticket=SourceTicket(source_ticket), symbol="EURUSD",
+                                 volume=0.1, price=1.08), copy_ticket)
 
 
 def test_the_store_applies_allowed_moves_and_keeps_them_across_a_restart(tmp_path: Path):

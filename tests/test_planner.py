@@ -19,6 +19,7 @@ from config import (
     VolumeRounding,
 )
 from coordinator.desired import TargetContext
+from coordinator.orphans import ConfirmedOrphan
 from coordinator.planner import Link, LinkStatus, LinkUpdate, SkipReason, TargetInputs, plan_target
 from coordinator.sizing import Accounts, round_price, size_volume, snap, step_decimals
 from protocol import ClosedOrder, CommandKind, PendingOrder, PositionFacts, Quote, SymbolSpec
@@ -80,7 +81,7 @@ def inputs(orders=(), settings=None, *, accounts=None, source_offset=0, target_o
 def test_new_source_order_is_placed_with_magic_tag_and_mapped_symbol():
     order = source_order(501, order_type=6, price_open=1.095, price_stoplimit=1.093, sl=1.09, tp=1.1)
     plan = plan_target([order], inputs(settings=settings_(lot_multiplier=2.0)))
-    [command] = plan.commands
+    [command] = plan.actions
     assert command.kind is CommandKind.PLACE
     assert (command.symbol, command.order_type, command.volume) == ("EURUSD.m", 6, 0.2)
     assert (command.price, command.stoplimit, command.sl, command.tp) == (1.095, 1.093, 1.09, 1.1)
@@ -89,7 +90,7 @@ def test_new_source_order_is_placed_with_magic_tag_and_mapped_symbol():
 
 def test_symbol_map_wins_over_the_suffix_and_prices_snap_to_the_tick_size():
     order = source_order(502, symbol="XAUUSD", price_open=2650.07, sl=2640.02, tp=2700.0, volume=0.25)
-    [command] = plan_target([order], inputs()).commands
+    [command] = plan_target([order], inputs()).actions
     assert command.symbol == "GOLD"
     assert (command.price, command.sl, command.tp) == (2650.05, 2640.0, 2700.0)
     assert command.volume == 0.2  # 0.25 rounds down to the 0.1 step: never more than the sizing gives
@@ -98,25 +99,25 @@ def test_symbol_map_wins_over_the_suffix_and_prices_snap_to_the_tick_size():
 def test_expiration_is_copied_for_specified_orders_only():
     specified = source_order(503, type_time=2, time_expiration=1_900_000_000)
     gtc = source_order(504, type_time=0, time_expiration=123)
-    commands = {c.source_ticket: c for c in plan_target([specified, gtc], inputs()).commands}
+    commands = {c.source_ticket: c for c in plan_target([specified, gtc], inputs()).actions}
     assert (commands[503].type_time, commands[503].expiration) == (2, 1_900_000_000)
     assert (commands[504].type_time, commands[504].expiration) == (0, 0)
 
 
 def test_stoplimit_price_is_only_sent_for_stop_limit_orders():
     order = source_order(505, order_type=2, price_stoplimit=1.07)
-    assert plan_target([order], inputs()).commands[0].stoplimit == 0.0
+    assert plan_target([order], inputs()).actions[0].stoplimit == 0.0
 
 
 def test_filtered_types_are_never_placed():
     orders = [source_order(506, order_type=4), source_order(507, order_type=2)]
     plan = plan_target(orders, inputs(settings=settings_(order_types=frozenset({OrderKind.BUY_LIMIT}))))
-    assert [c.source_ticket for c in plan.commands] == [507]
+    assert [c.source_ticket for c in plan.actions] == [507]
     assert plan.filtered == [506]
 
 
 def test_market_orders_on_the_source_are_ignored():
-    assert plan_target([source_order(508, order_type=0)], inputs()).commands == []
+    assert plan_target([source_order(508, order_type=0)], inputs()).actions == []
 
 
 # ---- never twice -------------------------------------------------------------------------------
@@ -125,7 +126,7 @@ def test_market_orders_on_the_source_are_ignored():
 def test_existing_copy_on_the_target_means_nothing_to_do_and_is_adopted_without_a_link():
     order = source_order(510)
     plan = plan_target([order], inputs([copy_of(order, 9001)]))
-    assert plan.commands == [] and plan.in_sync == [510]
+    assert plan.actions == [] and plan.in_sync == [510]
     assert plan.adopt == [Link(source_ticket=510, copy_ticket=9001, symbol="EURUSD.m", volume=0.1,
                                source_volume=0.1)]
 
@@ -133,13 +134,13 @@ def test_existing_copy_on_the_target_means_nothing_to_do_and_is_adopted_without_
 def test_copy_seen_before_its_result_arrives_is_not_adopted():
     order = source_order(516)
     plan = plan_target([order], inputs([copy_of(order, 9008)], in_flight=frozenset({516})))
-    assert plan.commands == [] and plan.adopt == []
+    assert plan.actions == [] and plan.adopt == []
 
 
 def test_copy_gone_with_unknown_fate_waits_for_its_history():
     order = source_order(511)
     plan = plan_target([order], inputs(links={511: Link(source_ticket=511, copy_ticket=9002)}))
-    assert plan.commands == [] and plan.needed_history == {9002}
+    assert plan.actions == [] and plan.needed_history == {9002}
     assert plan.skips[0].reason is SkipReason.HISTORY_PENDING
 
 
@@ -148,7 +149,7 @@ def test_copy_gone_whose_history_has_no_record_yet_or_only_from_one_look_waits_f
     order = source_order(520)
     closed = {9012: ClosedOrder(ticket=9012, symbol="EURUSD.m", type=2, state=state, magic=520, comment="")}
     plan = plan_target([order], inputs(links={520: Link(source_ticket=520, copy_ticket=9012)}, closed=closed))
-    assert plan.commands == [] and plan.link_updates == [] and plan.needed_history == {9012}
+    assert plan.actions == [] and plan.link_updates == [] and plan.needed_history == {9012}
     assert plan.skips[0].reason is SkipReason.HISTORY_PENDING
 
 
@@ -158,7 +159,7 @@ def test_copy_gone_with_no_record_after_the_bounded_looks_is_decided_deleted():
                                 comment="")}
     plan = plan_target([order], inputs(links={521: Link(source_ticket=521, copy_ticket=9013)}, closed=closed,
                                        no_record=frozenset({9013})))
-    assert plan.commands == [] and not plan.needed_history
+    assert plan.actions == [] and not plan.needed_history
     assert [update.status for update in plan.link_updates] == [LinkStatus.DELETED]
 
 
@@ -170,7 +171,7 @@ def test_copy_that_filled_expired_or_was_deleted_is_not_placed_again(state, stat
     order = source_order(517)
     closed = {9010: ClosedOrder(ticket=9010, symbol="EURUSD.m", type=2, state=state, magic=517, comment="")}
     plan = plan_target([order], inputs(links={517: Link(source_ticket=517, copy_ticket=9010)}, closed=closed))
-    assert plan.commands == []
+    assert plan.actions == []
     assert plan.link_updates == [LinkUpdate(517, 9010, status, plan.link_updates[0].detail)]
     assert plan.kept_out and plan.kept_out[0][0] == 517
 
@@ -180,25 +181,25 @@ def test_copy_that_became_a_position_counts_as_filled_without_history():
     position = PositionFacts(ticket=9011, identifier=9011, symbol="EURUSD.m", type=0, volume=0.1, magic=518,
                              comment=copy_tag(518))
     plan = plan_target([order], inputs(links={518: Link(source_ticket=518, copy_ticket=9011)}, positions=[position]))
-    assert plan.commands == [] and plan.link_updates[0].status is LinkStatus.FILLED
+    assert plan.actions == [] and plan.link_updates[0].status is LinkStatus.FILLED
 
 
 def test_deleted_copy_is_placed_again_when_the_settings_say_so():
     order = source_order(519)
     links = {519: Link(source_ticket=519, copy_ticket=9012, status=LinkStatus.DELETED)}
-    assert plan_target([order], inputs(links=links)).commands == []
+    assert plan_target([order], inputs(links=links)).actions == []
     again = plan_target([order], inputs(links=links, settings=settings_(replace_deleted_copies=True)))
-    assert [c.kind for c in again.commands] == [CommandKind.PLACE]
+    assert [c.kind for c in again.actions] == [CommandKind.PLACE]
 
 
 def test_copy_removed_half_way_through_a_replacement_is_placed():
     order = source_order(520)
     links = {520: Link(source_ticket=520, copy_ticket=9013, status=LinkStatus.REPLACING)}
-    assert [c.kind for c in plan_target([order], inputs(links=links)).commands] == [CommandKind.PLACE]
+    assert [c.kind for c in plan_target([order], inputs(links=links)).actions] == [CommandKind.PLACE]
 
 
 def test_order_with_a_command_in_flight_is_not_placed_again():
-    assert plan_target([source_order(512)], inputs(in_flight=frozenset({512}))).commands == []
+    assert plan_target([source_order(512)], inputs(in_flight=frozenset({512}))).actions == []
 
 
 def test_foreign_orders_with_the_source_ticket_as_magic_are_not_copies():
@@ -206,7 +207,7 @@ def test_foreign_orders_with_the_source_ticket_as_magic_are_not_copies():
     another_ea = replace(order, ticket=9003, magic=513, comment="grid EA")
     typed_by_hand = replace(order, ticket=9004, magic=0, comment=copy_tag(513))
     plan = plan_target([order], inputs([another_ea, typed_by_hand]))
-    assert [c.source_ticket for c in plan.commands] == [513]
+    assert [c.source_ticket for c in plan.actions] == [513]
     assert plan.orphans == []
 
 
@@ -214,33 +215,37 @@ def test_second_copy_of_one_source_is_removed_and_the_first_kept():
     order = source_order(514)
     plan = plan_target([order], inputs([copy_of(order, 9005), copy_of(order, 9006)]))
     assert [d.ticket for d in plan.duplicates] == [9006]
-    assert [(c.kind, c.ticket) for c in plan.commands] == [(CommandKind.REMOVE, 9006)]
+    assert [(c.kind, c.ticket) for c in plan.actions] == [(CommandKind.REMOVE, 9006)]
 
 
 def test_copy_whose_source_is_gone_is_reported_as_an_orphan():
     gone = source_order(515)
     plan = plan_target([], inputs([copy_of(gone, 9007)]))
-    assert [o.ticket for o in plan.orphans] == [9007] and plan.commands == []
+    assert [o.ticket for o in plan.orphans] == [9007] and plan.actions == []
 
 
 def test_an_orphan_the_policy_confirmed_is_removed_by_the_plan_under_the_rules_of_every_removal():
     gone, other = source_order(515), source_order(516)
     orphans = [copy_of(gone, 9007), copy_of(other, 9008)]
-    confirmed = {9007: "orphan: source order #515 is cancelled", 9008: "orphan: source order #516 is gone"}
+    confirmed = {9007: ConfirmedOrphan("orphan: source order #515 is cancelled", "the history says so"),
+                 9008: ConfirmedOrphan("orphan: source order #516 is gone", "not found in 3 checks")}
     plan = plan_target([], inputs(orphans, orphan_removals=confirmed))
-    assert [(c.kind, c.ticket) for c in plan.commands] == [(CommandKind.REMOVE, 9007), (CommandKind.REMOVE, 9008)]
-    assert plan.removal_reasons == {515: confirmed[9007], 516: confirmed[9008]}
+    assert [(c.kind, c.ticket) for c in plan.actions] == [(CommandKind.REMOVE, 9007), (CommandKind.REMOVE, 9008)]
+    # Each removal carries its reason and its evidence to the log and the history.
+    assert [(c.reason, c.evidence) for c in plan.actions] == [(confirmed[9007].reason, confirmed[9007].evidence),
+                                                              (confirmed[9008].reason, confirmed[9008].evidence)]
+    assert all(c.orphan_removal for c in plan.actions)
     # Not while a command for it is in flight or its last removal backs off; never into a closed market.
     waiting = plan_target([], inputs(orphans, orphan_removals=confirmed, in_flight=frozenset({515}),
                                      backoff={516: "requote"}))
-    assert waiting.commands == []
+    assert waiting.actions == []
     closed = plan_target([], inputs(orphans, orphan_removals=confirmed, closed_markets=frozenset({"EURUSD.m"})))
-    assert closed.commands == [] and {s.reason for s in closed.skips} == {SkipReason.MARKET_CLOSED}
+    assert closed.actions == [] and {s.reason for s in closed.skips} == {SkipReason.MARKET_CLOSED}
 
 
 def test_an_unconfirmed_orphan_is_only_reported():
     plan = plan_target([], inputs([copy_of(source_order(515), 9007)], orphan_removals={}))
-    assert plan.commands == [] and [o.ticket for o in plan.orphans] == [9007]
+    assert plan.actions == [] and [o.ticket for o in plan.orphans] == [9007]
 
 
 # ---- skips -------------------------------------------------------------------------------------
@@ -250,32 +255,32 @@ def test_missing_symbol_is_skipped_with_a_reason():
     plan = plan_target([source_order(520, symbol="GBPUSD")], inputs(missing_symbols=frozenset({"GBPUSD.m"})))
     [skip] = plan.skips
     assert skip.reason is SkipReason.SYMBOL_MISSING and "GBPUSD.m" in skip.detail
-    assert plan.commands == []
+    assert plan.actions == []
 
 
 def test_unknown_symbol_specification_is_requested_first():
     plan = plan_target([source_order(521, symbol="GBPUSD")], inputs())
     assert plan.needed_symbols == {"GBPUSD.m"}
-    assert plan.skips[0].reason is SkipReason.SYMBOL_PENDING and plan.commands == []
+    assert plan.skips[0].reason is SkipReason.SYMBOL_PENDING and plan.actions == []
 
 
 def test_pending_order_cap_copies_oldest_first_up_to_the_cap():
     orders = [source_order(530 + i, time_setup_msc=1000 - i) for i in range(5)]  # 534 is the oldest
     existing = copy_of(source_order(599), 9100)
     plan = plan_target([*orders, source_order(599)], inputs([existing], settings=settings_(max_pending_orders=3)))
-    assert [c.source_ticket for c in plan.commands] == [534, 533]
+    assert [c.source_ticket for c in plan.actions] == [534, 533]
     assert {s.source_ticket for s in plan.skips if s.reason is SkipReason.CAPPED} == {530, 531, 532}
 
 
 def test_cap_counts_places_in_flight():
     orders = [source_order(540), source_order(541)]
     plan = plan_target(orders, inputs(settings=settings_(max_pending_orders=1), in_flight=frozenset({540})))
-    assert plan.commands == [] and plan.skips[0].reason is SkipReason.CAPPED
+    assert plan.actions == [] and plan.skips[0].reason is SkipReason.CAPPED
 
 
 def test_order_in_backoff_waits():
     plan = plan_target([source_order(550)], inputs(backoff={550: "market closed"}))
-    assert plan.commands == [] and plan.skips[0].reason is SkipReason.BACKOFF
+    assert plan.actions == [] and plan.skips[0].reason is SkipReason.BACKOFF
 
 
 # ---- sizing ------------------------------------------------------------------------------------
@@ -339,7 +344,7 @@ def test_half_the_minimum_is_skipped_with_its_reason_under_skip_never_rounded_up
     assert "below the minimum 0.1" in sized.problem and "skip" in sized.problem
     # The planner reports it and sends nothing.
     plan = plan_target([source_order(1, volume=0.1)], inputs(settings=settings, specs={"EURUSD.m": COARSE}))
-    assert plan.commands == []
+    assert plan.actions == []
     [skip] = plan.skips
     assert skip.reason is SkipReason.CANNOT_COPY and "below the minimum 0.1" in skip.detail
 
@@ -350,8 +355,8 @@ def test_half_the_minimum_is_raised_under_clamp_and_says_so():
     assert sized.volume == 0.1
     assert sized.note == "0.05 raised to the minimum 0.1"
     plan = plan_target([source_order(1, volume=0.1)], inputs(settings=settings, specs={"EURUSD.m": COARSE}))
-    [command] = plan.commands
-    assert command.volume == 0.1 and plan.adjustments == {1: "0.05 raised to the minimum 0.1"}
+    [command] = plan.actions
+    assert command.volume == 0.1 and command.adjustment == "0.05 raised to the minimum 0.1"
 
 
 def test_lots_follow_the_contract_sizes_so_the_notional_matches():
@@ -365,8 +370,8 @@ def test_lots_follow_the_contract_sizes_so_the_notional_matches():
     plan = plan_target([order], inputs(settings=settings, specs={"US500.m": us500_target},
                                        quotes={"US500.m": Quote(symbol="US500.m", bid=5100.0, ask=5100.5)},
                                        source_specs={"US500": us500_source}))
-    [command] = plan.commands
-    assert command.volume == 0.2 and "contract sizes" in plan.adjustments[7]
+    [command] = plan.actions
+    assert command.volume == 0.2 and "contract sizes" in command.adjustment
     # Then the multiplier applies.
     assert size_volume(2.0, settings_(lot_multiplier=3.0), us500_target, source_contract_size=1.0).volume == 0.6
 
@@ -380,7 +385,7 @@ def test_contract_scaling_can_be_turned_off_and_never_touches_a_fixed_lot():
 
 def test_an_unknown_source_contract_size_waits_instead_of_guessing():
     plan = plan_target([source_order(1)], inputs(source_specs={}))
-    assert plan.commands == []
+    assert plan.actions == []
     [skip] = plan.skips
     assert skip.reason is SkipReason.NOT_YET and "contract size" in skip.detail
 

@@ -86,9 +86,9 @@ class TargetModel:
             for orphan in plan.orphans:
                 del self.orders[orphan.ticket]
                 self.links.pop(orphan.magic, None)
-            if not plan.commands and not plan.orphans:
+            if not plan.actions and not plan.orphans:
                 return rounds
-            for command in plan.commands:
+            for command in plan.actions:
                 self.apply(command, source)
         raise AssertionError("the plans did not converge in 5 rounds")
 
@@ -141,7 +141,7 @@ def test_any_sequence_of_source_edits_converges_to_exactly_the_right_copies(edit
 
         # A second sync on the same facts sends nothing.
         second = model.plan(source, copy_settings)
-        assert second.commands == [] and second.orphans == []
+        assert second.actions == [] and second.orphans == []
 
         # Exactly the copies the settings call for, with the right fields.
         wanted = {t: o for t, o in source.items() if OrderKind.from_mt5_type(o.type) in types}

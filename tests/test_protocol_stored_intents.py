@@ -1,14 +1,17 @@
-"""Intents are stored as the wire's ``Command`` struct, and a state file written by 0.1 still recovers its
-unsettled intents: nothing that may have reached a broker is forgotten across the upgrade."""
+"""An intent is stored as its action and the command sent for it (``StoredIntent``, a msgspec struct), and a
+state file written by 0.1 or 0.2 (which stored the wire's ``Command`` of the day) still recovers its unsettled
+intents, with what their links need: nothing that may have reached a broker is forgotten across the upgrade."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from coordinator.actions import Action, CopyTicket, SourceTicket
 from coordinator.migrations import MIGRATIONS
 from coordinator.state import DATABASE_NAME, StateError, StateStore
 from protocol import Command, CommandKind
@@ -45,6 +48,19 @@ COMMANDS_0_1 = [
 ]
 
 
+def _action_of(payload: str) -> Action:
+    """The action a 0.1 payload recorded: the command's order, and what its link is sized and priced from."""
+    plain = json.loads(payload)
+    return Action(kind=CommandKind(plain["kind"]), source_ticket=SourceTicket(plain["source_ticket"]),
+                  symbol=plain["symbol"], ticket=CopyTicket(plain["ticket"]), order_type=plain["order_type"],
+                  volume=plain["volume"], price=plain["price"], stoplimit=plain["stoplimit"], sl=plain["sl"],
+                  tp=plain["tp"], type_time=plain["type_time"], expiration=plain["expiration"], magic=plain["magic"],
+                  comment=plain["comment"], source_volume=plain["source_volume"], price_offset=plain["price_offset"])
+
+
+ACTIONS_0_1 = [_action_of(payload) for payload in PAYLOADS_0_1]
+
+
 def _state_file_of_0_1(directory: Path, payloads: list[str], settled: int = 0) -> None:
     """A copier.db as 0.1 left it: ``payloads`` recorded in order, the first ``settled`` of them settled."""
     db = sqlite3.connect(directory / DATABASE_NAME)
@@ -69,6 +85,8 @@ def test_a_state_file_of_0_1_recovers_its_unsettled_intents(tmp_path):
     finally:
         state.close()
     assert [intent.command for intent in intents] == COMMANDS_0_1
+    assert [intent.action for intent in intents] == ACTIONS_0_1
+    assert intents[0].action.source_volume == 0.05 and intents[0].action.price_offset == -0.00015
     assert {intent.target for intent in intents} == {"beta"}
 
 
@@ -81,27 +99,33 @@ def test_settled_intents_of_0_1_stay_settled(tmp_path):
         state.close()
 
 
-@pytest.mark.parametrize("command", COMMANDS_0_1, ids=lambda command: command.kind.value)
-def test_an_intent_survives_a_restart_unchanged(tmp_path, command):
+@pytest.mark.parametrize("index", range(len(COMMANDS_0_1)), ids=lambda i: COMMANDS_0_1[i].kind.value)
+def test_an_intent_survives_a_restart_unchanged(tmp_path, index):
+    action = replace(ACTIONS_0_1[index], reason="orphan: source order #5 is cancelled", evidence="its history",
+                     adjustment="0.05 raised to the minimum 0.1")
     state = StateStore(tmp_path)
-    state.record_intent("beta", command)
+    state.record_intent("beta", action, COMMANDS_0_1[index])
     state.close()
     state = StateStore(tmp_path)
     try:
-        assert [intent.command for intent in state.unsettled_intents()] == [command]
+        [intent] = state.unsettled_intents()
+        assert (intent.action, intent.command) == (action, COMMANDS_0_1[index])
     finally:
         state.close()
 
 
-def test_intents_written_now_read_as_the_same_json_0_1_wrote(tmp_path):
-    # A downgrade must not lose intents either: 0.1 reads a payload with ``json.loads`` and ``Command(**...)``,
-    # so the new payload must hold the same keys and values (only the spacing differs).
+def test_intents_written_now_hold_every_key_0_2_reads(tmp_path):
+    # A downgrade to 0.2 must not lose intents either: 0.2 decodes a payload as its ``Command`` (the keys of
+    # 0.1's payloads, unknown keys skipped), so the new payload holds those keys with the same values.
     state = StateStore(tmp_path)
-    for command in COMMANDS_0_1:
-        state.record_intent("beta", command)
+    for action, command in zip(ACTIONS_0_1, COMMANDS_0_1, strict=True):
+        state.record_intent("beta", action, command)
     payloads = [row[0] for row in state.connection.execute("SELECT payload FROM intents ORDER BY rowid")]
     state.close()
-    assert [json.loads(payload) for payload in payloads] == [json.loads(payload) for payload in PAYLOADS_0_1]
+    for payload, old in zip(payloads, PAYLOADS_0_1, strict=True):
+        new = json.loads(payload)
+        assert {key: new[key] for key in json.loads(old)} == json.loads(old)
+        assert set(new) - set(json.loads(old)) == {"reason", "evidence", "adjustment"}
 
 
 def test_an_unreadable_intent_stops_the_recovery_naming_the_field(tmp_path):

@@ -1,0 +1,371 @@
+"""Worker sessions: who is connected, as which boot, how fresh, on which account, on which server clock, and
+what each worker was asked and has not answered yet.
+
+Every message from a worker enters here. The session part of it (hello, goodbye, errors, heartbeats, the
+boot and order checks of snapshots, symbol and history answers) is handled here and nowhere else; what it
+means for copying (a snapshot, command results, a market that opened) goes on to the ``SessionListener``
+(the engine). A new boot or a lost worker resets the session in one place (``TerminalView.forget_boot``).
+Single-threaded, on the coordinator's loop; the clock is injected.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from loguru import logger
+
+from config import AppConfig
+from coordinator import __version__
+from coordinator.clocks import estimate_offset
+from coordinator.report import trim
+from coordinator.views import TerminalView
+from protocol import (
+    PROTOCOL_MINOR,
+    ClosedOrder,
+    CommandResults,
+    ErrorMessage,
+    Goodbye,
+    Heartbeat,
+    Hello,
+    HistoryReport,
+    HistoryRequest,
+    Message,
+    Snapshot,
+    SymbolRequest,
+    SymbolSpecs,
+    Welcome,
+)
+from protocol.mt5 import OrderState
+
+OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accepted after this long
+# Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
+DEFINITE_TERMINAL_FAILURES = frozenset({"terminal-not_found", "terminal-authorization_failed",
+                                        "terminal-ipc_timeout"})
+
+SendFunction = Callable[[str, Message], bool]
+
+
+class SessionListener(Protocol):
+    """What the sessions tell the engine: facts that change what is copied."""
+
+    def terminal_changed(self, view: TerminalView) -> None:
+        """What ``view`` reported (an account, specs, history, its broker link) changes the plans on it."""
+
+    def snapshot_arrived(self, view: TerminalView, snapshot: Snapshot, previous: Snapshot | None) -> None:
+        """A new snapshot of the terminal's orders, from the current boot, in order."""
+
+    def snapshot_still_holds(self, view: TerminalView, snapshot: Snapshot) -> None:
+        """A heartbeat said the last snapshot is still the terminal's state."""
+
+    def results_arrived(self, view: TerminalView, message: CommandResults) -> None:
+        """Answers to commands sent to ``view``."""
+
+    def market_opened(self, view: TerminalView, symbol: str) -> None:
+        """A tick newer than a "market closed" refusal: the session of ``symbol`` is open again."""
+
+
+class WorkerSessions:
+    def __init__(self, config: AppConfig, send: SendFunction, clock: Callable[[], float],
+                 listener: SessionListener, wall_ms: Callable[[], int]) -> None:
+        self._config = config
+        self._send = send
+        self._clock = clock
+        self._wall_ms = wall_ms
+        self._listener = listener
+        self.source = TerminalView(config.source)
+        self.targets = {target.name: TerminalView(target.terminal, target) for target in config.targets
+                        if target.copy.enabled}
+        self.views = {self.source.name: self.source, **self.targets}
+        for view in self.views.values():
+            if view.config.server_utc_offset is not None:
+                view.server_offset = round(view.config.server_utc_offset * 3600)
+        self._next_heartbeat = 0.0
+
+    # ---- messages in ---------------------------------------------------------------------------
+
+    def receive(self, name: str, message: Message) -> None:
+        view = self.views.get(name)
+        if view is None:
+            logger.error("a worker calling itself {!r} connected, but no terminal has that name", name)
+            self._send(name, ErrorMessage(code="unknown-terminal", fatal=True,
+                                          message=f"no terminal named {name!r} in the coordinator's config"))
+            return
+        now = self._clock()
+        view.last_seen = now
+        if isinstance(message, Hello):
+            self._on_hello(view, message)
+        elif isinstance(message, ErrorMessage):
+            self._on_error(view, message)
+        elif isinstance(message, Goodbye):
+            logger.info("{}: worker is leaving: {}", name, message.reason)
+            view.online = False
+            view.forget_boot()
+        elif not view.welcomed:
+            self._send(name, ErrorMessage(code="hello-required", message="send hello first"))
+        elif isinstance(message, Snapshot):
+            self._on_snapshot(view, message, now)
+        elif isinstance(message, Heartbeat):
+            self._on_heartbeat(view, message, now)
+        elif isinstance(message, CommandResults):
+            self._listener.results_arrived(view, message)
+        elif isinstance(message, SymbolSpecs):
+            self._on_specs(view, message)
+        elif isinstance(message, HistoryReport):
+            self._on_history(view, message, now)
+        else:
+            logger.warning("{}: ignored a {} message: workers do not send it", name, type(message).__name__)
+
+    def _on_hello(self, view: TerminalView, hello: Hello) -> None:
+        config = view.config
+        problems = []
+        if hello.terminal != view.name:
+            problems.append(f"calls itself {hello.terminal!r} on the link of {view.name!r}")
+        if hello.role != config.role.value:
+            problems.append(f"runs as {hello.role}, configured as {config.role.value}")
+        if problems:
+            message = f"worker {view.name} " + "; ".join(problems)
+            logger.error("{}: refusing it", message)
+            view.last_error = message
+            self._send(view.name, ErrorMessage(code="identity-mismatch", message=message, fatal=True))
+            return
+        # A terminal on another account is welcomed, not refused: a person may log back in, and the worker
+        # keeps reporting. Until then every decision that depends on it is frozen (see _note_account).
+        self._note_account(view, hello.account.login, hello.account.server)
+        if view.welcomed and view.boot_id and view.boot_id != hello.boot_id:
+            logger.warning("{}: a new worker process (boot {}) replaced boot {}", view.name, hello.boot_id,
+                           view.boot_id)
+        if view.boot_id != hello.boot_id:
+            view.forget_boot()
+            view.specs.clear()
+            view.missing_symbols.clear()
+        view.boot_id = hello.boot_id
+        view.hello = hello
+        view.welcomed = True
+        view.online = True
+        view.terminal_link_ok = True
+        view.last_error = view.account_problem
+        view.definite_failure = ""
+        view.welcomed_at = self._clock()
+        self._update_clock(view, hello.server_time)
+        logger.info("{} ({}) connected: account {}@{}, {} terminal, balance {:.2f} {}", view.name,
+                    hello.role, hello.account.login, hello.account.server, hello.backend, hello.account.balance,
+                    hello.account.currency)
+        coordinator = self._config.coordinator
+        self._send(view.name, Welcome(
+            coordinator_version=__version__, protocol_minor=PROTOCOL_MINOR,
+            heartbeat_interval=coordinator.heartbeat_interval, worker_timeout=coordinator.worker_timeout,
+        ))
+
+    def _on_error(self, view: TerminalView, message: ErrorMessage) -> None:
+        if message.message != view.last_error:
+            logger.error("{}: {}", view.name, message.message)
+        view.last_error = message.message
+        if message.code.startswith("terminal-"):
+            view.terminal_link_ok = False
+        if message.code in DEFINITE_TERMINAL_FAILURES:
+            view.definite_failure = message.message
+
+    def _on_snapshot(self, view: TerminalView, snapshot: Snapshot, now: float) -> None:
+        if snapshot.boot_id != view.boot_id:
+            self._send(view.name, ErrorMessage(code="hello-required", message="snapshot from an unknown boot"))
+            return
+        if view.snapshot is not None and snapshot.seq <= view.snapshot.seq:
+            return  # out of order or repeated: the newer one already applies
+        self._note_account(view, snapshot.login, snapshot.server)
+        previous = view.snapshot
+        view.snapshot = snapshot
+        view.confirmed_at = now
+        view.online = True
+        for record in snapshot.closed:
+            # A worker's "not in the history yet" never overwrites an answer already had (a record, or none).
+            if record.state != OrderState.NOT_IN_HISTORY_YET or record.ticket not in view.closed:
+                view.closed[record.ticket] = record
+        trim(view.closed)
+        self._listener.snapshot_arrived(view, snapshot, previous)
+
+    def _note_account(self, view: TerminalView, login: int, server: str) -> None:
+        """The account a terminal reports, checked against its config on every hello and snapshot. A source on
+        the wrong account would have its orders copied everywhere (and the targets' copies orphaned); a target
+        on the wrong account would receive trades meant for another: both freeze until the account is back."""
+        if not view.report_account(login, server):
+            return
+        if view.account_problem:
+            logger.error("{}", view.account_problem)
+            view.last_error = view.account_problem
+        else:
+            logger.info("{}: logged into the configured account {} again; copying resumes", view.name, view.account)
+            if view.last_error.startswith(f"terminal {view.name} is logged into account"):
+                view.last_error = ""
+        self._listener.terminal_changed(view)
+
+    def _on_heartbeat(self, view: TerminalView, message: Heartbeat, now: float) -> None:
+        if message.boot_id != view.boot_id:
+            self._send(view.name, ErrorMessage(code="hello-required", message="heartbeat from an unknown boot"))
+            return
+        if not view.online:
+            logger.info("{}: worker is back", view.name)
+            view.online = True
+        # The worker's clock against ours (to within the link's latency): deadlines are sent in its clock.
+        view.clock_skew_ms = message.sent_at_ms - self._wall_ms()
+        snapshot = view.snapshot
+        seq = snapshot.seq if snapshot is not None else 0
+        if snapshot is not None and message.last_seq == seq:
+            view.confirmed_at = now
+            # A quiet terminal sends no snapshots; its heartbeat says the last one still holds.
+            self._listener.snapshot_still_holds(view, snapshot)
+        elif message.last_seq > seq:
+            # A snapshot was lost on the way (a reconnect): without it this terminal would stay stale.
+            self._send(view.name, ErrorMessage(code="snapshot-required", message=f"last snapshot seen: {seq}"))
+        if view.terminal_link_ok != message.connected:
+            view.terminal_link_ok = message.connected
+            self._listener.terminal_changed(view)
+        for quote in message.quotes:
+            view.quotes[quote.symbol] = quote
+            if quote.symbol in view.closed_markets:
+                last_tick = view.closed_markets[quote.symbol]
+                if last_tick is None:
+                    view.closed_markets[quote.symbol] = quote.time  # the first tick seen: what "newer" means
+                elif quote.time > last_tick:
+                    del view.closed_markets[quote.symbol]
+                    logger.info("{}: {} trades again (a new tick); sending what waited for its session", view.name,
+                                quote.symbol)
+                    self._listener.market_opened(view, quote.symbol)
+        self._update_clock(view, message.server_time)
+
+    def market_closed(self, view: TerminalView, symbol: str) -> None:
+        """The broker said the market of ``symbol`` is closed: nothing more is sent for that symbol on this
+        target until a tick newer than the refusal shows the session open (``_on_heartbeat`` watches the ticks).
+        A closed market makes no ticks, so "newer" is measured from the broker's clock at the refusal when it is
+        known (a second's grace for clocks and whole-second tick times), else from the last tick seen."""
+        if symbol in view.closed_markets:
+            return
+        quote = view.quotes.get(symbol)
+        last_tick = quote.time if quote is not None else None
+        if view.server_offset is not None:
+            refused_at = self._wall_ms() // 1000 + view.server_offset - 1
+            last_tick = max(last_tick or 0, refused_at)
+        view.closed_markets[symbol] = last_tick
+        logger.warning("{}: the market of {} is closed; what waits for it is sent as soon as its next tick shows "
+                       "the session open", view.name, symbol)
+
+    def _update_clock(self, view: TerminalView, server_time: int) -> None:
+        """A tick's time can only be old, never early: the largest estimate of the last hours is the truth
+        (a quiet market would otherwise pull the offset down). Measured against our own clock."""
+        if view.config.server_utc_offset is not None or not server_time:
+            return
+        now = self._clock()
+        estimate = estimate_offset(server_time, self._wall_ms() / 1000)
+        if view.server_offset is None or estimate > view.server_offset \
+                or now - view.offset_measured_at > OFFSET_WINDOW_SECONDS:
+            if estimate != view.server_offset:
+                logger.info("{}: broker server clock runs at UTC{:+.2f}h", view.name, estimate / 3600)
+            view.server_offset = estimate
+            view.offset_measured_at = now
+        elif estimate == view.server_offset:
+            view.offset_measured_at = now
+
+    def _on_specs(self, view: TerminalView, message: SymbolSpecs) -> None:
+        for spec in message.specs:
+            view.specs[spec.name] = spec
+            view.missing_symbols.discard(spec.name)
+            view.requests.symbol_answered(spec.name)
+        for name in message.missing:
+            if name not in view.missing_symbols:
+                logger.warning("{}: symbol {} does not exist on this terminal", view.name, name)
+            view.missing_symbols.add(name)
+            view.requests.symbol_answered(name)
+        self._listener.terminal_changed(view)
+
+    def _on_history(self, view: TerminalView, message: HistoryReport, now: float) -> None:
+        for record in message.orders:
+            view.closed[record.ticket] = record
+            view.requests.history_found(record.ticket)
+        for ticket in message.unknown:
+            view.closed[ticket] = ClosedOrder(ticket=ticket, symbol="", type=0, state=OrderState.NO_RECORD, magic=0,
+                                              comment="")
+            view.requests.history_has_no_record(ticket, now)
+        self._listener.terminal_changed(view)
+
+    # ---- questions out -------------------------------------------------------------------------
+
+    def request_symbols(self, view: TerminalView, symbols: Iterable[str], now: float) -> int:
+        """Ask ``view``'s worker to describe the symbols it has not described (or said are missing) and was not
+        asked for lately; the number of requests sent (0 or 1)."""
+        wanted = view.requests.symbols_to_ask(symbols, view.specs.keys() | view.missing_symbols, now)
+        if not wanted:
+            return 0
+        if self._send(view.name, SymbolRequest(request_id=uuid.uuid4().hex[:12], symbols=tuple(wanted))):
+            view.requests.asked_symbols(wanted, now)
+            return 1
+        return 0
+
+    def request_history(self, view: TerminalView, tickets: Iterable[int], now: float) -> int:
+        """Ask ``view``'s worker what became of ``tickets`` (those not asked lately, within the bounded looks
+        for "no record"); the number of requests sent (0 or 1)."""
+        wanted = view.requests.history_to_ask(tickets, now)
+        if not wanted:
+            return 0
+        if self._send(view.name, HistoryRequest(request_id=uuid.uuid4().hex[:12], tickets=tuple(wanted))):
+            view.requests.asked_history(wanted, now)
+            return 1
+        return 0
+
+    def requests_outstanding(self, now: float) -> bool:
+        """Symbol or history requests still unanswered (one unanswered for long is given up: the worker may
+        have gone; it is asked again when needed)."""
+        for view in self.views.values():
+            view.requests.give_up_old(now)
+        return any(view.requests.outstanding() for view in self.views.values())
+
+    # ---- time and exits ------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Notice workers gone silent; ping the welcomed ones every ``heartbeat_interval``."""
+        coordinator = self._config.coordinator
+        for view in self.views.values():
+            if view.online and now - view.last_seen > coordinator.worker_timeout:
+                view.online = False
+                logger.warning("{}: worker silent for {:.1f}s; nothing depending on it is decided until it is back",
+                               view.name, now - view.last_seen)
+        if now >= self._next_heartbeat:
+            self._next_heartbeat = now + coordinator.heartbeat_interval
+            for view in self.views.values():
+                if view.welcomed:
+                    self._send(view.name, Heartbeat(sent_at_ms=self._wall_ms()))
+
+    def worker_exited(self, view: TerminalView, code: int) -> None:
+        """The worker process of ``view`` is gone: its session ends (a new worker starts afresh)."""
+        view.online = False
+        view.forget_boot()
+        if code != 0:
+            view.last_error = f"worker exited with code {code}" + (f" ({view.last_error})" if view.last_error else "")
+
+    def note_unavailable(self, view: TerminalView, why: str) -> None:
+        """The runner gave up waiting for ``view`` (no hello in time), or killed its worker as hung: ``why`` is
+        its last error until it is heard from again."""
+        view.last_error = why
+
+    def note_restarts(self, view: TerminalView, restarts: int) -> None:
+        view.restarts = restarts
+
+    def all_stopped(self) -> None:
+        """The coordinator stopped its workers: none is online any more."""
+        for view in self.views.values():
+            view.online = False
+
+    def ready(self, view: TerminalView) -> bool:
+        """Welcomed, with a first snapshot."""
+        return view.welcomed and view.snapshot is not None
+
+    def talking(self, view: TerminalView, now: float) -> bool:
+        """The worker is online, or was heard from within ``worker_timeout``."""
+        return view.online or (view.last_seen > 0
+                               and now - view.last_seen <= self._config.coordinator.worker_timeout)
+
+
+def now_ms() -> int:
+    """UTC milliseconds on this machine's clock (what the wire's ``*_ms`` fields carry)."""
+    return int(time.time() * 1000)
