@@ -8,9 +8,9 @@ from pathlib import Path
 from msgspec.structs import replace
 
 from config import Backend, CopySettings, OrderKind, Role, TargetConfig, TerminalConfig
-from coordinator.desired import TargetContext
-from coordinator.planner import TargetInputs, plan_target
-from coordinator.sizing import Accounts
+from coordinator.domain.desired import TargetContext
+from coordinator.domain.planner import TargetInputs, plan_target
+from coordinator.domain.sizing import Accounts
 from protocol import PendingOrder, Quote, SymbolSpec
 from protocol.mt5 import PENDING_ORDER_TYPES, OrderType
 from protocol.tags import copy_tag

@@ -31,6 +31,16 @@ class CommandKind(str, Enum):
     # Volume and type of a pending order cannot be modified in MT5: remove the copy ``ticket`` and place the
     # new one, in one command, so the gap between them is one broker round trip.
     REPLACE = "replace"
+    # Positions (protocol 1.2). ``ticket`` is the copy's position ticket (= the ticket of the order that opened
+    # it), and the worker acts only on a position carrying the copier's tag for ``source_ticket``.
+    SLTP = "sltp"  # TRADE_ACTION_SLTP with both ``sl`` and ``tp`` (MT5 removes a level the request leaves at 0)
+    # Close ``volume`` of the position at market (TRADE_ACTION_DEAL on ``position``), only while it still holds
+    # ``expected_volume``: a close already done (or any other change) is never done twice. ``deviation`` points.
+    CLOSE = "close"
+    # The source's order filled while its copy is pending: remove the pending copy ``ticket`` and open the copy
+    # at market (``order_type`` BUY or SELL, ``volume``, the tag), only if the entry price (ask for a buy, bid for
+    # a sell) is within ``deviation`` points of ``price`` (the source's fill price); else only remove it.
+    MARKET = "market"
 
 
 class CommandStatus(str, Enum):
@@ -39,6 +49,10 @@ class CommandStatus(str, Enum):
     UNKNOWN = "unknown"  # the request may or may not have reached the broker: the next snapshot decides
     REFUSED = "refused"  # the worker would not send it (source role, wrong account, malformed command)
     EXPIRED = "expired"  # it arrived after its deadline and was not sent
+    # Not sent: the terminal no longer holds what the command was planned on (a close already done, in part or
+    # whole); plan again. (Protocol 1.2: CLOSE whose position's volume differs from ``expected_volume``; SLTP on a
+    # position no longer open; MARKET whose pending copy vanished without filling.)
+    STALE = "stale"
 
 
 # ---- facts carried inside messages -------------------------------------------------------------
@@ -108,13 +122,33 @@ class ClosedOrder(Struct, frozen=True, kw_only=True):
 
 
 class PositionFacts(Struct, frozen=True, kw_only=True):
+    """An open position as the terminal reports it (TradePosition, reduced to what copying needs)."""
+
     ticket: int
     identifier: int
     symbol: Text
-    type: int
+    type: int  # POSITION_TYPE_BUY (0) or POSITION_TYPE_SELL (1)
     volume: Number
     magic: int
     comment: Text
+    # Protocol 1.2 (0 from older workers):
+    price_open: Number = 0.0
+    sl: Number = 0.0
+    tp: Number = 0.0
+    price_current: Number = 0.0
+    time_msc: int = 0
+
+
+class PositionHistory(Struct, frozen=True, kw_only=True):
+    """What the deals history says of one position (``position_id``: the ticket of the order that opened it)."""
+
+    position_id: int
+    closed: bool  # its closing deals took out all the volume its opening deals put in
+    volume_in: Number = 0.0  # the volume its opening deals (DEAL_ENTRY_IN, and the IN of an INOUT) put in
+    volume_out: Number = 0.0  # the volume its closing deals (DEAL_ENTRY_OUT, OUT_BY, the OUT of an INOUT) took out
+    close_price: Number = 0.0  # the last closing deal's price
+    close_reason: int = 0  # DEAL_REASON_* of the last closing deal (client, expert, SL, TP, stop out, ...)
+    close_time_msc: int = 0
 
 
 class Quote(Struct, frozen=True, kw_only=True):
@@ -170,6 +204,8 @@ class Command(Struct, frozen=True, kw_only=True):
     magic: int = 0
     comment: Text = ""
     deadline_ms: int = 0  # UTC ms after which the worker must not send it (0 = no deadline)
+    expected_volume: Number = 0.0  # CLOSE: the position's volume the close was planned on (protocol 1.2)
+    deviation: int = 0  # CLOSE, MARKET: the largest price move accepted, in the symbol's points (protocol 1.2)
     # Up to 0.2 two more fields rode here (source_volume, price_offset): the coordinator's own records, which
     # the worker ignored. They now stay in the coordinator's action; a 0.2 coordinator's batch still decodes
     # (unknown keys are skipped).
@@ -185,6 +221,8 @@ class CommandResult(Struct, frozen=True, kw_only=True):
     error_message: Text = ""
     already_existed: bool = False  # place: a copy with this tag was already there, nothing was sent
     elapsed_ms: Number = 0.0
+    price: Number = 0.0  # CLOSE, MARKET: the price the deal was done at (protocol 1.2)
+    volume: Number = 0.0  # CLOSE, MARKET: the volume the deal was done for (protocol 1.2)
 
 
 # ---- messages ----------------------------------------------------------------------------------
@@ -286,11 +324,13 @@ class Heartbeat(Struct, frozen=True, kw_only=True):
 
 
 class HistoryRequest(Struct, frozen=True, kw_only=True):
-    """Coordinator -> worker: what became of these orders (no longer pending, fate unknown)?"""
+    """Coordinator -> worker: what became of these orders (no longer pending, fate unknown), and of these
+    positions (no longer open, or about to be acted on)?"""
 
     KIND: ClassVar[bytes] = b"history_request"
     request_id: Text
     tickets: Items[int]
+    positions: Items[int] = ()  # position ids (protocol 1.2)
 
 
 class HistoryReport(Struct, frozen=True, kw_only=True):
@@ -300,6 +340,8 @@ class HistoryReport(Struct, frozen=True, kw_only=True):
     request_id: Text
     orders: Items[ClosedOrder]
     unknown: Items[int] = ()
+    positions: Items[PositionHistory] = ()  # protocol 1.2
+    unknown_positions: Items[int] = ()  # position ids the deals history has no deal of
 
 
 class Shutdown(Struct, frozen=True, kw_only=True):

@@ -175,6 +175,59 @@ class PositionType(IntEnum):
     SELL = 1
 
 
+class AccountMarginMode(IntEnum):
+    """ACCOUNT_MARGIN_MODE_*: how an account books positions."""
+
+    RETAIL_NETTING = 0  # one position per symbol: fills merge, an opposite fill reduces or reverses it
+    EXCHANGE = 1  # netting too, on an exchange
+    RETAIL_HEDGING = 2  # one position per fill: each copy's position is its own
+
+
+class DealEntry(IntEnum):
+    """DEAL_ENTRY_*: what a deal did to its position."""
+
+    IN = 0
+    OUT = 1
+    INOUT = 2  # a netting reversal: closed the position and opened the opposite one
+    OUT_BY = 3
+
+
+class DealReason(IntEnum):
+    """DEAL_REASON_*: who or what made a deal."""
+
+    CLIENT = 0
+    MOBILE = 1
+    WEB = 2
+    EXPERT = 3
+    SL = 4
+    TP = 5
+    SO = 6  # stop out
+    ROLLOVER = 7
+    VMARGIN = 8
+    SPLIT = 9
+
+    @property
+    def label(self) -> str:
+        """In a trader's words: "its stop loss"."""
+        return _DEAL_REASON_LABELS[self]
+
+
+_DEAL_REASON_LABELS = {
+    DealReason.CLIENT: "by hand (desktop terminal)", DealReason.MOBILE: "by hand (mobile)",
+    DealReason.WEB: "by hand (web terminal)", DealReason.EXPERT: "by an expert advisor or script",
+    DealReason.SL: "by its stop loss", DealReason.TP: "by its take profit", DealReason.SO: "by a stop out",
+    DealReason.ROLLOVER: "by a rollover", DealReason.VMARGIN: "by variation margin", DealReason.SPLIT: "by a split",
+}
+
+
+def describe_deal_reason(reason: int) -> str:
+    """How a position was closed, from its last deal's DEAL_REASON_* (any int)."""
+    try:
+        return DealReason(reason).label
+    except ValueError:
+        return f"(deal reason {reason})"
+
+
 class SymbolTradeMode(IntEnum):
     """SYMBOL_TRADE_MODE_*: which sides of a symbol may be opened."""
 

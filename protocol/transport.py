@@ -5,7 +5,7 @@ because both sides must be able to talk at any time: snapshots and heartbeats fl
 down, and a lost message must never wedge a lock-step protocol.
 
 Routing ids are the ROUTER's own: a worker does not choose one, so every connection gets a fresh id and the
-hub binds a terminal name to it when a hello arrives (``coordinator.hub``). No ROUTER_HANDOVER: with it, two
+hub binds a terminal name to it when a hello arrives (``coordinator.runtime.hub``). No ROUTER_HANDOVER: with it, two
 connections claiming one routing id take it from each other, and libzmq 4.3.5 aborts the whole coordinator
 (``Assertion failed: !_io_error``) when that happens back and forth. Without it a second connection with a
 routing id already in use is simply ignored by libzmq.

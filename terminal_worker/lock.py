@@ -7,7 +7,7 @@ everything the old one did. One that does not let go is a second worker for the 
 refuses to run, naming the pid written in the file.
 
 The primitives at the bottom (``try_lock``, ``unlock``, ``read_pid``, ``write_pid``) also hold the
-coordinator's own lock (``coordinator.instance_lock``).
+coordinator's own lock (``coordinator.runtime.instance_lock``).
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from coordinator.instance_lock import CoordinatorLock
-from coordinator.state import StateStore
-from coordinator.status import StatusBoard
+from coordinator.persistence.state import StateStore
+from coordinator.persistence.status import StatusBoard
+from coordinator.runtime.instance_lock import CoordinatorLock
 from tests.enginekit import EngineRig
 
 REPO = Path(__file__).resolve().parents[1]

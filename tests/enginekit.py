@@ -19,10 +19,10 @@ from typing import Any
 import msgspec
 
 from config.loader import parse_config
-from coordinator.engine import Engine
-from coordinator.planner import Link
-from coordinator.state import StateStore
-from coordinator.summary import once_exit_code, render_summary
+from coordinator.domain.planner import Link
+from coordinator.persistence.state import StateStore
+from coordinator.runtime.engine import Engine
+from coordinator.runtime.summary import once_exit_code, render_summary
 from protocol import (
     AccountFacts,
     ClosedOrder,
@@ -416,7 +416,7 @@ class Desk:
 
     def once(self, fixed_offsets: bool = True, source: dict[str, Any] | None = None,
              **settings: dict[str, Any]) -> OnceRun:
-        """A whole ``run --once``, round by round as coordinator/runner.py runs one: workers connect; each round
+        """A whole ``run --once``, round by round as coordinator/runtime/runner.py runs one: workers connect; each round
         the engine plans and the workers answer, until a round sends nothing; facts on their way (clocks,
         prices, history) are waited for up to five seconds and retries due within ten; the engine is closed
         after."""

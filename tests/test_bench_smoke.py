@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bench import codec_bench, planner_bench
-from coordinator.planner import plan_target
+from coordinator.domain.planner import plan_target
 from tests.test_planner import inputs
 
 

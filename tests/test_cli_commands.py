@@ -17,7 +17,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 import mt5sim
 from coordinator import __version__
-from coordinator.cli import main
+from coordinator.cli.app import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,7 +114,7 @@ def test_check_config_accepts_existing_sim_terminals_and_explains_a_cap_of_0(cap
 
 @pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["history"], ["check-config"]])
 def test_output_into_a_closed_pipe_ends_without_a_traceback(tmp_path, command):
-    from coordinator.state import StateStore
+    from coordinator.persistence.state import StateStore
 
     create_terminals(tmp_path)
     path = write_config(tmp_path)
@@ -156,7 +156,7 @@ class _FinishedCoordinator:
 
 
 def test_the_demo_suggests_a_command_that_works_as_printed_without_an_activated_venv(capsys, tmp_path, monkeypatch):
-    import coordinator.demo as demo
+    import coordinator.cli.demo as demo
 
     monkeypatch.setattr(demo, "Coordinator", _FinishedCoordinator)
     monkeypatch.setattr(demo, "install_signal_handlers", lambda _coordinator: None)

@@ -44,7 +44,7 @@ from config.settings import (
     setting,
     table_of,
 )
-from coordinator.orphans import OrphanTracker
+from coordinator.domain.orphans import OrphanTracker
 
 try:
     import tomllib

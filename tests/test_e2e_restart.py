@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import mt5sim
-from coordinator.migrations import LATEST_VERSION
+from coordinator.persistence.migrations import LATEST_VERSION
 from tests.conftest import wait_for
 from tests.simhelpers import (
     BUY_LIMIT,

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 from msgspec.structs import replace
 
-import coordinator.engine as engine_module
+import coordinator.runtime.engine as engine_module
 from config import OrderKind
-from coordinator.planner import Link, LinkStatus, SkipReason, plan_target
+from coordinator.domain.planner import Link, LinkStatus, SkipReason, plan_target
 from protocol import (
     ClosedOrder,
     Command,

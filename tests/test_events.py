@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from loguru import logger
 
-from coordinator.events import CommandFailed, CopyPlaced, CopyRemoved, Event, EventStream
+from coordinator.domain.events import CommandFailed, CopyPlaced, CopyRemoved, Event, EventStream
 from protocol import CommandStatus
 from protocol.mt5 import Retcode
 from tests.enginekit import SOURCE, TARGET, closed, copy_of, order

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from coordinator.fact_requests import (
+from coordinator.runtime.fact_requests import (
     ANSWER_WAIT_SECONDS,
     NO_RECORD_LOOKS,
     NO_RECORD_RETRY_SECONDS,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 from loguru import logger
 
-from coordinator.planner import LinkStatus, SkipReason
+from coordinator.domain.planner import LinkStatus, SkipReason
 from protocol import (
     CommandKind,
     CommandResult,

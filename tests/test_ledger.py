@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from coordinator.actions import Action, ActionKind, SourceTicket
-from coordinator.ledger import UNKNOWN_OUTCOME_GRACE_SECONDS, CommandLedger
-from coordinator.state import StateStore
+from coordinator.domain.actions import Action, ActionKind, SourceTicket
+from coordinator.persistence.state import StateStore
+from coordinator.runtime.ledger import UNKNOWN_OUTCOME_GRACE_SECONDS, CommandLedger
 from protocol import Command, CommandResult, CommandStatus, Snapshot
 from tests.enginekit import copy_of, order
 

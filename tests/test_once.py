@@ -8,7 +8,7 @@ import time
 import pytest
 
 from config.exit_codes import ExitCode
-from coordinator.summary import once_exit_code, render_summary
+from coordinator.runtime.summary import once_exit_code, render_summary
 from protocol import CommandStatus
 from tests.enginekit import SOURCE, TARGET, EngineRig, copy_of, order
 from tests.simhelpers import BUY_LIMIT, SELL_STOP, copier_config, place_pending, sim_terminals, target_section

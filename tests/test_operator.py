@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.cli import main
-from coordinator.operator import parse_since
-from coordinator.planner import Link
-from coordinator.state import StateStore
-from coordinator.status import TerminalStatus
+from coordinator.cli.app import main
+from coordinator.cli.operator import parse_since
+from coordinator.domain.planner import Link
+from coordinator.persistence.state import StateStore
+from coordinator.persistence.status import TerminalStatus
 
 CONFIG = """
 [coordinator]

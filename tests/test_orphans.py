@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import OrphanPolicy, OrphanSettings
-from coordinator.orphans import OrphanCandidate, OrphanDecision, OrphanTracker
+from coordinator.domain.orphans import OrphanCandidate, OrphanDecision, OrphanTracker
 
 
 def tracker(

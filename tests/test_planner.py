@@ -18,10 +18,10 @@ from config import (
     VolumeMode,
     VolumeRounding,
 )
-from coordinator.desired import TargetContext
-from coordinator.orphans import ConfirmedOrphan
-from coordinator.planner import Link, LinkStatus, LinkUpdate, SkipReason, TargetInputs, plan_target
-from coordinator.sizing import Accounts, round_price, size_volume, snap, step_decimals
+from coordinator.domain.desired import TargetContext
+from coordinator.domain.orphans import ConfirmedOrphan
+from coordinator.domain.planner import Link, LinkStatus, LinkUpdate, SkipReason, TargetInputs, plan_target
+from coordinator.domain.sizing import Accounts, round_price, size_volume, snap, step_decimals
 from protocol import ClosedOrder, CommandKind, PendingOrder, PositionFacts, Quote, SymbolSpec
 from protocol.mt5 import OrderState
 from protocol.tags import copy_tag

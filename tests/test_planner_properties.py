@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from msgspec.structs import replace
 
 from config import CopySettings, OrderKind, VolumeMode
-from coordinator.planner import Link, LinkStatus, TargetInputs, plan_target
-from coordinator.sizing import size_volume
+from coordinator.domain.planner import Link, LinkStatus, TargetInputs, plan_target
+from coordinator.domain.sizing import size_volume
 from protocol import Command, CommandKind, PendingOrder, Quote
 from tests.test_planner import EURUSD, GOLD, inputs, settings_
 

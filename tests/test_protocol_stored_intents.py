@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.actions import Action, CopyTicket, SourceTicket
-from coordinator.migrations import MIGRATIONS
-from coordinator.state import DATABASE_NAME, StateError, StateStore
+from coordinator.domain.actions import Action, CopyTicket, SourceTicket
+from coordinator.persistence.migrations import MIGRATIONS
+from coordinator.persistence.state import DATABASE_NAME, StateError, StateStore
 from protocol import Command, CommandKind
-from tests.test_protocol_golden import full_command
+from tests.test_protocol_golden import PENDING_KINDS, full_command
 
 # The tables and the meta row exactly as 0.1 created them: its schema is the first migration.
 SCHEMA_0_1 = MIGRATIONS[0].sql + "\nINSERT INTO meta (key, value) VALUES ('schema_version', '1');\n"
@@ -43,7 +43,7 @@ PAYLOADS_0_1 = [
     '"magic": 0, "comment": "", "deadline_ms": 0, "source_volume": 0.0, "price_offset": 0.0}',
 ]
 COMMANDS_0_1 = [
-    *(full_command(kind, index) for index, kind in enumerate(CommandKind)),
+    *(full_command(kind, index) for index, kind in enumerate(PENDING_KINDS)),
     Command(command_id="c", kind=CommandKind.PLACE, source_ticket=3, symbol="S"),
 ]
 
@@ -125,7 +125,7 @@ def test_intents_written_now_hold_every_key_0_2_reads(tmp_path):
     for payload, old in zip(payloads, PAYLOADS_0_1, strict=True):
         new = json.loads(payload)
         assert {key: new[key] for key in json.loads(old)} == json.loads(old)
-        assert set(new) - set(json.loads(old)) == {"reason", "evidence", "adjustment"}
+        assert set(new) - set(json.loads(old)) == {"reason", "evidence", "adjustment", "expected_volume", "deviation"}
 
 
 def test_an_unreadable_intent_stops_the_recovery_naming_the_field(tmp_path):

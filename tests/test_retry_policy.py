@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from coordinator.report import Failure
-from coordinator.retry_policy import (
+from coordinator.domain.report import Failure
+from coordinator.domain.retry_policy import (
     FINAL_FAILURE_RETRY_SECONDS,
     MARKET_CLOSED_RECHECK_SECONDS,
     RETRY_DELAYS,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.migrations import MIGRATIONS, migrate
-from coordinator.status import StatusBoard, TerminalStatus, read_status
+from coordinator.persistence.migrations import MIGRATIONS, migrate
+from coordinator.persistence.status import StatusBoard, TerminalStatus, read_status
 
 OLDER_LAYOUT = """
 CREATE TABLE terminal_status (

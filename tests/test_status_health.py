@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.cli import main
-from coordinator.planner import Link
-from coordinator.status import TerminalStatus
+from coordinator.cli.app import main
+from coordinator.domain.planner import Link
+from coordinator.persistence.status import TerminalStatus
 
 CONFIG = """
 [coordinator]

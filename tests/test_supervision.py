@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from config.loader import parse_config
-from coordinator.status import read_status
-from coordinator.supervisor import HEALTHY_UPTIME_SECONDS, MAX_RESTART_DELAY, Supervisor, allowed_silence
-from coordinator.views import TerminalView
+from coordinator.persistence.status import read_status
+from coordinator.runtime.supervisor import HEALTHY_UPTIME_SECONDS, MAX_RESTART_DELAY, Supervisor, allowed_silence
+from coordinator.runtime.views import TerminalView
 from tests.conftest import wait_for
 from tests.simhelpers import BUY_LIMIT, SELL_LIMIT, SELL_STOP, copies, log_text, place_pending
 from tests.test_e2e_restart import alive, assert_exact, needs_proc, no_duplicate_in, setup, wait_exact, workers

@@ -9,7 +9,7 @@ import pytest
 import zmq
 from loguru import logger
 
-from coordinator.hub import Hub
+from coordinator.runtime.hub import Hub
 from protocol import (
     AccountFacts,
     ErrorMessage,

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.instance_lock import AnotherCoordinatorRunning, CoordinatorLock, running_coordinator_pid
+from coordinator.runtime.instance_lock import AnotherCoordinatorRunning, CoordinatorLock, running_coordinator_pid
 
 REPO = Path(__file__).resolve().parents[1]
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from coordinator.instance_lock import CoordinatorLock
+from coordinator.runtime.instance_lock import CoordinatorLock
 lock = CoordinatorLock(Path(sys.argv[1]))
 lock.acquire()
 print("held", flush=True)

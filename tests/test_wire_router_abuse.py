@@ -22,7 +22,7 @@ SECONDS = 5.0
 ABUSE = textwrap.dedent("""
     import sys, threading, time
     import zmq
-    from coordinator.hub import Hub
+    from coordinator.runtime.hub import Hub
     from protocol import ErrorMessage, Heartbeat, encode
 
     seconds = float(sys.argv[1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 
-from coordinator.clocks import estimate_offset
+from coordinator.domain.clocks import estimate_offset
 from tests.contract.venue import MT5, PENDING_TYPES, Venue
 
 MISSING_SYMBOL = "NO.SUCH.SYMBOL.MT5COPIER"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from coordinator.planner import TargetPlan
+from coordinator.domain.planner import TargetPlan
 
 MEMORY_LIMIT = 5000  # per map: a copier running for weeks must not grow without bound
 

@@ -20,7 +20,7 @@ from loguru import logger
 
 from config import CoordinatorConfig, TerminalConfig
 from config.exit_codes import ExitCode
-from coordinator.views import TerminalView
+from coordinator.runtime.views import TerminalView
 
 MAX_RESTART_DELAY = 30.0
 # A worker that ran this long before it exited was working: its next exit is a new incident, restarted after

@@ -2,7 +2,7 @@
 
 ``plan_target`` is a function of its inputs alone (no I/O, no clock): the source's pending orders, the
 target's orders, positions and history, its settings, symbol specifications, prices and clock, the
-copier's links and what is in flight. It returns the actions to take (``coordinator/actions.py``: each with
+copier's links and what is in flight. It returns the actions to take (``coordinator/domain/actions.py``: each with
 its reason and its link move; they become wire commands only when sent) and an account of everything it did
 not do and why. The coordinator runs it on every change and on a timer; running it twice on the same facts
 yields the same plan, and a plan computed after its actions took effect is empty. That is what makes
@@ -21,12 +21,12 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from config import OrderKind, PriceMode, TargetConfig
-from coordinator import market_checks as checks
-from coordinator.actions import Action, ActionKind, CopyTicket, SourceTicket
-from coordinator.clocks import same_expiration
-from coordinator.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
-from coordinator.link_lifecycle import Link, LinkStatus
-from coordinator.orphans import ConfirmedOrphan
+from coordinator.domain import market_checks as checks
+from coordinator.domain.actions import Action, ActionKind, CopyTicket, SourceTicket
+from coordinator.domain.clocks import same_expiration
+from coordinator.domain.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
+from coordinator.domain.link_lifecycle import Link, LinkStatus
+from coordinator.domain.orphans import ConfirmedOrphan
 from protocol import ClosedOrder, PendingOrder, PositionFacts, Quote, SymbolSpec
 from protocol.mt5 import OrderState, order_state_of
 from protocol.tags import copy_tag, parse_tag

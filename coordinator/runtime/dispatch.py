@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping, Sequence
 from loguru import logger
 
 from config.faults import crash_point
-from coordinator.actions import Action
-from coordinator.events import EventStream, OrphanDecided
-from coordinator.ledger import CommandLedger
-from coordinator.views import TerminalView
+from coordinator.domain.actions import Action
+from coordinator.domain.events import EventStream, OrphanDecided
+from coordinator.runtime.ledger import CommandLedger
+from coordinator.runtime.views import TerminalView
 from protocol import CommandBatch, Message
 
 SendFunction = Callable[[str, Message], bool]

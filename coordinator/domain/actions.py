@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NewType
 
-from coordinator.link_lifecycle import LinkMove
+from coordinator.domain.link_lifecycle import LinkMove
 from protocol import Command, CommandKind
 from protocol.mt5 import describe_order_type
 
@@ -47,6 +47,8 @@ class Action:
     expiration: int = 0  # the target server's clock
     magic: int = 0
     comment: str = ""
+    expected_volume: float = 0.0  # CLOSE: the position's volume the close was planned on (never closed twice)
+    deviation: int = 0  # CLOSE, MARKET: the largest price move accepted, in the target symbol's points
     # Recorded with the copy's link: the source volume it was sized from, and (price_mode =
     # "market_distance") how far it sits from the source price.
     source_volume: float = 0.0
@@ -80,7 +82,8 @@ class Action:
             command_id=command_id, kind=self.kind, source_ticket=self.source_ticket, symbol=self.symbol,
             ticket=self.ticket, order_type=self.order_type, volume=self.volume, price=self.price,
             stoplimit=self.stoplimit, sl=self.sl, tp=self.tp, type_time=self.type_time, expiration=self.expiration,
-            magic=self.magic, comment=self.comment, deadline_ms=deadline_ms,
+            magic=self.magic, comment=self.comment, deadline_ms=deadline_ms, expected_volume=self.expected_volume,
+            deviation=self.deviation,
         )
 
     def describe(self) -> str:

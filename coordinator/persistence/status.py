@@ -36,7 +36,7 @@ _COLUMN_TYPES: tuple[tuple[str, str], ...] = (
 )
 _COLUMN_NAMES = tuple(column for column, _ in _COLUMN_TYPES)
 _COLUMNS = ", ".join(_COLUMN_NAMES)
-# Created by coordinator/migrations.py; a change of these columns needs a migration there (a test checks).
+# Created by coordinator/persistence/migrations.py; a change of these columns needs a migration there (a test checks).
 STATUS_TABLE_SCHEMA = "CREATE TABLE terminal_status (\n    " + ",\n    ".join(
     f"{column} {declaration}" for column, declaration in _COLUMN_TYPES) + "\n)"
 
@@ -71,7 +71,7 @@ class StatusBoard:
     """The live status table, written by the running coordinator, read by `mt5-copier status`."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db  # the table exists: coordinator/migrations.py made it
+        self._db = db  # the table exists: coordinator/persistence/migrations.py made it
 
     def write(self, rows: Sequence[TerminalStatus]) -> None:
         """Replace every row at once, so a reader never sees half of one update."""

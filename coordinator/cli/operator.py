@@ -3,7 +3,7 @@
 Both open ``copier.db`` read-only, so they are safe while the coordinator runs (SQLite in WAL mode lets a
 reader see the last committed data while the writer carries on), and they never create, repair or move a
 state file the way the coordinator does at start-up. Whether a coordinator runs is the state folder's
-lock's answer (``coordinator.instance_lock``), not the age of the status rows: a stopped coordinator's
+lock's answer (``coordinator.runtime.instance_lock``), not the age of the status rows: a stopped coordinator's
 last rows are shown as the last known values, and ``status`` exits 3.
 """
 
@@ -24,10 +24,10 @@ from typing import Any
 
 from config import AppConfig, Role, TerminalConfig
 from config.exit_codes import ExitCode, StatusExitCode
-from coordinator.instance_lock import running_coordinator_pid
-from coordinator.link_lifecycle import PENDING_STATUSES
-from coordinator.state import DATABASE_NAME
-from coordinator.status import TerminalStatus, read_status
+from coordinator.domain.link_lifecycle import PENDING_STATUSES
+from coordinator.persistence.state import DATABASE_NAME
+from coordinator.persistence.status import TerminalStatus, read_status
+from coordinator.runtime.instance_lock import running_coordinator_pid
 from protocol.mt5 import describe_retcode
 
 # The running coordinator rewrites the status table every second; rows this old mean it is stuck.

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from coordinator.link_lifecycle import LinkStatus
-from coordinator.planner import Skip
+from coordinator.domain.link_lifecycle import LinkStatus
+from coordinator.domain.planner import Skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

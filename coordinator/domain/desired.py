@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from config import CopySettings, ExpirationFallback, PriceMode, VolumeMode
-from coordinator.clocks import Expiration, translate_expiration
-from coordinator.sizing import Accounts, round_price, size_volume
+from coordinator.domain.clocks import Expiration, translate_expiration
+from coordinator.domain.sizing import Accounts, round_price, size_volume
 from protocol import PendingOrder, Quote, SymbolSpec
 from protocol.mt5 import OrderTime, OrderType
 

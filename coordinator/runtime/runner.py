@@ -11,12 +11,12 @@ from loguru import logger
 
 from config import AppConfig
 from config.exit_codes import ExitCode
-from coordinator.engine import Engine
-from coordinator.hub import Hub
-from coordinator.instance_lock import AnotherCoordinatorRunning, CoordinatorLock
-from coordinator.state import StateError, StateStore
-from coordinator.summary import once_exit_code, render_summary
-from coordinator.supervisor import Supervisor, allowed_silence
+from coordinator.persistence.state import StateError, StateStore
+from coordinator.runtime.engine import Engine
+from coordinator.runtime.hub import Hub
+from coordinator.runtime.instance_lock import AnotherCoordinatorRunning, CoordinatorLock
+from coordinator.runtime.summary import once_exit_code, render_summary
+from coordinator.runtime.supervisor import Supervisor, allowed_silence
 from protocol import Shutdown
 
 ONCE_MAX_ROUNDS = 10

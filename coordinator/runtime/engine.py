@@ -23,23 +23,23 @@ from collections.abc import Callable, Mapping
 from loguru import logger
 
 from config import AppConfig
-from coordinator.desired import TargetContext
-from coordinator.dispatch import Dispatcher
-from coordinator.event_subscribers import HistoryWriter, OutcomeLog, RunReport
-from coordinator.events import CopyFoundOnTarget, CopyLeft, EventStream, OrderSkipped, SourceOrderEnded
-from coordinator.ledger import CommandLedger
-from coordinator.link_lifecycle import LinkMove
-from coordinator.orphan_watch import OrphanWatch
-from coordinator.orphans import ConfirmedOrphan
-from coordinator.planner import Skip, SkipReason, TargetInputs, TargetPlan, find_orphans, our_copies, plan_target
-from coordinator.report import TargetReport, trim
-from coordinator.retry_policy import RetryPolicy, fingerprint
-from coordinator.sessions import SendFunction, WorkerSessions, now_ms
-from coordinator.settlement import Settlement
-from coordinator.sizing import Accounts
-from coordinator.state import StateStore
-from coordinator.status_projection import StatusPublisher
-from coordinator.views import TerminalView
+from coordinator.domain.desired import TargetContext
+from coordinator.domain.events import CopyFoundOnTarget, CopyLeft, EventStream, OrderSkipped, SourceOrderEnded
+from coordinator.domain.link_lifecycle import LinkMove
+from coordinator.domain.orphans import ConfirmedOrphan
+from coordinator.domain.planner import Skip, SkipReason, TargetInputs, TargetPlan, find_orphans, our_copies, plan_target
+from coordinator.domain.report import TargetReport, trim
+from coordinator.domain.retry_policy import RetryPolicy, fingerprint
+from coordinator.domain.sizing import Accounts
+from coordinator.persistence.state import StateStore
+from coordinator.runtime.dispatch import Dispatcher
+from coordinator.runtime.event_subscribers import HistoryWriter, OutcomeLog, RunReport
+from coordinator.runtime.ledger import CommandLedger
+from coordinator.runtime.orphan_watch import OrphanWatch
+from coordinator.runtime.sessions import SendFunction, WorkerSessions, now_ms
+from coordinator.runtime.settlement import Settlement
+from coordinator.runtime.status_projection import StatusPublisher
+from coordinator.runtime.views import TerminalView
 from protocol import CommandResults, Message, Snapshot
 from protocol.mt5 import COPIER_ORDER_STATES, describe_fate
 

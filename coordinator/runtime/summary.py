@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from config.exit_codes import ExitCode
-from coordinator.engine import Engine
-from coordinator.planner import Skip, SkipReason, TargetPlan
-from coordinator.views import TerminalView
+from coordinator.domain.planner import Skip, SkipReason, TargetPlan
+from coordinator.runtime.engine import Engine
+from coordinator.runtime.views import TerminalView
 
 
 def render_summary(engine: Engine) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from coordinator.report import Failure
+from coordinator.domain.report import Failure
 from protocol import CommandResult, CommandStatus, PendingOrder
 from protocol.mt5 import LastError, Retcode, describe_retcode, is_retryable
 

@@ -1,4 +1,4 @@
-"""Those who tell of what happened, each from the one stream of events (coordinator/events.py): the history
+"""Those who tell of what happened, each from the one stream of events (coordinator/domain/events.py): the history
 kept in copier.db, the log a trader reads, and the run's report behind the ``--once`` summary."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from functools import singledispatchmethod
 
 from loguru import logger
 
-from coordinator.events import (
+from coordinator.domain.events import (
     CommandFailed,
     CopyFoundOnTarget,
     CopyLeft,
@@ -21,8 +21,8 @@ from coordinator.events import (
     OutcomeSettledUnknown,
     SourceOrderEnded,
 )
-from coordinator.report import TargetReport, trim
-from coordinator.state import StateStore
+from coordinator.domain.report import TargetReport, trim
+from coordinator.persistence.state import StateStore
 
 
 def _with_adjustment(description: str, adjustment: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from config import TargetConfig, TerminalConfig
-from coordinator.fact_requests import FactRequests
+from coordinator.runtime.fact_requests import FactRequests
 from protocol import ClosedOrder, Hello, Quote, Snapshot, SymbolSpec
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from typing import Any
 
-from coordinator.report import trim
+from coordinator.domain.report import trim
 
 SYMBOL_REQUEST_RETRY_SECONDS = 10.0
 HISTORY_REQUEST_RETRY_SECONDS = 10.0

@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping
 from loguru import logger
 
 from config.faults import crash_point
-from coordinator.actions import Action, ActionKind
-from coordinator.events import (
+from coordinator.domain.actions import Action, ActionKind
+from coordinator.domain.events import (
     CommandFailed,
     CopyModified,
     CopyPlaced,
@@ -23,11 +23,11 @@ from coordinator.events import (
     EventStream,
     OutcomeSettledUnknown,
 )
-from coordinator.ledger import CommandLedger, InFlight
-from coordinator.link_lifecycle import LinkMove
-from coordinator.retry_policy import RetryPolicy, failure_text
-from coordinator.state import StateStore
-from coordinator.views import TerminalView
+from coordinator.domain.link_lifecycle import LinkMove
+from coordinator.domain.retry_policy import RetryPolicy, failure_text
+from coordinator.persistence.state import StateStore
+from coordinator.runtime.ledger import CommandLedger, InFlight
+from coordinator.runtime.views import TerminalView
 from protocol import CommandResult, CommandResults, CommandStatus, Snapshot
 from protocol.mt5 import Retcode, describe_retcode
 

@@ -19,9 +19,9 @@ from loguru import logger
 
 from config import AppConfig
 from coordinator import __version__
-from coordinator.clocks import estimate_offset
-from coordinator.report import trim
-from coordinator.views import TerminalView
+from coordinator.domain.clocks import estimate_offset
+from coordinator.domain.report import trim
+from coordinator.runtime.views import TerminalView
 from protocol import (
     PROTOCOL_MINOR,
     ClosedOrder,

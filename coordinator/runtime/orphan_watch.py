@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable
 
 from loguru import logger
 
-from coordinator.events import EventStream, OrphanDecided
-from coordinator.orphans import (
+from coordinator.domain.events import EventStream, OrphanDecided
+from coordinator.domain.orphans import (
     CONFIRMED_FATES,
     UNKNOWN_FATE,
     ConfirmedOrphan,
@@ -21,9 +21,9 @@ from coordinator.orphans import (
     OrphanTracker,
     source_fate,
 )
-from coordinator.report import trim
-from coordinator.state import StateStore
-from coordinator.views import TerminalView
+from coordinator.domain.report import trim
+from coordinator.persistence.state import StateStore
+from coordinator.runtime.views import TerminalView
 from protocol import PendingOrder
 from protocol.mt5 import OrderState
 
@@ -37,7 +37,7 @@ class OrphanWatch:
         self._events = events
         self._ask_history = ask_history
         self._trackers = {view.name: OrphanTracker(view.name, view.target.copy.orphans,
-                                                   view.target.copy.keep_filled_copies)
+                                                   keep_filled_copies=view.target.copy.keep_filled_copies)
                           for view in targets if view.target is not None}
         for name, tracker in self._trackers.items():
             tracker.restore(state.orphan_counts(name))

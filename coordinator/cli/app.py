@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("status", "history"):
         return operator_command(args)
     if args.command == "demo":
-        from coordinator.demo import run_demo
+        from coordinator.cli.demo import run_demo
 
         return run_demo(duration=args.duration, directory=args.dir)
     return ExitCode.CONFIG_ERROR  # not reached: argparse refuses an unknown command (also with 2)
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 def check_config(path: Path) -> int:
     """Validate the file, and also that each local sim terminal exists on this machine (``run`` does not
     refuse a missing one: it copies to the other targets and reports that terminal)."""
-    from coordinator.operator import write_out
+    from coordinator.cli.operator import write_out
 
     try:
         config = load_config(path, check_terminal_folders=True)
@@ -117,7 +117,7 @@ def _volume_rule(copy: CopySettings) -> str:
 
 
 def operator_command(args: argparse.Namespace) -> int:
-    from coordinator.operator import history_command, status_command
+    from coordinator.cli.operator import history_command, status_command
 
     try:
         config = load_config(args.config)
@@ -130,7 +130,7 @@ def operator_command(args: argparse.Namespace) -> int:
 
 
 def run(path: Path, *, once: bool) -> int:
-    from coordinator.runner import Coordinator, install_signal_handlers
+    from coordinator.runtime.runner import Coordinator, install_signal_handlers
 
     try:
         config = load_config(path)

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from coordinator.actions import Action
-from coordinator.link_lifecycle import LinkMove
-from coordinator.state import StateStore
+from coordinator.domain.actions import Action
+from coordinator.domain.link_lifecycle import LinkMove
+from coordinator.persistence.state import StateStore
 from protocol import Command, CommandKind, CommandResult, CommandStatus, Snapshot
 from protocol.tags import find_tagged
 

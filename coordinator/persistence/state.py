@@ -18,9 +18,9 @@ from pathlib import Path
 import msgspec
 from loguru import logger
 
-from coordinator.actions import Action, CopyTicket, SourceTicket
-from coordinator.link_lifecycle import PENDING_STATUSES, InvalidLinkMove, Link, LinkMove, LinkStatus, next_status
-from coordinator.migrations import NewerStateError, migrate
+from coordinator.domain.actions import Action, CopyTicket, SourceTicket
+from coordinator.domain.link_lifecycle import PENDING_STATUSES, InvalidLinkMove, Link, LinkMove, LinkStatus, next_status
+from coordinator.persistence.migrations import NewerStateError, migrate
 from protocol import Command
 from protocol.bounds import Number, Text
 
@@ -204,7 +204,7 @@ class StateStore:
 
     def move_link(self, target: str, source_ticket: int, move: LinkMove) -> bool:
         """Apply ``move`` to the link of ``source_ticket`` on ``target`` by the lifecycle's table
-        (coordinator/link_lifecycle.py); False, with an error logged, when the table refuses it (the status
+        (coordinator/domain/link_lifecycle.py); False, with an error logged, when the table refuses it (the status
         then stays as it was) or no such link exists."""
         link = self._links.get(target, {}).get(source_ticket)
         if link is None:
@@ -306,6 +306,7 @@ def _intent_to_json(action: Action, command: Command) -> str:
         ticket=action.ticket, order_type=action.order_type, volume=action.volume, price=action.price,
         stoplimit=action.stoplimit, sl=action.sl, tp=action.tp, type_time=action.type_time,
         expiration=action.expiration, magic=action.magic, comment=action.comment, deadline_ms=command.deadline_ms,
+        expected_volume=action.expected_volume, deviation=action.deviation,
         source_volume=action.source_volume, price_offset=action.price_offset, reason=action.reason,
         evidence=action.evidence, adjustment=action.adjustment)
     return _INTENT_ENCODER.encode(stored).decode()
@@ -321,6 +322,7 @@ def _intent_from_json(payload: str, target: str, created_at: float) -> Intent:
         ticket=CopyTicket(stored.ticket), order_type=stored.order_type, volume=stored.volume, price=stored.price,
         stoplimit=stored.stoplimit, sl=stored.sl, tp=stored.tp, type_time=stored.type_time,
         expiration=stored.expiration, magic=stored.magic, comment=stored.comment,
+        expected_volume=stored.expected_volume, deviation=stored.deviation,
         source_volume=stored.source_volume, price_offset=stored.price_offset, reason=stored.reason,
         evidence=stored.evidence, adjustment=stored.adjustment)
     return Intent(action=action, command=action.command(stored.command_id, stored.deadline_ms), target=target,

@@ -10,13 +10,13 @@ from collections.abc import Callable, Mapping, Sequence
 from loguru import logger
 
 from config import AppConfig, TargetConfig
-from coordinator.orphan_watch import OrphanWatch
-from coordinator.planner import our_copies
-from coordinator.report import TargetReport
-from coordinator.sessions import WorkerSessions
-from coordinator.state import StateStore
-from coordinator.status import StatusBoard, TerminalStatus
-from coordinator.views import TerminalView
+from coordinator.domain.planner import our_copies
+from coordinator.domain.report import TargetReport
+from coordinator.persistence.state import StateStore
+from coordinator.persistence.status import StatusBoard, TerminalStatus
+from coordinator.runtime.orphan_watch import OrphanWatch
+from coordinator.runtime.sessions import WorkerSessions
+from coordinator.runtime.views import TerminalView
 from protocol import PendingOrder
 
 

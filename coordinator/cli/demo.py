@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from loguru import logger
 
 from config import load_config
-from coordinator.runner import Coordinator, install_signal_handlers
+from coordinator.runtime.runner import Coordinator, install_signal_handlers
 from protocol.mt5 import (
     PENDING_ORDER_TYPES,
     OrderFilling,

@@ -10,7 +10,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.status import STATUS_TABLE_SCHEMA
+from coordinator.persistence.status import STATUS_TABLE_SCHEMA
 
 
 @dataclass(frozen=True, slots=True)
