@@ -14,12 +14,22 @@ from .choices import (
     OutOfBounds,
     PriceMode,
     Role,
+    SourceClose,
+    SourceFill,
     VolumeMode,
     VolumeRounding,
 )
 from .errors import ConfigError, ConfigProblem
 from .loader import EXAMPLE_CONFIG_PATH, load_config, parse_config
-from .model import AppConfig, CoordinatorConfig, CopySettings, OrphanSettings, TargetConfig, TerminalConfig
+from .model import (
+    AppConfig,
+    CoordinatorConfig,
+    CopySettings,
+    OrphanSettings,
+    PositionSettings,
+    TargetConfig,
+    TerminalConfig,
+)
 
 __all__ = [
     "EXAMPLE_CONFIG_PATH",
@@ -34,8 +44,11 @@ __all__ = [
     "OrphanPolicy",
     "OrphanSettings",
     "OutOfBounds",
+    "PositionSettings",
     "PriceMode",
     "Role",
+    "SourceClose",
+    "SourceFill",
     "TargetConfig",
     "TerminalConfig",
     "VolumeMode",

@@ -29,6 +29,7 @@ def cross_field_problems(checked: Tree, base_dir: Path) -> list[ConfigProblem]:
     problems.extend(_mt5_path_problems(checked))
     problems.extend(_lot_range_problems(checked))
     problems.extend(_fixed_lot_problems(checked))
+    problems.extend(_source_fill_problems(checked))
     problems.extend(_duplicate_terminal_problems(checked, base_dir))
     return problems
 
@@ -130,6 +131,17 @@ def _fixed_lot_problems(checked: Tree) -> Iterator[ConfigProblem]:
             yield ConfigProblem(f"{where}.fixed_lot", 'required when volume_mode = "fixed"')
         elif not fixed and fixed_lot is not None:
             yield ConfigProblem(f"{where}.fixed_lot", 'only used with volume_mode = "fixed"')
+
+
+def _source_fill_problems(checked: Tree) -> Iterator[ConfigProblem]:
+    # Two keys for one decision: which one wins would be a guess.
+    for where, target in _located_targets(checked):
+        keep, fill = _value(target, "keep_filled_copies"), _value(_value(target, "positions"), "on_source_fill")
+        if _known(keep, fill) and keep is not None and fill is not None:
+            yield ConfigProblem(
+                f"{where}.positions.on_source_fill",
+                "say either this or keep_filled_copies (the older key for the same choice) in this target, not both",
+            )
 
 
 def _duplicate_terminal_problems(checked: Tree, base_dir: Path) -> Iterator[ConfigProblem]:

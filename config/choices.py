@@ -96,3 +96,20 @@ class OrphanPolicy(_TextEnum):
 
     KILL = "kill"  # removed, once confirmed by OrphanSettings.max_checks consecutive checks
     PRESERVE = "preserve"  # left on the target and reported
+
+
+class SourceFill(_TextEnum):
+    """What happens to a copy still pending when its source order fills ([targets.positions] on_source_fill)."""
+
+    REMOVE = "remove"  # the copy is removed (it would open a position the source no longer waits for)
+    KEEP = "keep"  # the copy stays pending and triggers on its own market
+    # The copy is opened at market if the target's entry price is within max_entry_slippage_points of the
+    # source's fill price; else it is removed.
+    MARKET = "market"
+
+
+class SourceClose(_TextEnum):
+    """What happens to a copy's position when its source position closes ([targets.positions] on_source_close)."""
+
+    CLOSE = "close"  # closed at market
+    KEEP = "keep"  # left open, reported

@@ -24,6 +24,8 @@ from .choices import (
     OutOfBounds,
     PriceMode,
     Role,
+    SourceClose,
+    SourceFill,
     VolumeMode,
     VolumeRounding,
 )
@@ -166,6 +168,44 @@ class OrphanSettings:
 
 
 @config_table
+class PositionSettings:
+    """How a copy's position follows its source's once both filled ([targets.positions])."""
+
+    sync_sltp: bool = setting(
+        Boolean(),
+        default=True,
+        doc="SL and TP of the copy's position follow the source position's",
+    )
+    on_source_close: SourceClose = setting(
+        Choice.of_enum(SourceClose),
+        default=SourceClose.CLOSE,
+        doc='the source position closed: "close" the copy\'s position at market, or "keep" it open',
+    )
+    partial_closes: bool = setting(
+        Boolean(),
+        default=True,
+        doc="a partial close on the source closes the same share of the copy's position",
+    )
+    on_source_fill: SourceFill | None = setting(  # None: as keep_filled_copies says (its default: "remove")
+        Choice.of_enum(SourceFill),
+        default=None,
+        shown_default='"remove"',
+        doc='the source order filled while its copy is pending: "remove" the copy, "keep" it, or open it at '
+            '"market" within max_entry_slippage_points',
+    )
+    max_entry_slippage_points: int = setting(
+        Integer(ge=0),
+        default=20,
+        doc='on_source_fill = "market": the largest distance, in target points, from the source\'s fill price',
+    )
+    close_deviation_points: int = setting(
+        Integer(ge=0),
+        default=20,
+        doc="the price deviation allowed on closing deals, in target points",
+    )
+
+
+@config_table
 class CopySettings:
     """How orders are copied onto one target (the copy keys of a [[targets]] table)."""
 
@@ -216,15 +256,23 @@ class CopySettings:
         default=False,
         doc="true: a copy deleted by hand is placed again while its source order is pending",
     )
-    keep_filled_copies: bool = setting(
+    # Kept from 0.2: the same as [targets.positions] on_source_fill = "keep" (true) or "remove" (false); saying
+    # both is a configuration error (config/checks.py). Read ``source_fill``, which settles the two.
+    keep_filled_copies: bool | None = setting(
         Boolean(),
-        default=False,
-        doc="true: copies of a filled source order stay pending instead of becoming orphans",
+        default=None,
+        shown_default="false",
+        doc='true: copies of a filled source order stay pending (as [targets.positions] on_source_fill = "keep")',
     )
     orphans: OrphanSettings = setting(
         OrphanSettings,
         default=OrphanSettings(),
         doc="what happens to copies whose source order is gone",
+    )
+    positions: PositionSettings = setting(
+        PositionSettings,
+        default=PositionSettings(),
+        doc="how a copy's position follows its source's after both filled",
     )
     order_types: frozenset[OrderKind] = setting(
         SetOf(item=Choice.of_enum(OrderKind), non_empty=True),
@@ -245,6 +293,13 @@ class CopySettings:
         default=(),
         doc="source symbol -> target symbol; wins over symbol_prefix and symbol_suffix",
     )
+
+    @property
+    def source_fill(self) -> SourceFill:
+        """What happens to a pending copy whose source order filled: on_source_fill, else keep_filled_copies."""
+        if self.positions.on_source_fill is not None:
+            return self.positions.on_source_fill
+        return SourceFill.KEEP if self.keep_filled_copies else SourceFill.REMOVE
 
     def map_symbol(self, source_symbol: str) -> str:
         """The target's symbol for a source symbol: ``symbol_map`` first, else prefix + symbol + suffix."""

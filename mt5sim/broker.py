@@ -724,7 +724,10 @@ class Broker:
         closing = False
         if request.position:
             positions = self.tx.positions(ticket=request.position)
-            if not positions or positions[0]["symbol"] != row.name or (positions[0]["type"] == 0) == buy:
+            if not positions:
+                verdict.retcode = self._missing_position_rc(request.position)
+                return verdict
+            if positions[0]["symbol"] != row.name or (positions[0]["type"] == 0) == buy:
                 verdict.retcode = c.TRADE_RETCODE_INVALID
                 return verdict
             verdict.position, closing = positions[0], True
@@ -736,12 +739,18 @@ class Broker:
             lambda: self._trade_mode_rc(spec, buy, closing),
             lambda: 0 if row.session_open else c.TRADE_RETCODE_MARKET_CLOSED,
             lambda: 0 if row.bid > 0 and row.ask > 0 else c.TRADE_RETCODE_PRICE_OFF,
+            lambda: (
+                c.TRADE_RETCODE_FROZEN
+                if verdict.position is not None and self._position_frozen(verdict.position, row)
+                else 0
+            ),
             lambda: 0 if volume_ok(spec, request.volume) else c.TRADE_RETCODE_INVALID_VOLUME,
             lambda: (
                 c.TRADE_RETCODE_INVALID_CLOSE_VOLUME
                 if verdict.position is not None and request.volume > verdict.position["volume"] + VOLUME_TOLERANCE
                 else 0
             ),
+            lambda: self._requested_price_rc(spec, request, price),
             lambda: 0 if closing else self._stops_rc(buy, row.bid if buy else row.ask, request.sl, request.tp, spec),
             lambda: self._market_filling_rc(spec, request.type_filling),
             lambda: 0 if closing else self._volume_limit_rc(row.name, buy, request.volume, spec),
@@ -767,7 +776,8 @@ class Broker:
     def _validate_sltp(self, request: TradeRequest) -> Verdict:
         positions = self.tx.positions(ticket=request.position) if request.position else []
         if not positions:
-            return Verdict(c.TRADE_RETCODE_INVALID, symbol=self.tx.symbol(request.symbol) if request.symbol else None)
+            return Verdict(self._missing_position_rc(request.position),
+                           symbol=self.tx.symbol(request.symbol) if request.symbol else None)
         position = positions[0]
         row = self.tx.symbol(position["symbol"])
         verdict = Verdict(symbol=row, position=position)
@@ -776,13 +786,60 @@ class Broker:
             verdict.retcode = verdict.retcode or c.TRADE_RETCODE_INVALID
             return verdict
         buy = position["type"] == c.POSITION_TYPE_BUY
-        if not row.session_open:
+        tolerance = (row.spec["point"] or 1e-9) * 1e-3
+        if row.spec["trade_mode"] == c.SYMBOL_TRADE_MODE_DISABLED:
+            verdict.retcode = c.TRADE_RETCODE_TRADE_DISABLED
+        elif not row.session_open:
             verdict.retcode = c.TRADE_RETCODE_MARKET_CLOSED
+        elif self._position_frozen(position, row):
+            verdict.retcode = c.TRADE_RETCODE_FROZEN
         elif rc := self._stops_rc(buy, row.bid if buy else row.ask, request.sl, request.tp, row.spec):
             verdict.retcode = rc
-        elif request.sl == position["sl"] and request.tp == position["tp"]:
+        elif abs(request.sl - position["sl"]) < tolerance and abs(request.tp - position["tp"]) < tolerance:
             verdict.retcode = c.TRADE_RETCODE_NO_CHANGES
         return verdict
+
+    def _missing_position_rc(self, ticket: int) -> int:
+        """A request naming a position that is not open: 10036 POSITION_CLOSED when the deals history knows the
+        position (it existed and was closed), 10013 INVALID for a ticket that never was an open position.
+
+        mt5-api.md is silent. 10036's official description is "Position with the specified POSITION_IDENTIFIER
+        has already been closed"; third-party code handles both 10036 and 10013 (or 10035) for this case, so
+        the copier must not rely on either: the adapter looks at the positions again whatever the answer."""
+        if ticket and self.tx.deals(position=ticket):
+            return c.TRADE_RETCODE_POSITION_CLOSED
+        return c.TRADE_RETCODE_INVALID
+
+    def _position_frozen(self, position: dict[str, Any], row: SymbolRow) -> bool:
+        """A position whose SL or TP lies within trade_freeze_level points of the price that would close it
+        can be neither modified nor closed (ART2555: Bid-SL and TP-Bid for a buy, SL-Ask and Ask-TP for a sell
+        must exceed the freeze level). Distances of exactly the level count as frozen, as for orders."""
+        level = row.spec["trade_freeze_level"]
+        if level <= 0:
+            return False
+        buy = position["type"] == c.POSITION_TYPE_BUY
+        price = row.bid if buy else row.ask
+        point = row.spec["point"]
+        sl, tp = position["sl"], position["tp"]
+        distances = []
+        if sl:
+            distances.append(_points(price - sl if buy else sl - price, point))
+        if tp:
+            distances.append(_points(tp - price if buy else price - tp, point))
+        return any(distance <= level for distance in distances)
+
+    @staticmethod
+    def _requested_price_rc(spec: dict[str, Any], request: TradeRequest, price: float) -> int:
+        """Instant and Request execution deal at the price the request names: none is 10015, and one the
+        market left by more than ``deviation`` points is a requote (10004). Market and Exchange execution take
+        the market's price and ignore both fields (BOOK experts_close)."""
+        if spec["trade_exemode"] not in (c.SYMBOL_TRADE_EXECUTION_INSTANT, c.SYMBOL_TRADE_EXECUTION_REQUEST):
+            return 0
+        if request.price <= 0:
+            return c.TRADE_RETCODE_INVALID_PRICE
+        if _points(abs(request.price - price), spec["point"]) > request.deviation:
+            return c.TRADE_RETCODE_REQUOTE
+        return 0
 
     # ---- execution ----------------------------------------------------------------------------------
     def execute(self, request: TradeRequest) -> Outcome:
@@ -821,7 +878,8 @@ class Broker:
             return Outcome(_DONE, order=order["ticket"], bid=row.bid, ask=row.ask, request_id=request_id)
         if action == c.TRADE_ACTION_SLTP:
             assert verdict.position is not None
-            self.tx.update_position(verdict.position["ticket"], sl=request.sl, tp=request.tp)
+            self.tx.update_position(verdict.position["ticket"], sl=request.sl, tp=request.tp,
+                                    time_update=int(self.now), time_update_msc=int(self.now * 1000))
             self.process_market(row.name)
             return Outcome(_DONE, request_id=request_id)
         # TRADE_ACTION_DEAL: fill at once at the current price.

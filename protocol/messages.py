@@ -222,6 +222,7 @@ class CommandResult(Struct, frozen=True, kw_only=True):
     already_existed: bool = False  # place: a copy with this tag was already there, nothing was sent
     elapsed_ms: Number = 0.0
     price: Number = 0.0  # CLOSE, MARKET: the price the deal was done at (protocol 1.2)
+    requested_price: Number = 0.0  # CLOSE: the price asked (the tick when sent); slippage is measured from it
     volume: Number = 0.0  # CLOSE, MARKET: the volume the deal was done for (protocol 1.2)
 
 

@@ -3,14 +3,16 @@
 It takes the module object itself, ``MetaTrader5`` on Windows or ``mt5sim`` anywhere, so the code that the
 tests exercise is the code that trades real accounts. It owns the call-form rules of the real package
 (keyword filters only, never positional and keyword arguments together), the account check before every
-trade request (a person may switch accounts, or IPC may cross-wire terminals), and the idempotent placement
-of copies.
+trade request (a person may switch accounts, or IPC may cross-wire terminals), the idempotent placement
+of copies, and the guarded commands on a copy's position (SL/TP, a close only while the position holds the
+volume it was planned on, the opening at market in place of a pending copy), each only on what carries the
+copier's tag.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,6 +29,7 @@ from protocol.messages import (
     CommandStatus,
     PendingOrder,
     PositionFacts,
+    PositionHistory,
     Quote,
     SymbolSpec,
     TerminalFacts,
@@ -36,13 +39,36 @@ from protocol.mt5 import (
     ORDER_CHECK_PASSED,
     PENDING_ORDER_TYPES,
     SUCCESS_RETCODES,
+    DealEntry,
     LastError,
     OrderFilling,
+    OrderState,
+    OrderType,
+    PositionType,
     Retcode,
     TradeAction,
 )
-from protocol.tags import find_tagged, parse_tag
+from protocol.tags import find_tagged, is_copy_of, parse_tag
 from terminal_worker.errors import LINK_LOST_CODES, TerminalError
+
+# The bits of SymbolInfo.filling_mode (MQL5's SYMBOL_FILLING_FOK / _IOC; the package exports neither name,
+# shared/mt5-api.md §5). RETURN has no bit.
+_FILLING_FOK_BIT = 1
+_FILLING_IOC_BIT = 2
+# A broker's answer to a request on a position that is no longer open. mt5-api.md is silent: the official
+# description of 10036 says exactly that, but third-party code also meets 10013 (and 10035) there, so the
+# adapter looks at the positions again whatever the answer was.
+_POSITION_GONE_RETCODES = frozenset({Retcode.POSITION_CLOSED, Retcode.INVALID, Retcode.INVALID_ORDER})
+
+
+def market_filling(filling_mode: int) -> OrderFilling:
+    """The filling of a market deal from the symbol's ``filling_mode`` bits: FOK when allowed, else IOC, else
+    RETURN (which has no bit: allowed in every execution mode but Market execution)."""
+    if filling_mode & _FILLING_FOK_BIT:
+        return OrderFilling.FOK
+    if filling_mode & _FILLING_IOC_BIT:
+        return OrderFilling.IOC
+    return OrderFilling.RETURN
 
 
 class MT5Adapter:
@@ -216,9 +242,60 @@ class MT5Adapter:
                 volume=float(position.volume),
                 magic=int(position.magic),
                 comment=str(position.comment),
+                price_open=float(position.price_open),
+                sl=float(position.sl),
+                tp=float(position.tp),
+                price_current=float(position.price_current),
+                time_msc=int(position.time_msc),
             )
             for position in positions
         )
+
+    def position_history(self, position_id: int) -> PositionHistory | None:
+        """What the deals history says of position ``position_id`` (the ticket of the order that opened it), or
+        None when it holds no deal of it (not yet: history can lag; or no such position).
+
+        ``history_deals_get(position=id)`` lists the deals whose DEAL_POSITION_ID is ``id`` (shared/mt5-api.md
+        §3), the opening one included. A netting reversal is one DEAL_ENTRY_INOUT deal: the part that closed
+        the position (its open volume at that moment) counts out, the rest opened the reversed one and counts
+        in (the position keeps its identifier through a reversal)."""
+        # Like history_orders_get(ticket=unknown), an unknown position may answer None instead of (): both
+        # mean "no deal" unless the link itself is lost (_call raises then).
+        deals = self._call("history_deals_get", position=position_id)
+        if not deals:
+            return None
+        volume_in = volume_out = 0.0
+        last_out: Any = None
+        for deal in sorted(deals, key=lambda deal: (int(deal.time_msc), int(deal.ticket))):
+            entry, volume = int(deal.entry), float(deal.volume)
+            if entry == DealEntry.IN:
+                volume_in += volume
+            elif entry in (DealEntry.OUT, DealEntry.OUT_BY):
+                volume_out += volume
+                last_out = deal
+            elif entry == DealEntry.INOUT:
+                closing = max(0.0, min(volume, volume_in - volume_out))
+                volume_out += closing
+                volume_in += volume - closing
+                last_out = deal
+        half_step = self._half_step(str(deals[0].symbol))
+        volume_in, volume_out = round(volume_in, 8), round(volume_out, 8)
+        return PositionHistory(
+            position_id=position_id,
+            closed=volume_in > 0 and volume_out >= volume_in - half_step,
+            volume_in=volume_in,
+            volume_out=volume_out,
+            close_price=float(last_out.price) if last_out is not None else 0.0,
+            close_reason=int(last_out.reason) if last_out is not None else 0,
+            close_time_msc=int(last_out.time_msc) if last_out is not None else 0,
+        )
+
+    def _half_step(self, symbol: str) -> float:
+        """Half the symbol's volume step: volumes closer than that are the same volume. Float noise only when
+        the symbol cannot be read."""
+        info = self._call("symbol_info", symbol)
+        step = float(info.volume_step) if info is not None else 0.0
+        return max(step / 2.0, 1e-9)
 
     def closed_order(self, ticket: int) -> ClosedOrder | None:
         """The history record of an order that left the pending list, or None when history has none yet."""
@@ -298,14 +375,16 @@ class MT5Adapter:
     def execute(self, command: Command) -> CommandResult:
         """Execute one command and say exactly what happened. Never raises for a broker rejection."""
         started = time.perf_counter()
-        if command.kind is CommandKind.PLACE:
-            result = self._place(command)
-        elif command.kind is CommandKind.MODIFY:
-            result = self._modify(command)
-        elif command.kind is CommandKind.REMOVE:
-            result = self._remove(command)
-        else:
-            result = self._replace(command)
+        handlers: dict[CommandKind, Callable[[Command], CommandResult]] = {
+            CommandKind.PLACE: self._place,
+            CommandKind.MODIFY: self._modify,
+            CommandKind.REMOVE: self._remove,
+            CommandKind.REPLACE: self._replace,
+            CommandKind.SLTP: self._sltp,
+            CommandKind.CLOSE: self._close,
+            CommandKind.MARKET: self._market,
+        }
+        result = handlers[command.kind](command)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         return CommandResult(**{**_fields(result), "elapsed_ms": round(elapsed_ms, 3)})
 
@@ -424,7 +503,10 @@ class MT5Adapter:
         return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
                              comment=f"{problem}; not sent")
 
-    def _send(self, command: Command, request: dict[str, Any], *, find_after_doubt: bool) -> CommandResult:
+    def _send(self, command: Command, request: dict[str, Any], *, find_after_doubt: bool,
+              resolve: Callable[[dict[str, Any]], CommandResult] | None = None) -> CommandResult:
+        """Send one request and classify the answer. An unknown outcome is settled by ``resolve`` (given what
+        is known of the answer) when given, else by ``_resolve_doubt``."""
         crash_point("before-order-send")
         try:
             answer = self._mt5.order_send(request)
@@ -442,16 +524,24 @@ class MT5Adapter:
                     error_message=message, comment=message,
                 )
             self.connected = False
-            return self._resolve_doubt(command, find_after_doubt, error_code=code, error_message=message)
+            known: dict[str, Any] = {"error_code": code, "error_message": message}
+            return resolve(known) if resolve else self._resolve_doubt(command, find_after_doubt, **known)
         retcode = int(answer.retcode)
         if retcode in SUCCESS_RETCODES:
-            ticket = int(answer.order) or command.ticket
+            ticket = int(answer.order) or int(answer.deal) or command.ticket
+            if request["action"] == TradeAction.DEAL:
+                price, volume = self._deal_outcome(answer)
+                return CommandResult(
+                    command_id=command.command_id, status=CommandStatus.DONE, retcode=retcode,
+                    comment=str(answer.comment), ticket=ticket, price=price, volume=volume,
+                )
             return CommandResult(
                 command_id=command.command_id, status=CommandStatus.DONE, retcode=retcode,
                 comment=str(answer.comment), ticket=ticket,
             )
         if retcode in AMBIGUOUS_RETCODES:
-            return self._resolve_doubt(command, find_after_doubt, retcode=retcode, comment=str(answer.comment))
+            known = {"retcode": retcode, "comment": str(answer.comment)}
+            return resolve(known) if resolve else self._resolve_doubt(command, find_after_doubt, **known)
         return CommandResult(
             command_id=command.command_id, status=CommandStatus.REJECTED, retcode=retcode,
             comment=str(answer.comment),
@@ -470,6 +560,325 @@ class MT5Adapter:
                     command_id=command.command_id, status=CommandStatus.DONE, ticket=existing, **known
                 )
         return CommandResult(command_id=command.command_id, status=CommandStatus.UNKNOWN, **known)
+
+    # ---- positions (protocol 1.2) --------------------------------------------------------------------
+
+    def _deal_outcome(self, answer: Any) -> tuple[float, float]:
+        """(price, volume) of an executed market order: from the answer, or from its deals in history when the
+        answer leaves them 0 (a broker may confirm an order without echoing them). ``history_deals_get(ticket=)``
+        selects the deals of an order (DEAL_ORDER), not a deal ticket; several deals average by volume."""
+        price, volume = float(answer.price), float(answer.volume)
+        if (price <= 0 or volume <= 0) and int(answer.order):
+            deals = self._call("history_deals_get", ticket=int(answer.order)) or ()
+            total = sum(float(deal.volume) for deal in deals)
+            if total > 0:
+                price = price if price > 0 else sum(float(deal.price) * float(deal.volume) for deal in deals) / total
+                volume = volume if volume > 0 else round(total, 8)
+        return price, volume
+
+    def _open_position(self, ticket: int) -> Any | None:
+        """The open position ``ticket`` names (its ticket, or its identifier: a netting reversal gives the
+        position a new ticket and keeps the identifier), as the terminal reports it; None when not open. Reads
+        every position: ``positions_get(ticket=unknown)`` may answer None or () (shared/mt5-api.md §3)."""
+        for position in self._required("positions_get"):
+            if int(position.ticket) == ticket or int(position.identifier) == ticket:
+                return position
+        return None
+
+    def _market_facts(self, symbol: str) -> tuple[Any, Any] | None:
+        """(SymbolInfo, Tick) of a symbol with a two-sided quote, selecting it in Market Watch if needed."""
+        info = self._call("symbol_info", symbol)
+        if info is None and self._call("symbol_select", symbol, True):
+            info = self._call("symbol_info", symbol)
+        tick = self._call("symbol_info_tick", symbol) if info is not None else None
+        if info is None or tick is None or float(tick.bid) <= 0 or float(tick.ask) <= 0:
+            return None
+        return info, tick
+
+    def _position_of(self, command: Command, what: str) -> tuple[Any | None, CommandResult | None]:
+        """The open position a SLTP or CLOSE acts on, after the account check: (position, None) when it is the
+        copier's copy of ``command.source_ticket``; (None, None) when no such position is open; (None, answer)
+        when the command must not go (wrong account, a position that is not our copy, a failed read)."""
+        wrong_account = self._refuse_on_wrong_account(command)
+        if wrong_account is not None:
+            return None, wrong_account
+        try:
+            position = self._open_position(command.ticket)
+        except TerminalError as e:
+            if e.code in LINK_LOST_CODES:
+                raise
+            return None, CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
+                                       error_code=e.code, error_message=str(e),
+                                       comment=f"could not read the positions; {what} not sent")
+        if position is None:
+            return None, None
+        if not is_copy_of(int(position.magic), str(position.comment), command.source_ticket):
+            return None, _refused(command, f"position #{int(position.ticket)} is not the copier's copy of source "
+                                           f"#{command.source_ticket} (magic {int(position.magic)}, comment "
+                                           f"{str(position.comment)!r}): never touched; {what} not sent")
+        if command.symbol and str(position.symbol) != command.symbol:
+            return None, _refused(command, f"position #{int(position.ticket)} is on {position.symbol}, the command "
+                                           f"names {command.symbol}; {what} not sent")
+        return position, None
+
+    def _sltp(self, command: Command) -> CommandResult:
+        """Set both SL and TP of the copy's position (TRADE_ACTION_SLTP: a level left at 0 is removed)."""
+        position, answer = self._position_of(command, "SL/TP")
+        if answer is not None:
+            return answer
+        if position is None:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.STALE,
+                                 comment=f"position #{command.ticket} is not open (closed, or never opened); "
+                                         "SL/TP not sent")
+        ticket = int(position.ticket)
+        request = {
+            "action": int(TradeAction.SLTP),
+            "position": ticket,
+            "symbol": str(position.symbol),
+            "sl": float(command.sl),
+            "tp": float(command.tp),
+            "magic": int(position.magic),
+        }
+        rejection = self._precheck(command, request)
+        if rejection is not None and rejection.retcode == Retcode.NO_CHANGES:
+            # The position already holds these levels: the intent is fulfilled, nothing to send.
+            return CommandResult(**{**_fields(rejection), "status": CommandStatus.DONE, "ticket": ticket,
+                                    "comment": f"{rejection.comment}; nothing to change, not sent"})
+        if rejection is not None:
+            return rejection
+        result = self._send(command, request, find_after_doubt=False,
+                            resolve=lambda known: self._resolve_sltp(command, known))
+        if result.status is CommandStatus.DONE:
+            return CommandResult(**{**_fields(result), "ticket": ticket})
+        if result.status is CommandStatus.REJECTED and result.retcode == Retcode.NO_CHANGES:
+            return CommandResult(**{**_fields(result), "status": CommandStatus.DONE, "ticket": ticket})
+        if self._gone_after(result, command.ticket):
+            return CommandResult(**{**_fields(result), "status": CommandStatus.STALE,
+                                    "comment": f"{result.comment}: position #{ticket} is no longer open"})
+        return result
+
+    def _resolve_sltp(self, command: Command, known: dict[str, Any]) -> CommandResult:
+        """An SLTP whose answer was lost: done if the position now holds the levels asked for; otherwise
+        UNKNOWN (an SLTP is idempotent: the coordinator may send it again once the snapshots tell)."""
+        try:
+            position = self._open_position(command.ticket)
+            info = self._call("symbol_info", str(position.symbol)) if position is not None else None
+        except TerminalError:
+            position = info = None
+        if position is not None:
+            tolerance = float(info.point) / 2 if info is not None else 1e-9
+            if abs(float(position.sl) - command.sl) <= tolerance and abs(float(position.tp) - command.tp) <= tolerance:
+                return CommandResult(command_id=command.command_id, status=CommandStatus.DONE,
+                                     ticket=int(position.ticket), **known)
+        return CommandResult(command_id=command.command_id, status=CommandStatus.UNKNOWN, **known)
+
+    def _close(self, command: Command) -> CommandResult:
+        """Close ``volume`` of the copy's position at market, only while it holds ``expected_volume``."""
+        if command.volume <= 0:
+            return _refused(command, f"a close of {command.volume} lots: nothing to close")
+        position, answer = self._position_of(command, "close")
+        if answer is not None:
+            return answer
+        if position is None:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.DONE, already_existed=True,
+                                 comment=f"position #{command.ticket} is not open: already closed; nothing sent")
+        symbol = str(position.symbol)
+        facts = self._market_facts(symbol)
+        if facts is None:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
+                                 comment=f"no quote for {symbol} (or it cannot be read); close not sent")
+        info, tick = facts
+        half_step = max(float(info.volume_step) / 2.0, 1e-9)
+        held = float(position.volume)
+        if abs(held - command.expected_volume) > half_step:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.STALE, ticket=int(position.ticket),
+                                 comment=f"position #{int(position.ticket)} holds {held:g} lots, the close was planned "
+                                         f"on {command.expected_volume:g}; not sent")
+        buy = int(position.type) == PositionType.BUY
+        asked = float(tick.bid if buy else tick.ask)  # a buy is closed at the bid, a sell at the ask
+        request = {
+            "action": int(TradeAction.DEAL),
+            "symbol": symbol,
+            "volume": float(command.volume),
+            "type": int(OrderType.SELL if buy else OrderType.BUY),  # the opposite deal closes it
+            "position": int(position.ticket),
+            "price": asked,
+            "deviation": int(command.deviation),
+            "type_filling": int(market_filling(int(info.filling_mode))),
+            "magic": int(position.magic),  # the tag, as the position carries it
+            "comment": str(position.comment),
+        }
+        rejection = self._precheck(command, request)
+        if rejection is not None:
+            return rejection
+        result = self._send(command, request, find_after_doubt=False,
+                            resolve=lambda known: self._resolve_close(command, held, half_step, known))
+        if self._gone_after(result, command.ticket):
+            # Closed between the look and the request (its SL, a person, the broker): nothing left to close.
+            return CommandResult(**{**_fields(result), "status": CommandStatus.DONE, "already_existed": True,
+                                    "comment": f"{result.comment}: position #{command.ticket} is already closed"})
+        if result.status is CommandStatus.DONE and result.price:
+            # The slippage a trader cares about is from the price asked to the price got, both of this moment.
+            return CommandResult(**{**_fields(result), "requested_price": asked})
+        return result
+
+    def _gone_after(self, result: CommandResult, ticket: int) -> bool:
+        """Whether the broker refused a request on position ``ticket`` because it is no longer open: whatever
+        retcode it chose for that (10036, 10013, 10035), the positions decide."""
+        if result.status is not CommandStatus.REJECTED or result.retcode not in _POSITION_GONE_RETCODES:
+            return False
+        try:
+            return self._open_position(ticket) is None
+        except TerminalError:  # the rejection stands (a lost link is noticed: _call marked it disconnected)
+            return False
+
+    def _resolve_close(self, command: Command, held: float, half_step: float,
+                       known: dict[str, Any]) -> CommandResult:
+        """A close whose answer was lost: look at the position again. Gone, or reduced by the volume: done.
+        Still holding what it held: the close did not happen, REJECTED (with what is known of the answer) and
+        not resent here; sending it again is safe, because a retry carries the volume it is planned on and a
+        close that did happen after all turns that retry STALE. Anything else: UNKNOWN."""
+        try:
+            position = self._open_position(command.ticket)
+        except TerminalError:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.UNKNOWN, **known)
+        what = known.get("comment") or known.get("error_message") or "no answer"
+        if position is None:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.DONE, ticket=command.ticket,
+                                 **{**known, "comment": f"answer lost ({what}); the position is closed now"})
+        remaining = float(position.volume)
+        if abs(remaining - (held - command.volume)) <= half_step:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.DONE, ticket=command.ticket,
+                                 volume=command.volume,
+                                 **{**known, "comment": f"answer lost ({what}); the position holds {remaining:g} "
+                                                        "lots now: closed"})
+        if abs(remaining - held) <= half_step:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
+                                 **{**known, "comment": f"answer lost ({what}); the position still holds "
+                                                        f"{remaining:g} lots: the close did not happen"})
+        return CommandResult(command_id=command.command_id, status=CommandStatus.UNKNOWN, **known)
+
+    def _market(self, command: Command) -> CommandResult:
+        """The source order filled while its copy ``ticket`` is pending: remove the pending copy and open the
+        copy at market if the entry price is within ``deviation`` points of the source's fill price ``price``;
+        else only remove it. ``ticket`` 0: no pending copy to remove, only the opening (same guards)."""
+        source = command.source_ticket
+        if command.magic != source or parse_tag(command.comment) != source:
+            return _refused(command, "a copy must carry magic = source ticket and the copier's comment tag")
+        if command.order_type not in (OrderType.BUY, OrderType.SELL):
+            return _refused(command, f"a copy is opened at market as a buy (0) or a sell (1), not type "
+                                     f"{command.order_type}")
+        if command.volume <= 0 or command.price <= 0:
+            return _refused(command, "a market copy needs a volume and the source's fill price")
+        wrong_account = self._refuse_on_wrong_account(command)
+        if wrong_account is not None:
+            return wrong_account
+        try:
+            orders = self._required("orders_get")
+            positions = self._required("positions_get")
+        except TerminalError as e:
+            if e.code in LINK_LOST_CODES:
+                raise
+            return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED, error_code=e.code,
+                                 error_message=str(e), comment="could not check for an existing copy; not sent")
+        pending = next((order for order in orders if command.ticket and int(order.ticket) == command.ticket), None)
+        if pending is not None and not is_copy_of(int(pending.magic), str(pending.comment), source):
+            return _refused(command, f"order #{command.ticket} is not the copier's copy of source #{source} "
+                                     f"(magic {int(pending.magic)}, comment {str(pending.comment)!r}): never touched")
+        if pending is not None and str(pending.symbol) != command.symbol:
+            return _refused(command, f"pending copy #{command.ticket} is on {pending.symbol}, the command names "
+                                     f"{command.symbol}; not sent")
+        opened = find_tagged(source, (), positions)
+        if opened is not None:
+            # The pending copy filled by itself: it is the copy's position now, nothing more is opened. What is
+            # still pending of it (a partial fill) is removed, as the command asks.
+            comment = "the pending copy already filled: its position is the copy"
+            if pending is not None:
+                removal = self._remove(command)
+                comment += (f"; the rest of pending copy #{command.ticket} removed" if removal.status is
+                            CommandStatus.DONE else f"; removing the rest of pending copy #{command.ticket} "
+                                                    f"failed: {removal.comment or removal.error_message}")
+            return CommandResult(command_id=command.command_id, status=CommandStatus.DONE, ticket=opened,
+                                 already_existed=True, comment=comment)
+        other = find_tagged(source, orders, (), exclude=command.ticket)
+        if other is not None:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.STALE,
+                                 comment=f"order #{other} is another pending copy of source #{source}; not sent")
+        if command.ticket and pending is None:
+            return self._market_without_pending(command)
+        facts = self._market_facts(command.symbol)
+        if facts is None:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED,
+                                 comment=f"no quote for {command.symbol} (or it cannot be read); not sent")
+        info, tick = facts
+        buy = command.order_type == OrderType.BUY
+        entry = float(tick.ask if buy else tick.bid)
+        distance = round(abs(entry - command.price) / (float(info.point) or 1.0), 6)
+        if distance > command.deviation:
+            why = (f"the market ({entry:g}) is {distance:g} points from the source's fill price "
+                   f"{command.price:g}, more than the {command.deviation} allowed")
+            if pending is None:
+                return CommandResult(command_id=command.command_id, status=CommandStatus.DONE,
+                                     comment=f"{why}: not opened")
+            removal = self._remove(command)
+            if removal.status is not CommandStatus.DONE:
+                return CommandResult(**{**_fields(removal), "comment": f"{why}; removing pending copy "
+                                                                       f"#{command.ticket} failed: "
+                                                                       f"{removal.comment or removal.error_message}"})
+            return CommandResult(**{**_fields(removal), "ticket": 0,
+                                    "comment": f"{why}: pending copy #{command.ticket} removed, not opened"})
+        request = {
+            "action": int(TradeAction.DEAL),
+            "symbol": command.symbol,
+            "volume": float(command.volume),
+            "type": int(command.order_type),
+            "price": entry,
+            "sl": float(command.sl),
+            "tp": float(command.tp),
+            "deviation": int(command.deviation),
+            "type_filling": int(market_filling(int(info.filling_mode))),
+            "magic": int(command.magic),
+            "comment": command.comment,  # the tag: the new position is recognised as the copy
+        }
+        # Checked before the pending copy is removed: a copy is never removed for an opening the broker refuses.
+        rejection = self._precheck(command, request)
+        if rejection is not None:
+            return rejection
+        if pending is not None:
+            removal = self._remove(command)
+            if removal.status is not CommandStatus.DONE:
+                return CommandResult(**{**_fields(removal), "comment": f"pending copy #{command.ticket} not removed "
+                                                                       f"({removal.comment or removal.error_message});"
+                                                                       " not opened"})
+        # Never a second copy: look right before the deal (the pending copy may have filled while it was being
+        # removed, and its removal then found nothing to remove).
+        try:
+            existing = self.find_copy(source)
+        except TerminalError as e:
+            if e.code in LINK_LOST_CODES:
+                raise
+            return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED, error_code=e.code,
+                                 error_message=str(e), comment="could not check for an existing copy; not opened")
+        if existing is not None:
+            if any(int(position.identifier) == existing for position in self._required("positions_get")):
+                return CommandResult(command_id=command.command_id, status=CommandStatus.DONE, ticket=existing,
+                                     already_existed=True, comment="the pending copy filled: its position is the copy")
+            return CommandResult(command_id=command.command_id, status=CommandStatus.STALE,
+                                 comment=f"order #{existing} is a pending copy of source #{source}; not opened")
+        return self._send(command, request, find_after_doubt=True)
+
+    def _market_without_pending(self, command: Command) -> CommandResult:
+        """MARKET whose pending copy is no longer pending and no copy is open: filled and already closed (its
+        history says FILLED), or gone without filling (removed, expired, lost)."""
+        record = self.closed_order(command.ticket)
+        if record is not None and record.state == OrderState.FILLED:
+            return CommandResult(command_id=command.command_id, status=CommandStatus.DONE,
+                                 ticket=record.position_id or command.ticket, already_existed=True,
+                                 comment=f"pending copy #{command.ticket} filled by itself and its position is "
+                                         "closed already")
+        fate = f"state {record.state}" if record is not None else "no history record"
+        return CommandResult(command_id=command.command_id, status=CommandStatus.STALE,
+                             comment=f"pending copy #{command.ticket} is gone without filling ({fate}); not opened")
 
 
 def _refused(command: Command, reason: str) -> CommandResult:

@@ -15,6 +15,7 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+import msgspec
 import zmq
 from loguru import logger
 
@@ -38,6 +39,7 @@ from protocol import (
     Message,
     PendingOrder,
     PositionFacts,
+    PositionHistory,
     ProtocolError,
     Quote,
     Shutdown,
@@ -413,7 +415,10 @@ class Worker:
         self._state.orders = orders
         self._state.positions = positions
         closed = tuple((ticket, record.state) for ticket, (record, _) in self._state.closed.items())
-        key = (orders, positions, self._state.connected, self._state.trade_allowed, self._state.account, closed)
+        # A position's current price moves with every tick: it rides along in each snapshot, but a price move
+        # alone is no change worth a snapshot (the quotes reach the coordinator with the heartbeats).
+        held = tuple(msgspec.structs.replace(position, price_current=0.0) for position in positions)
+        key = (orders, held, self._state.connected, self._state.trade_allowed, self._state.account, closed)
         if key != self._sent_key and self._welcomed:
             self._send_snapshot(key)
 
@@ -553,10 +558,13 @@ class Worker:
                            result.comment, result.error_message)
 
     def _report_history(self, request: HistoryRequest) -> None:
+        """Answer what became of the orders and positions asked about, in one report."""
         if not self.adapter.connected:
             return  # asked again later
         found: list[ClosedOrder] = []
         unknown: list[int] = []
+        histories: list[PositionHistory] = []
+        unknown_positions: list[int] = []
         try:
             positions = {position.identifier: position for position in self.adapter.positions()}
             for ticket in request.tickets[:500]:
@@ -570,10 +578,21 @@ class Worker:
                                              comment=position.comment, position_id=ticket))
                 else:
                     unknown.append(ticket)
+            for position_id in request.positions[:500]:
+                history = self.adapter.position_history(position_id)
+                if history is None and position_id in positions:
+                    # History lags, but the position is open: nothing of it has been closed yet.
+                    history = PositionHistory(position_id=position_id, closed=False,
+                                              volume_in=positions[position_id].volume)
+                if history is not None:
+                    histories.append(history)
+                else:
+                    unknown_positions.append(position_id)
         except TerminalError as e:
             self._terminal_lost(e)
             return
-        self._send(HistoryReport(request_id=request.request_id, orders=tuple(found), unknown=tuple(unknown)))
+        self._send(HistoryReport(request_id=request.request_id, orders=tuple(found), unknown=tuple(unknown),
+                                 positions=tuple(histories), unknown_positions=tuple(unknown_positions)))
 
     def _describe_symbols(self, request: SymbolRequest) -> None:
         if not self.adapter.connected:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import os
 import signal
@@ -23,6 +24,19 @@ from coordinator.runtime.instance_lock import CoordinatorLock
 from tests.enginekit import EngineRig
 
 REPO = Path(__file__).resolve().parents[1]
+PRODUCT_PACKAGES = ("coordinator", "terminal_worker", "protocol", "config", "mt5sim")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def product_bytecode() -> None:
+    """Compile the product once for the whole run when Python is told not to write bytecode
+    (PYTHONDONTWRITEBYTECODE, as many CI images set): otherwise each of the hundreds of coordinator and worker
+    processes the suite starts compiles every module again, about a quarter of a second of CPU apiece. The
+    files go where Python puts them by default (``__pycache__``, ignored by git); a source edited later is
+    recompiled in memory as usual, since each file records the source's size and time."""
+    if sys.dont_write_bytecode:
+        for package in PRODUCT_PACKAGES:
+            compileall.compile_dir(REPO / package, quiet=2)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from coordinator.persistence.state import StateStore
 from coordinator.runtime.engine import Engine
 from coordinator.runtime.summary import once_exit_code, render_summary
 from protocol import (
+    PROTOCOL_MINOR,
     AccountFacts,
     ClosedOrder,
     Command,
@@ -32,6 +33,7 @@ from protocol import (
     CommandResult,
     CommandResults,
     CommandStatus,
+    ErrorMessage,
     Heartbeat,
     Hello,
     HistoryReport,
@@ -39,6 +41,7 @@ from protocol import (
     Message,
     PendingOrder,
     PositionFacts,
+    PositionHistory,
     Quote,
     Snapshot,
     SymbolRequest,
@@ -46,7 +49,8 @@ from protocol import (
     SymbolSpecs,
     TerminalFacts,
 )
-from protocol.tags import copy_tag
+from protocol.mt5 import BUY_ORDER_TYPES, AccountMarginMode, OrderState, PositionType
+from protocol.tags import copy_tag, parse_tag
 
 SOURCE, TARGET = "src", "t1"
 SPEC = dict(digits=5, point=0.00001, tick_size=0.00001, contract_size=100_000, volume_min=0.01, volume_max=50.0,
@@ -78,9 +82,11 @@ def closed(ticket: int, state: int, source_ticket: int = 0, **fields: Any) -> Cl
 
 
 def position_of(source: PendingOrder, identifier: int) -> PositionFacts:
-    """The position a copy of ``source`` became when it filled."""
-    return PositionFacts(ticket=identifier, identifier=identifier, symbol=source.symbol, type=0, volume=source.volume,
-                         magic=source.ticket, comment=copy_tag(source.ticket))
+    """The position a copy of ``source`` became when it filled: its direction, volume, price and levels."""
+    side = PositionType.BUY if source.type in BUY_ORDER_TYPES else PositionType.SELL
+    return PositionFacts(ticket=identifier, identifier=identifier, symbol=source.symbol, type=int(side),
+                         volume=source.volume, magic=source.ticket, comment=copy_tag(source.ticket),
+                         price_open=source.price_open, sl=source.sl, tp=source.tp)
 
 
 def now_ms() -> int:
@@ -124,11 +130,14 @@ class EngineRig:
     def advance(self, seconds: float) -> None:
         self.clock += seconds
 
-    def hello(self, name: str, boot: str = "b1", *, login: int | None = None) -> None:
+    def hello(self, name: str, boot: str = "b1", *, login: int | None = None, protocol_minor: int = PROTOCOL_MINOR,
+              margin_mode: int = AccountMarginMode.RETAIL_HEDGING) -> None:
         role = "source" if name == SOURCE else "target"
         self.engine.on_message(name, Hello(
-            terminal=name, role=role, boot_id=boot, protocol_minor=0, worker_version="x", backend="sim", pid=1,
-            host="h", account=AccountFacts(login=self.logins[name] if login is None else login, server="S"),
+            terminal=name, role=role, boot_id=boot, protocol_minor=protocol_minor, worker_version="x",
+            backend="sim", pid=1, host="h",
+            account=AccountFacts(login=self.logins[name] if login is None else login, server="S",
+                                 margin_mode=margin_mode),
             terminal_facts=TerminalFacts(connected=True, trade_allowed=True)))
 
     def snapshot(self, name: str, orders: Iterable[PendingOrder] = (), *, closed: Iterable[ClosedOrder] = (),
@@ -143,11 +152,12 @@ class EngineRig:
         return self.seq[name]
 
     def heartbeat(self, name: str, *, last_seq: int | None = None, sent_at_ms: int | None = None,
-                  server_time: int = 0, quotes: Iterable[Quote] = (), boot: str = "b1") -> None:
+                  server_time: int = 0, quotes: Iterable[Quote] = (), boot: str = "b1", connected: bool = True) -> None:
+        """``connected``: the worker holds its terminal link."""
         sent = now_ms() if sent_at_ms is None else sent_at_ms
         self.engine.on_message(name, Heartbeat(
             sent_at_ms=sent, boot_id=boot, last_seq=self.seq[name] if last_seq is None else last_seq,
-            polled_at_ms=sent, server_time=server_time, quotes=tuple(quotes)))
+            polled_at_ms=sent, connected=connected, server_time=server_time, quotes=tuple(quotes)))
 
     def specs(self, name: str = TARGET, symbol: str = "EURUSD", **overrides: Any) -> None:
         values = {**SPEC, **overrides}
@@ -211,6 +221,8 @@ SIM_SYMBOLS: dict[str, tuple[dict[str, Any], tuple[float, float]]] = {
                (150.0, 150.012)),
     "US500": (dict(digits=2, point=0.01, tick_size=0.25, contract_size=1.0, volume_min=0.1, volume_step=0.1,
                    volume_max=100.0, stops_level=50), (5000.0, 5000.5)),
+    "XAUUSD": (dict(digits=2, point=0.01, tick_size=0.01, contract_size=100.0, volume_max=100.0, stops_level=20,
+                    freeze_level=10), (2000.0, 2000.25)),
 }
 
 
@@ -229,6 +241,7 @@ class Book:
     equity: float | None = None  # None: the balance
     connected: bool = True
     trade_allowed: bool = True
+    running: bool = True  # the terminal answers its worker (False: stopped, as mt5sim.stop_terminal does)
     server_offset_hours: float = 0.0  # the broker's clock, as its ticks show it
     orders: dict[int, PendingOrder] = field(default_factory=dict)
     positions: dict[int, PositionFacts] = field(default_factory=dict)
@@ -237,6 +250,9 @@ class Book:
     inject: list[int] = field(default_factory=list)  # retcodes for the next requests, one each
     requests: list[Command] = field(default_factory=list)  # every request that reached this broker
     left: dict[int, None] = field(default_factory=dict)  # orders that left the pending list while a worker watched
+    unrecorded: dict[int, ClosedOrder] = field(default_factory=dict)  # orders that left without a history record
+    deals: dict[int, PositionHistory] = field(default_factory=dict)  # what the deals say of each position
+    answers_lost: bool = False  # the broker carries requests out, but no answer reaches the coordinator
 
     def __post_init__(self) -> None:
         self._next_ticket = self.first_ticket
@@ -272,7 +288,7 @@ class Book:
         """The copier's pending copies here, by source ticket (as tests/simhelpers.copies reads a terminal)."""
         found: dict[int, PendingOrder] = {}
         for pending in self.orders.values():
-            if pending.comment == copy_tag(pending.magic):
+            if parse_tag(pending.comment) == pending.magic:
                 assert pending.magic not in found, f"two copies of source #{pending.magic}"
                 found[pending.magic] = pending
         return found
@@ -322,13 +338,87 @@ class Book:
                                            magic=gone.magic, comment=gone.comment)
         self.left[ticket] = None
 
+    def lose(self, ticket: int) -> None:
+        """The order vanishes without a record in the history (as mt5sim.lose_order makes it): a worker that saw
+        it go reports it as not in the history yet, and the history never has it."""
+        gone = self.orders.pop(ticket)
+        self.unrecorded[ticket] = ClosedOrder(ticket=ticket, symbol=gone.symbol, type=gone.type,
+                                              state=int(OrderState.NOT_IN_HISTORY_YET), magic=gone.magic,
+                                              comment=gone.comment)
+        self.left[ticket] = None
+
+    def left_records(self) -> tuple[ClosedOrder, ...]:
+        """What a worker that watched orders leave reports of them: the history's record, or not there yet."""
+        return tuple(self.history.get(t) or self.unrecorded[t] for t in self.left
+                     if t in self.history or t in self.unrecorded)
+
     def fill(self, ticket: int) -> None:
-        """The market reaches the order: it becomes a position (identifier = the order's ticket)."""
+        """The market reaches the order: it becomes a position (identifier = the order's ticket), with the
+        order's magic, comment, SL and TP, at its price."""
         gone = self.orders[ticket]
         self.remove(ticket, state=4)
         self.positions[ticket] = PositionFacts(ticket=ticket, identifier=ticket, symbol=gone.symbol,
                                                type=0 if gone.type in (2, 4, 6) else 1, volume=gone.volume,
-                                               magic=gone.magic, comment=gone.comment)
+                                               magic=gone.magic, comment=gone.comment,
+                                               price_open=gone.price_stoplimit or gone.price_open, sl=gone.sl,
+                                               tp=gone.tp)
+        self.deals[ticket] = PositionHistory(position_id=ticket, closed=False, volume_in=gone.volume)
+
+    def set_levels(self, ticket: int, *, sl: float, tp: float) -> None:
+        """The trader moves the position's SL and TP."""
+        self.positions[ticket] = msgspec.structs.replace(self.positions[ticket], sl=sl, tp=tp)
+
+    def close(self, ticket: int, volume: float | None = None, reason: int = 0) -> None:
+        """The position closes, in whole or by ``volume`` (by hand unless ``reason``: a DEAL_REASON_*)."""
+        position = self.positions[ticket]
+        left = round(position.volume - (position.volume if volume is None else volume), 8)
+        deals = self.deals[ticket]
+        closing = position.volume - left
+        self.deals[ticket] = msgspec.structs.replace(
+            deals, volume_out=round(deals.volume_out + closing, 8), closed=left <= 1e-9,
+            close_price=self._closing_price(position), close_reason=reason)
+        if left <= 1e-9:
+            del self.positions[ticket]
+        else:
+            self.positions[ticket] = msgspec.structs.replace(position, volume=left)
+
+    def _closing_price(self, position: PositionFacts) -> float:
+        quote = self.quotes[position.symbol]
+        return quote.bid if position.type == 0 else quote.ask
+
+    def _position_request(self, command: Command) -> CommandResult:
+        """SLTP, CLOSE and MARKET, as the worker's adapter carries them out (its guards included)."""
+        done = dict(command_id=command.command_id, status=CommandStatus.DONE, retcode=10009)
+        position = self.positions.get(command.ticket)
+        if command.kind is CommandKind.SLTP:
+            if position is None:
+                return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED, retcode=10036)
+            self.set_levels(command.ticket, sl=command.sl, tp=command.tp)
+            return CommandResult(**done, ticket=command.ticket)
+        if command.kind is CommandKind.CLOSE:
+            if position is None:
+                return CommandResult(**done, ticket=command.ticket, already_existed=True)
+            if abs(position.volume - command.expected_volume) > 1e-9:
+                return CommandResult(command_id=command.command_id, status=CommandStatus.STALE,
+                                     comment=f"position holds {position.volume:g}")
+            price = self._closing_price(position)
+            self.close(command.ticket, command.volume, reason=3)
+            return CommandResult(**done, ticket=command.ticket, price=price, volume=command.volume,
+                                 requested_price=price)
+        # MARKET: the pending copy out, a position in (if the price allows)
+        self.remove(command.ticket)
+        quote = self.quotes[command.symbol]
+        entry = quote.ask if command.order_type == 0 else quote.bid
+        point = self.spec(command.symbol).point if self.spec(command.symbol) else 0.00001
+        if abs(entry - command.price) > command.deviation * point + 1e-9:
+            return CommandResult(**done, ticket=0, comment="the price moved too far")
+        ticket = self._next_ticket
+        self._next_ticket += 1
+        self.positions[ticket] = PositionFacts(ticket=ticket, identifier=ticket, symbol=command.symbol,
+                                               type=command.order_type, volume=command.volume, magic=command.magic,
+                                               comment=command.comment, price_open=entry)
+        self.deals[ticket] = PositionHistory(position_id=ticket, closed=False, volume_in=command.volume)
+        return CommandResult(**done, ticket=ticket, price=entry, volume=command.volume)
 
     # ---- what the broker does with a request -----------------------------------------------------
 
@@ -338,6 +428,8 @@ class Book:
         if retcode:
             return CommandResult(command_id=command.command_id, status=CommandStatus.REJECTED, retcode=retcode)
         kind = command.kind
+        if kind in (CommandKind.SLTP, CommandKind.CLOSE, CommandKind.MARKET):
+            return self._position_request(command)
         if kind is CommandKind.MODIFY:
             self.modify(command.ticket, price_open=command.price, price_stoplimit=command.stoplimit, sl=command.sl,
                         tp=command.tp, type_time=command.type_time, time_expiration=command.expiration)
@@ -354,6 +446,8 @@ class Book:
     def _breaks(self, command: Command) -> int:
         """The retcode of the first broker rule ``command`` breaks (0: none): the order must exist, volumes sit on
         the step within the bounds, prices on the tick grid, the expiration is one the symbol allows."""
+        if command.kind in (CommandKind.SLTP, CommandKind.CLOSE):
+            return 0  # the position's own guards answer (``_position_request``)
         if command.kind is not CommandKind.PLACE and command.ticket not in self.orders:
             return 10013  # invalid request: no such order
         if command.kind is CommandKind.REMOVE:
@@ -454,14 +548,19 @@ class Session:
         self.desk, self.books = desk, desk.books
         unknown = set(settings) - set(desk.books)
         assert not unknown, f"settings for targets the desk does not have: {unknown}"
-        self.rig = EngineRig(desk.state_dir, settings.get(TARGET, {}),
-                             more_targets={name: settings.get(name, {}) for name in desk.books
-                                           if name not in (SOURCE, TARGET)},
-                             fixed_offsets=fixed_offsets, source=source)
         self.commands: list[Command] = []
-        self.logs: list[tuple[str, str]] = []
+        self.logs: list[tuple[str, str]] = []  # from the start: what opening the state says is part of the run
         self._sink = logger.add(lambda m: self.logs.append((m.record["level"].name, m.record["message"])),
                                 level="DEBUG")
+        try:
+            self.rig = EngineRig(desk.state_dir, settings.get(TARGET, {}),
+                                 more_targets={name: settings.get(name, {}) for name in desk.books
+                                               if name not in (SOURCE, TARGET)},
+                                 fixed_offsets=fixed_offsets, source=source)
+        except BaseException:
+            logger.remove(self._sink)
+            raise
+        self._terminal_lost: set[str] = set()  # workers that reported their terminal gone
         self._first_event = self._last_event_id()
         for book in self.books.values():
             book.left.clear()  # a new worker knows nothing of what left before it started
@@ -479,14 +578,27 @@ class Session:
         return self.rig.state.connection.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
 
     def _report(self, name: str) -> None:
-        """The worker's snapshot and heartbeat: orders, positions, what left, balances, prices, server clock."""
+        """The worker's snapshot and heartbeat: orders, positions, what left, balances, prices, server clock. A
+        worker whose terminal stopped says so once, then only heartbeats with its terminal link down; once the
+        terminal is back it attaches again and says hello before its next snapshot."""
         book, rig = self.books[name], self.rig
+        if not book.running:
+            if name not in self._terminal_lost:
+                self._terminal_lost.add(name)
+                rig.engine.on_message(name, ErrorMessage(
+                    code="terminal-no_connection", terminal=name, boot_id="b1",
+                    message="no IPC connection: orders_get failed with (-10004, 'No IPC connection')"))
+            rig.heartbeat(name, connected=False)
+            return
+        if name in self._terminal_lost:
+            self._terminal_lost.discard(name)
+            rig.hello(name)
         rig.seq[name] += 1
         rig.engine.on_message(name, Snapshot(
             boot_id="b1", seq=rig.seq[name], taken_at_ms=now_ms(), login=rig.logins[name],
             connected=book.connected, trade_allowed=book.trade_allowed, orders=tuple(book.orders.values()),
             positions=tuple(book.positions.values()),
-            closed=tuple(book.history[t] for t in book.left if t in book.history),
+            closed=book.left_records(),
             balance=book.balance, equity=book.balance if book.equity is None else book.equity))
         rig.heartbeat(name, server_time=book.server_now(), quotes=tuple(book.quotes.values()))
 
@@ -505,12 +617,25 @@ class Session:
         rig.sent.clear()
         return sent
 
+    def run(self, seconds: float, *, until: Callable[[], object] | None = None, beat: float = 0.1) -> float:
+        """``step`` after ``step``, ``beat`` seconds apart, for ``seconds``, or until ``until()`` holds after one
+        (it must); returns the seconds that passed."""
+        beats = 0
+        while beats * beat < seconds - 1e-9:
+            self.step(beat)
+            beats += 1
+            if until is not None and until():
+                return round(beats * beat, 6)
+        assert until is None, f"not within {seconds}s"
+        return round(beats * beat, 6)
+
     def _answer(self, name: str, message: Message) -> None:
         book, engine = self.books[name], self.rig.engine
         if isinstance(message, CommandBatch):
             self.commands.extend(message.commands)
             results = tuple(book.execute(command) for command in message.commands)
-            engine.on_message(name, CommandResults(batch_id=message.batch_id, results=results))
+            if not book.answers_lost:
+                engine.on_message(name, CommandResults(batch_id=message.batch_id, results=results))
             self._report(name)
         elif isinstance(message, SymbolRequest):
             specs = [spec for symbol in message.symbols if (spec := book.spec(symbol)) is not None]
@@ -518,8 +643,11 @@ class Session:
                                                 missing=tuple(s for s in message.symbols if s not in book.symbols)))
         elif isinstance(message, HistoryRequest):
             found = [book.history[t] for t in message.tickets if t in book.history]
-            engine.on_message(name, HistoryReport(request_id=message.request_id, orders=tuple(found),
-                                                  unknown=tuple(t for t in message.tickets if t not in book.history)))
+            engine.on_message(name, HistoryReport(
+                request_id=message.request_id, orders=tuple(found),
+                unknown=tuple(t for t in message.tickets if t not in book.history),
+                positions=tuple(book.deals[p] for p in message.positions if p in book.deals),
+                unknown_positions=tuple(p for p in message.positions if p not in book.deals)))
 
     def summary(self) -> str:
         return render_summary(self.rig.engine)
@@ -534,6 +662,11 @@ class Session:
     def result(self, seconds: float = 0.0) -> OnceRun:
         return OnceRun(code=int(once_exit_code(self.rig.engine)), summary=self.summary(), events=self.events(),
                        logs=list(self.logs), commands=list(self.commands), seconds=seconds)
+
+
+def console_text(logs: Iterable[tuple[str, str]]) -> str:
+    """Log lines as the coordinator's console shows them at its default log_level (INFO and up), one a line."""
+    return "\n".join(message for level, message in logs if level not in ("TRACE", "DEBUG"))
 
 
 def summary_counts(summary: str, target: str = TARGET) -> dict[str, int]:

@@ -100,9 +100,10 @@ def remove_order(terminal: mt5sim.Terminal, ticket: int) -> None:
 
 
 def copier_config(*targets: str, interval: float = 1.0, hello_timeout: float = 10.0, command_timeout: float = 5.0,
-                  source: str = "") -> str:
+                  heartbeat_interval: float = 0.2, source: str = "") -> str:
     """A config file: loopback on any port, the source ``master`` (terminals/master, 1001@Sim-Server, plus
-    ``source`` lines) and the given ``[[targets]]`` sections (see ``target_section``)."""
+    ``source`` lines) and the given ``[[targets]]`` sections (see ``target_section``). Heartbeats come five
+    times a second (not once): what they carry (server clocks, prices) reaches the coordinator sooner."""
     head = (
         "[coordinator]\n"
         'bind = "tcp://127.0.0.1:*"\n'
@@ -110,6 +111,7 @@ def copier_config(*targets: str, interval: float = 1.0, hello_timeout: float = 1
         f"interval = {interval}\n"
         f"hello_timeout = {hello_timeout}\n"
         f"command_timeout = {command_timeout}\n"
+        f"heartbeat_interval = {heartbeat_interval}\n"
         "\n"
         "[source]\n"
         'name = "master"\n'

@@ -175,3 +175,58 @@ def test_the_demo_suggests_a_command_that_works_as_printed_without_an_activated_
                              text=True, timeout=60, cwd=tmp_path, env=environment)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith(f"{command[-2]}: valid")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The demo's story of positions
+
+
+@pytest.mark.e2e
+def test_the_demo_shows_copies_positions_following_their_source(tmp_path):
+    """``demo --duration 10``, the real thing: the trader's three story orders fill on every terminal, then it
+    moves the SL/TP of the EURUSD position, closes half of the GBPUSD one and all of the XAUUSD one (its steps
+    shrink to fit 10 s: the story ends about 5 s in, leaving 5 s to the copier). Every copy follows, the log
+    says so, the table shows it."""
+    import coordinator.cli.demo as demo
+
+    directory = tmp_path / "demo"
+    run = subprocess.run([sys.executable, "-m", "coordinator", "demo", "--duration", "10", "--dir", str(directory)],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    log, tables = run.stderr, run.stdout
+    assert run.returncode == 0, log
+    assert "Traceback" not in log
+    trouble = [line for line in log.splitlines() if " ERROR " in line or " CRITICAL " in line
+               or ("WARNING" in line and "demo trader: " in line)]  # a step of the trader's story failed
+    assert trouble == [], log
+
+    terminals = directory / "terminals"
+    source = {record.symbol: record for record in demo.position_records(mt5sim.Terminal(terminals / "master")).values()}
+    assert set(source) == {"EURUSD", "GBPUSD", "XAUUSD"}, log  # the story's positions, and only those
+    moved, halved, closed = source["EURUSD"], source["GBPUSD"], source["XAUUSD"]
+    [order] = mt5sim.Terminal(terminals / "master").history_orders_get(ticket=moved.ticket)
+    assert moved.held == 0.2 and (moved.sl, moved.tp) != (order.sl, order.tp)  # the trader moved both
+    assert (halved.opened, halved.held) == (0.4, 0.2)
+    assert closed.opened == 0.1 and closed.held == 0
+
+    sizes = {"broker-a": 2.0, "broker-b": 0.5, "broker-c": 1.0}  # the demo's lot multipliers
+    for target in demo.TARGETS:
+        copies = {record.magic: record for record in demo.position_records(mt5sim.Terminal(terminals / target.name))
+                  .values() if record.comment == f"mtc#{record.magic}"}
+        size = sizes[target.name]
+        assert (copies[moved.ticket].sl, copies[moved.ticket].tp) == pytest.approx((moved.sl, moved.tp)), target.name
+        assert copies[moved.ticket].held == pytest.approx(0.2 * size), target.name
+        assert copies[halved.ticket].opened == pytest.approx(0.4 * size), target.name
+        assert copies[halved.ticket].held == pytest.approx(0.2 * size), target.name
+        assert copies[closed.ticket].opened == pytest.approx(0.1 * size) and copies[closed.ticket].held == 0, \
+            target.name
+        # The log told each of them.
+        assert f"{target.name}: position #{copies[moved.ticket].ticket} of source #{moved.ticket} follows its SL/TP" \
+            in log
+        assert f"{target.name}: position #{copies[halved.ticket].ticket} of source #{halved.ticket}: closed " \
+               f"{0.2 * size:g} lots" in log
+        assert f"{target.name}: position #{copies[closed.ticket].ticket} of source #{closed.ticket}: closed " \
+               f"{0.1 * size:g} lots" in log
+        # And the table shows them in step with their source.
+        assert f"  {target.name:<10}#{copies[halved.ticket].ticket} sell {target.symbol('GBPUSD')}" in tables
+        assert f"{0.2 * size:g} of {0.4 * size:g}" in tables
+    assert f"master      #{closed.ticket} buy XAUUSD        closed (0.1)" in tables

@@ -23,8 +23,11 @@ from config import (
     OrphanPolicy,
     OrphanSettings,
     OutOfBounds,
+    PositionSettings,
     PriceMode,
     Role,
+    SourceClose,
+    SourceFill,
     TargetConfig,
     TerminalConfig,
     VolumeMode,
@@ -337,8 +340,11 @@ def test_minimal_config_gets_every_default(tmp_path):
                     price_mode=PriceMode.ABSOLUTE,
                     expiration_fallback=ExpirationFallback.GTC,
                     replace_deleted_copies=False,
-                    keep_filled_copies=False,
+                    keep_filled_copies=None,
                     orphans=OrphanSettings(policy=OrphanPolicy.KILL, check_interval=5.0, max_checks=3),
+                    positions=PositionSettings(sync_sltp=True, on_source_close=SourceClose.CLOSE, partial_closes=True,
+                                               on_source_fill=None, max_entry_slippage_points=20,
+                                               close_deviation_points=20),
                 ),
             ),
         ),
@@ -1305,3 +1311,39 @@ def test_new_enums_print_as_their_config_spelling():
         "market_distance",
     ]
     assert f"{ExpirationFallback.GTC} {OrphanPolicy.PRESERVE}" == "gtc preserve"
+
+
+# ---- [targets.positions] and the older keep_filled_copies --------------------------------------------------
+
+
+def _target_with(**copy_keys: object) -> dict:
+    return {"source": {"name": "s", "backend": "sim", "path": "s", "login": 1, "server": "S"},
+            "targets": [{"name": "t", "backend": "sim", "path": "t", "login": 2, "server": "S", **copy_keys}]}
+
+
+@pytest.mark.parametrize(("keys", "expected"), [
+    ({}, SourceFill.REMOVE),
+    ({"keep_filled_copies": True}, SourceFill.KEEP),
+    ({"keep_filled_copies": False}, SourceFill.REMOVE),
+    ({"positions": {"on_source_fill": "market"}}, SourceFill.MARKET),
+    ({"positions": {"on_source_fill": "keep"}}, SourceFill.KEEP),
+])
+def test_on_source_fill_is_read_from_either_key(tmp_path, keys, expected):
+    config = parse_config(_target_with(**keys), base_dir=tmp_path)
+    assert config.targets[0].copy.source_fill is expected
+
+
+def test_saying_both_keep_filled_copies_and_on_source_fill_is_a_configuration_error(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(_target_with(keep_filled_copies=True, positions={"on_source_fill": "market"}), base_dir=tmp_path)
+    assert [(problem.path, problem.message) for problem in raised.value.problems] == [
+        ("targets[0] (t).positions.on_source_fill",
+         "say either this or keep_filled_copies (the older key for the same choice) in this target, not both")]
+
+
+def test_a_misspelt_position_key_is_named_with_a_suggestion(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        parse_config(_target_with(positions={"close_deviation_point": 5}), base_dir=tmp_path)
+    [problem] = raised.value.problems
+    assert problem.path == "targets[0] (t).positions.close_deviation_point"
+    assert "did you mean 'close_deviation_points'" in problem.message

@@ -42,6 +42,7 @@ bind = "tcp://127.0.0.1:*"
 state_dir = "state"
 hello_timeout = 20
 command_timeout = 10
+heartbeat_interval = 0.2
 
 [source]
 name = "master"

@@ -124,7 +124,8 @@ def test_closed_market_is_retried_until_the_session_opens(copier):
              message="the closed market was not reported")
     assert "sent when EURUSD trades again" in log_text(copier.directory)
     # Long enough for the general backoff to have retried twice, and for the closed market's last tick to reach
-    # the coordinator (every second, in heartbeats): the tick that opens it must be newer than that one.
+    # the coordinator (the worker reads prices every second; heartbeats carry them): the tick that opens it must
+    # be newer than that one.
     time.sleep(2.5)
     assert not alpha.orders_get()
     assert len(worker_requests(copier, "alpha")) == 1, "a request reached a closed market again"
@@ -197,10 +198,10 @@ def test_a_target_whose_terminal_was_down_catches_up_once_it_is_back(copier):
     wait_for(lambda: first in copies(alpha) and first in copies(beta), timeout=10, message="not copied")
 
     mt5sim.stop_terminal(beta.path)
-    time.sleep(0.5)  # beta's worker notices at its next poll
+    wait_for(lambda: "beta: no IPC connection" in log_text(copier.directory), timeout=5,
+             message="beta's worker did not report its terminal gone")
     second = place_pending(master, SELL_STOP)
     wait_for(lambda: second in copies(alpha), timeout=5)
-    time.sleep(1.0)
     mt5sim.start_terminal(beta.path)
     wait_for(lambda: second in copies(beta), timeout=8, message="beta did not catch up after its terminal came back")
 

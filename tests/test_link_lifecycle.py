@@ -39,9 +39,12 @@ def test_every_status_allows_exactly_its_moves(status):
 def test_each_action_makes_the_moves_its_kind_calls_for():
     moves = {kind: (Action(kind=kind, source_ticket=SourceTicket(1), symbol="S").link_move_on_record,
                     Action(kind=kind, source_ticket=SourceTicket(1), symbol="S").link_move_on_done)
-             for kind in (ActionKind.PLACE, ActionKind.MODIFY, ActionKind.REPLACE, ActionKind.REMOVE)}
+             for kind in ActionKind}
     assert moves == {ActionKind.PLACE: (None, None), ActionKind.MODIFY: (None, None),
-                     ActionKind.REPLACE: (LinkMove.REPLACE_STARTED, None), ActionKind.REMOVE: (None, LinkMove.REMOVED)}
+                     ActionKind.REPLACE: (LinkMove.REPLACE_STARTED, None), ActionKind.REMOVE: (None, LinkMove.REMOVED),
+                     # Positions: an SLTP or a close leaves the link as it is (it ends once nothing of it is open);
+                     # MARKET binds the new position to the link, or removes the copy, as its result says.
+                     ActionKind.SLTP: (None, None), ActionKind.CLOSE: (None, None), ActionKind.MARKET: (None, None)}
 
 
 def test_a_filled_copy_can_never_be_made_pending_again_by_a_move():

@@ -33,7 +33,7 @@ from protocol import (
 )
 from protocol.tags import copy_tag
 from tests.conftest import wait_for
-from tests.simhelpers import BUY_LIMIT, copies, create, place_pending
+from tests.simhelpers import BUY_LIMIT, copies, create, log_text, place_pending
 
 pytestmark = pytest.mark.e2e
 
@@ -162,6 +162,8 @@ def test_coordinator_drops_hostile_messages_and_welcomes_a_wrong_account_without
     honest.send_multipart(encode(replace(_with_login(hello, 2001), boot_id="honest", pid=2)))
     assert isinstance(receive(honest, Welcome), Welcome)
     assert coordinator.poll() is None, "the coordinator died"
+    # Stopped before its own worker had connected, it would wait seconds for that worker to exit.
+    wait_for(lambda: "master (source) connected" in log_text(copier.directory), message="master never connected")
     code, output = copier.stop(coordinator)
     assert code == 0, output
     assert "dropped a malformed message" in output

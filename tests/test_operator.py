@@ -102,14 +102,15 @@ def test_status_with_fresh_rows_shows_every_terminal_source_first(capsys, config
     assert lines.index("source master: healthy") < lines.index("target broker-a: healthy") < lines.index(
         "target broker-b: healthy")
     source = lines[lines.index("source master: healthy") + 1: lines.index("target broker-a: healthy") - 1]
-    assert source[:4] == ["  worker: online; terminal: reachable, connected to its broker",
-                          "  account: 1001@Sim-Server (as configured)", "  pending orders: 12", "  worker restarts: 0"]
-    assert re.fullmatch(r"  last sync: [\d:\- ]+ \(2 s ago\)", source[4])
-    assert source[5] == "  last error: none"
+    assert source[:5] == ["  worker: online; terminal: reachable, connected to its broker",
+                          "  account: 1001@Sim-Server (as configured)", "  pending orders: 12",
+                          "  open positions: unknown", "  worker restarts: 0"]
+    assert re.fullmatch(r"  last sync: [\d:\- ]+ \(2 s ago\)", source[5])
+    assert source[6] == "  last error: none"
     target = lines[lines.index("target broker-a: healthy") + 1: lines.index("target broker-b: healthy") - 1]
-    assert target[2:7] == ["  pending orders: 10", "  copies: 9 (links recorded: 2)", "  failed: 0", "  orphans: 1",
-                           "  skipped: 22"]
-    assert target[7] == "    source #10000100: symbol not found on target"
+    assert target[2:8] == ["  pending orders: 10", "  copies: 9 (links recorded: 2)", "  failed: 0", "  orphans: 1",
+                           "  positions: unknown", "  skipped: 22"]
+    assert target[8] == "    source #10000100: symbol not found on target"
     assert "    source #10000119: symbol not found on target" in target
     assert "    source #10000120: symbol not found on target" not in target
     assert "    ... and 2 more" in target

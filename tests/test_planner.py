@@ -179,7 +179,7 @@ def test_copy_that_filled_expired_or_was_deleted_is_not_placed_again(state, stat
 def test_copy_that_became_a_position_counts_as_filled_without_history():
     order = source_order(518)
     position = PositionFacts(ticket=9011, identifier=9011, symbol="EURUSD.m", type=0, volume=0.1, magic=518,
-                             comment=copy_tag(518))
+                             comment=copy_tag(518), sl=order.sl, tp=order.tp)  # a fill carries the order's levels
     plan = plan_target([order], inputs(links={518: Link(source_ticket=518, copy_ticket=9011)}, positions=[position]))
     assert plan.actions == [] and plan.link_updates[0].status is LinkStatus.FILLED
 

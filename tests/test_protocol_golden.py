@@ -437,7 +437,7 @@ BODIES_0_2: dict[str, str] = {  # captured from the dataclass codec of 0.2.0 (pr
 
 # Keys protocol 1.2 added (all optional: a 1.1 peer skips them, and a 1.1 body decodes with their defaults).
 ADDED_IN_1_2 = frozenset({"price_open", "sl", "tp", "price_current", "time_msc", "expected_volume", "deviation",
-                          "price", "volume", "positions", "unknown_positions"})
+                          "price", "volume", "requested_price", "positions", "unknown_positions"})
 # Fields 0.2 sent in every command that were the coordinator's own records (now in its actions).
 DROPPED_FROM_COMMAND = frozenset({"source_volume", "price_offset"})
 

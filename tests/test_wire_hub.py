@@ -198,9 +198,13 @@ def test_a_flood_of_malformed_frames_is_logged_once_per_peer_and_reason(hub, con
     stranger = context.socket(zmq.DEALER)
     stranger.linger = 0
     stranger.connect(hub.endpoint)
+    # Each queue holds 1000 frames until its connection drains it (and the stranger's is still being made):
+    # a send waits for room rather than fail; the hub reads without limit, so room always comes.
+    for socket in (worker, stranger):
+        socket.sndtimeo = 5000
     for index in range(1500):
-        worker.send_multipart([b"junk"] if index % 2 else [b"MTC1", b"teleport", b"\x80"], zmq.DONTWAIT)
-        stranger.send_multipart([b"junk"], zmq.DONTWAIT)
+        worker.send_multipart([b"junk"] if index % 2 else [b"MTC1", b"teleport", b"\x80"])
+        stranger.send_multipart([b"junk"])
     pump(hub, lambda _: hub.dropped == 3000)
     # The first drop per peer and reason is news (a summary line may follow if the flood outlasts an interval).
     malformed = [line for line in log if "dropped a malformed message" in line]

@@ -190,7 +190,7 @@ def test_garbage_does_not_pass_for_a_live_coordinator_and_is_logged_sparingly(
     coordinator = FakeCoordinator(context, unused_tcp_port)
     worker = start_worker(copier)
     routing_id, _ = coordinator.receive(Hello)
-    coordinator.welcome(routing_id, worker_timeout=2.0)
+    coordinator.welcome(routing_id, worker_timeout=1.0)
     coordinator.receive(Snapshot)
     silent_since = time.monotonic()
     code = None

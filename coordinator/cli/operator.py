@@ -232,10 +232,15 @@ def _terminal_lines(terminal: TerminalReport, running: bool, now: float) -> list
         lines.append(f"orphans: {_count(row.orphans)}")
         lines.extend(f"  copy #{copy} (source #{source} is gone): {state}"
                      for copy, source, state in row.orphan_list[:MAX_SKIPPED_SHOWN])
+        lines.append(f"positions: {_count(row.positions)}")
+        lines.extend(f"  position #{copy} (copy of source #{source}): {state}"
+                     for copy, source, state in row.position_list[:MAX_SKIPPED_SHOWN])
         lines.append(f"skipped: {len(row.skipped)}")
         lines.extend(f"  source #{ticket}: {reason}" for ticket, reason in row.skipped[:MAX_SKIPPED_SHOWN])
         if len(row.skipped) > MAX_SKIPPED_SHOWN:
             lines.append(f"  ... and {len(row.skipped) - MAX_SKIPPED_SHOWN} more")
+    if not is_target:
+        lines.append(f"open positions: {_count(row.positions)}")
     lines.append(f"worker restarts: {row.restarts}")
     if row.last_sync_at > 0:
         lines.append(f"last sync: {_clock(row.last_sync_at, now)} ({_ago(now - row.last_sync_at)})")
@@ -324,6 +329,9 @@ def _terminal_json(terminal: TerminalReport, running: bool) -> dict[str, Any]:
         "skipped": [{"source_ticket": ticket, "reason": reason} for ticket, reason in row.skipped] if row else [],
         "orphan_list": [{"copy_ticket": copy, "source_ticket": source, "state": state}
                         for copy, source, state in row.orphan_list] if row else [],
+        "positions": row.positions if row else None,
+        "position_list": [{"copy_ticket": copy, "source_ticket": source, "state": state}
+                          for copy, source, state in row.position_list] if row else [],
         "updated_at": _iso(row.updated_at) if row else None,
     }
 

@@ -73,8 +73,8 @@ class Action:
 
     @property
     def orphan_removal(self) -> bool:
-        """A removal the orphan policy confirmed (its evidence says how)."""
-        return self.kind is ActionKind.REMOVE and bool(self.evidence)
+        """A removal (or a copy position's close) the orphan policy confirmed: its evidence says how."""
+        return self.kind in (ActionKind.REMOVE, ActionKind.CLOSE) and bool(self.evidence)
 
     def command(self, command_id: str, deadline_ms: int) -> Command:
         """The wire form, as the worker executes it: the desired order and nothing of the coordinator's."""

@@ -132,8 +132,56 @@ class SourceOrderEnded:
     fate: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionLevelsSynced:
+    """The copy's position took its source's SL and TP."""
+
+    target: str
+    source_ticket: int
+    copy_ticket: int  # the copy's position
+    sl: float
+    tp: float
+    detail: str  # "SL 1.07 -> 1.075, TP 1.1 -> 1.1"
+    retcode: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionClosed:
+    """The copier closed the copy's position, in whole or in part (or found it closed already)."""
+
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    volume: float  # closed now
+    remaining: float  # left open (0: closed in whole)
+    price: float  # obtained
+    slippage_points: float  # how much worse than the price planned on (negative: better); 0 when not known
+    reason: str  # why: the source closed, in part or in whole
+    already_closed: bool = False  # nothing was sent: the position was closed already
+    retcode: int = 0
+
+    @property
+    def partial(self) -> bool:
+        return self.remaining > 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyOpenedAtMarket:
+    """on_source_fill = "market": the source filled, and its pending copy was replaced by a position."""
+
+    target: str
+    source_ticket: int
+    old_copy_ticket: int  # the pending copy, removed
+    copy_ticket: int  # the position
+    volume: float
+    price: float  # obtained
+    slippage_points: float  # from the source's fill price (translated): how much worse (negative: better)
+    retcode: int = 0
+
+
 Event = (CopyPlaced | CopyModified | CopyReplaced | CopyRemoved | CommandFailed | OutcomeSettledUnknown
-         | CopyFoundOnTarget | CopyLeft | OrphanDecided | OrderSkipped | SourceOrderEnded)
+         | CopyFoundOnTarget | CopyLeft | OrphanDecided | OrderSkipped | SourceOrderEnded | PositionLevelsSynced
+         | PositionClosed | CopyOpenedAtMarket)
 Subscriber = Callable[[Event], None]
 
 

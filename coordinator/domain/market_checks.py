@@ -7,7 +7,7 @@ close to the market today may be fine after the market moves.
 
 from __future__ import annotations
 
-from protocol import PendingOrder, Quote, SymbolSpec
+from protocol import PendingOrder, PositionFacts, Quote, SymbolSpec
 from protocol.mt5 import BUY_ORDER_TYPES, OrderType, PositionType, SymbolOrderFlag, SymbolTradeMode
 
 _TOLERANCE = 1e-9
@@ -61,17 +61,43 @@ def price_problem(order_type: int, price: float, quote: Quote, spec: SymbolSpec)
 
 def stops_problem(order_type: int, entry: float, sl: float, tp: float, spec: SymbolSpec) -> str | None:
     """SL and TP on the right side of the entry (the limit price of a stop-limit) and far enough from it."""
+    return _levels_problem(order_type in BUY_ORDER_TYPES, entry, sl, tp, spec, "the entry")
+
+
+def position_levels_problem(position: PositionFacts, sl: float, tp: float, quote: Quote,
+                            spec: SymbolSpec) -> str | None:
+    """A position's SL and TP on the right side of its closing price (bid for a buy, ask for a sell) and at
+    least stops_level points from it."""
+    return _levels_problem(position.type == PositionType.BUY, closing_price(position, quote), sl, tp, spec,
+                           "the target's market")
+
+
+def _levels_problem(buy: bool, reference: float, sl: float, tp: float, spec: SymbolSpec, what: str) -> str | None:
     minimum = spec.stops_level * spec.point
-    buy = order_type in BUY_ORDER_TYPES
-    if sl:
-        gap = entry - sl if buy else sl - entry
-        if gap <= _TOLERANCE or gap < minimum - _TOLERANCE:
-            return f"stop loss {sl} is on the wrong side of, or within {spec.stops_level} points of, the entry {entry}"
-    if tp:
-        gap = tp - entry if buy else entry - tp
-        if gap <= _TOLERANCE or gap < minimum - _TOLERANCE:
-            return (f"take profit {tp} is on the wrong side of, or within {spec.stops_level} points of, "
-                    f"the entry {entry}")
+    for name, level, gap in (("stop loss", sl, reference - sl), ("take profit", tp, tp - reference)):
+        gap = gap if buy else -gap
+        if level and (gap <= _TOLERANCE or gap < minimum - _TOLERANCE):
+            return f"{name} {level:g} is on the wrong side of, or within {spec.stops_level} points of, {what} " \
+                   f"{reference:g}"
+    return None
+
+
+def closing_price(position: PositionFacts, quote: Quote) -> float:
+    """A buy position closes at the bid, a sell at the ask."""
+    return quote.bid if position.type == PositionType.BUY else quote.ask
+
+
+def position_frozen_problem(position: PositionFacts, quote: Quote, spec: SymbolSpec) -> str | None:
+    """A position whose SL or TP is within freeze_level points of the market can be neither modified nor
+    closed until the market moves away."""
+    if spec.freeze_level <= 0:
+        return None
+    price = closing_price(position, quote)
+    limit = spec.freeze_level * spec.point + _TOLERANCE
+    for name, level in (("stop loss", position.sl), ("take profit", position.tp)):
+        if level and abs(price - level) <= limit:
+            return (f"the copy's position #{position.ticket} has its {name} within the freeze level "
+                    f"({spec.freeze_level} points) of the market")
     return None
 
 

@@ -1,4 +1,5 @@
-"""Which orphaned copies to kill, and when: a pure tracker, one per target (no I/O, no clock of its own).
+"""Which orphaned copies to kill, and when: a pure tracker, one per target and kind of copy (pending orders,
+positions), with no I/O and no clock of its own.
 
 An orphan is a copy on a target whose source order no longer exists. A single snapshot that lacks a source
 order proves little (a terminal that blinks, history that lags), so a copy is only acted on once the source's
@@ -10,6 +11,10 @@ The caller's guarantee: ``check`` is only called with orphans worked out from a 
 (worker online, terminal connected to its broker, data newer than ``worker_timeout``). A disconnected or
 stale source is never "no orders"; while it lasts the caller does not call ``check`` at all, so counts
 neither grow nor reset.
+
+A copy *position* is an orphan when its source has neither a pending order nor an open position: the source's
+deals saying the position closed (``CLOSED_FATE``), or its order's history saying it never filled, confirm it
+at once; otherwise the same counted checks apply.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from protocol.mt5 import FINAL_FATES, OrderState, describe_fate, order_state_of
 FILLED = describe_fate(OrderState.FILLED)  # the one source fate that keep_filled_copies cares about
 # Fates the source's history records: the order is gone for good, no confirmation count needed. The counts
 # exist for orders that vanished *without* a record (a terminal that blinks, history that lags).
-CONFIRMED_FATES = FINAL_FATES
+CLOSED_FATE = "closed"  # a source position whose deals took out all it opened with
+CONFIRMED_FATES = FINAL_FATES | {CLOSED_FATE}
 UNKNOWN_FATE = "unknown"  # no final state in the source's history (not there yet, no record, or another state)
 
 
@@ -51,6 +57,7 @@ class ConfirmedOrphan:
 
     reason: str  # "orphan: source order #5 is cancelled"
     evidence: str  # what confirmed it: the source's history, or the consecutive checks that found it
+    source_fate: str = UNKNOWN_FATE  # what the source's history says ("filled", "closed", ...), if anything
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +78,14 @@ class _Verdict(Enum):
 class OrphanTracker:
     """Per target. Counts consecutive orphan checks per copy ticket."""
 
-    def __init__(self, target: str, settings: OrphanSettings, keep_filled_copies: bool) -> None:
+    def __init__(self, target: str, settings: OrphanSettings, keep_filled_copies: bool, *,
+                 positions: bool = False) -> None:
+        """``positions``: the tracker of copy positions (its evidence speaks of positions and of closing)."""
         self.target = target
         self.settings = settings
         self.keep_filled_copies = keep_filled_copies
+        self._copy, self._source = ("copy position", "source position") if positions else ("copy", "source order")
+        self._act = "closing the copy's position" if positions else "removing the copy"
         self._counts: dict[int, int] = {}  # copy ticket -> consecutive checks that found it orphaned
         self._verdicts: dict[int, _Verdict] = {}  # copy ticket -> decision taken once confirmed
         self._checks = 0
@@ -107,14 +118,14 @@ class OrphanTracker:
         for ticket in [t for t in self._counts if t not in current and t not in held]:
             count = self._counts.pop(ticket)
             self._verdicts.pop(ticket, None)
-            evidence.append(f"target {self.target}: copy #{ticket} is no longer orphaned; its count of {count} of "
-                            f"{max_checks} checks starts again")
+            evidence.append(f"target {self.target}: {self._copy} #{ticket} is no longer orphaned; its count of "
+                            f"{count} of {max_checks} checks starts again")
 
         kill: list[OrphanCandidate] = []
         preserved: list[OrphanCandidate] = []
         for orphan in current.values():
-            where = (f"target {self.target}: copy #{orphan.copy_ticket} {orphan.symbol} of source order "
-                     f"#{orphan.source_ticket}")
+            where = (f"target {self.target}: {self._copy} #{orphan.copy_ticket} {orphan.symbol} of "
+                     f"{self._source} #{orphan.source_ticket}")
             confirmed_by_history = orphan.source_fate in CONFIRMED_FATES
             if confirmed_by_history:
                 self._counts[orphan.copy_ticket] = max(self._counts.get(orphan.copy_ticket, 0), max_checks)
@@ -122,23 +133,23 @@ class OrphanTracker:
             elif counting:
                 count = self._counts.get(orphan.copy_ticket, 0) + 1
                 self._counts[orphan.copy_ticket] = count
-                where += f": source order not found in {count} of {max_checks} consecutive checks"
+                where += f": {self._source} not found in {count} of {max_checks} consecutive checks"
                 if count < max_checks:
                     evidence.append(f"{where}; confirming before acting")
                     continue
             elif self._counts.get(orphan.copy_ticket, 0) < max_checks:
                 continue  # between checks: nothing new to count
             else:
-                where += f": source order not found in {max_checks} consecutive checks"
+                where += f": {self._source} not found in {max_checks} consecutive checks"
             verdict = self._verdict(orphan)
             previous = self._verdicts.get(orphan.copy_ticket)
             self._verdicts[orphan.copy_ticket] = verdict
             if verdict is _Verdict.KILL:
                 kill.append(orphan)
                 if previous is not _Verdict.KILL:
-                    evidence.append(f"{where}; removing the copy (orphan policy kill)")
+                    evidence.append(f"{where}; {self._act} (orphan policy kill)")
                 elif counting:
-                    evidence.append(f"{where}; removing the copy again (the last removal is not confirmed yet)")
+                    evidence.append(f"{where}; {self._act} again (the last attempt is not confirmed yet)")
             else:
                 preserved.append(orphan)
                 if previous is not verdict:  # said once; the copy then stays quietly in `preserved`

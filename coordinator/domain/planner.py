@@ -20,15 +20,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
-from config import OrderKind, PriceMode, TargetConfig
+from config import OrderKind, PriceMode, SourceFill, TargetConfig
 from coordinator.domain import market_checks as checks
 from coordinator.domain.actions import Action, ActionKind, CopyTicket, SourceTicket
 from coordinator.domain.clocks import same_expiration
 from coordinator.domain.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
-from coordinator.domain.link_lifecycle import Link, LinkStatus
-from coordinator.domain.orphans import ConfirmedOrphan
-from protocol import ClosedOrder, PendingOrder, PositionFacts, Quote, SymbolSpec
-from protocol.mt5 import OrderState, order_state_of
+from coordinator.domain.link_lifecycle import PENDING_STATUSES, Link, LinkStatus
+from coordinator.domain.orphans import FILLED, ConfirmedOrphan
+from coordinator.domain.positions import PositionPlanner, entry_slippage_points, position_orphans, tagged_positions
+from coordinator.domain.sizing import round_price
+from protocol import ClosedOrder, PendingOrder, PositionFacts, PositionHistory, Quote, SymbolSpec
+from protocol.mt5 import BUY_ORDER_TYPES, OrderState, PositionType, order_state_of
 from protocol.tags import copy_tag, parse_tag
 
 
@@ -44,6 +46,7 @@ class SkipReason(str, Enum):
     TOO_CLOSE = "waiting: price too close to the target's market"
     FROZEN = "waiting: copy is frozen near the market"
     MARKET_CLOSED = "waiting: the target's market is closed"
+    POSITION_WAITING = "waiting to follow the source's position"
     CANNOT_COPY = "the target cannot take it"
 
     @property
@@ -93,6 +96,13 @@ class TargetInputs:
     links: Mapping[int, Link] = field(default_factory=dict)
     in_flight: frozenset[int] = frozenset()  # source tickets with a command outstanding
     backoff: Mapping[int, str] = field(default_factory=dict)  # source ticket -> why it waits to retry
+    # Positions: the source's open positions, what the source's deals say of them (by position id), copy
+    # positions whose source's close the orphan policy confirmed (by copy position ticket), and, when
+    # positions are not followed on this target, why not ("" = they are).
+    source_positions: Sequence[PositionFacts] = ()
+    source_position_history: Mapping[int, PositionHistory] = field(default_factory=dict)
+    position_closes: Mapping[int, ConfirmedOrphan] = field(default_factory=dict)
+    positions_not_followed: str = ""
 
 
 @dataclass(slots=True)
@@ -110,6 +120,12 @@ class TargetPlan:
     needed_history: set[int] = field(default_factory=set)  # copy tickets whose fate is unknown
     # Links that have done their job (source order gone, copy no longer pending, nothing in flight): dropped.
     finished_links: list[int] = field(default_factory=list)
+    # Positions: the copy positions here (source ticket -> copy position ticket), those whose source has no
+    # pending order and no open position (for the orphan policy), and source positions whose deals are needed.
+    followed_positions: dict[int, int] = field(default_factory=dict)
+    positions_not_followed: str = ""  # why the copy positions here are not followed ("" = they are)
+    position_orphans: list[PositionFacts] = field(default_factory=list)
+    needed_position_history: set[int] = field(default_factory=set)
 
 
 def our_copies(orders: Sequence[PendingOrder]) -> tuple[dict[int, PendingOrder], list[PendingOrder]]:
@@ -160,6 +176,12 @@ class _Planner:
                 self._plan_order(order)
         self._plan_duplicates()
         self._plan_orphan_removals()
+        self._note_filled_copies()
+        copies = tagged_positions(self.target.positions)
+        plan.followed_positions = {ticket: copy.ticket for ticket, copy in copies.items()}
+        plan.positions_not_followed = self.target.positions_not_followed
+        if not plan.positions_not_followed:
+            self._plan_positions()
         self._hold_closed_markets()
         self._finish_links()
         return plan
@@ -394,7 +416,8 @@ class _Planner:
                     or copy.magic in self.target.backoff:
                 continue
             seen.add(copy.magic)
-            self._remove(copy, confirmed.reason, confirmed.evidence)
+            if not self._open_at_market(copy, confirmed):
+                self._remove(copy, confirmed.reason, confirmed.evidence)
 
     def _hold_closed_markets(self) -> None:
         """Nothing reaches a broker whose market for the symbol is closed: it would only be refused again."""
@@ -409,10 +432,112 @@ class _Planner:
             self.plan.skips.append(Skip(action.source_ticket, action.symbol, SkipReason.MARKET_CLOSED,
                                         f"{action.kind.value} held until {action.symbol} trades again"))
 
+    def _open_at_market(self, copy: PendingOrder, confirmed: ConfirmedOrphan) -> bool:
+        """on_source_fill = "market": a copy still pending when its source order filled is opened at market
+        instead of removed, if the target's entry price is within max_entry_slippage_points of the source's
+        fill price (and positions are followed here). True when that is decided here: a MARKET action, or a
+        wait for the target's live price (a price from the symbol's description may be minutes old)."""
+        settings = self.settings.positions
+        if self.settings.source_fill is not SourceFill.MARKET or confirmed.source_fate != FILLED \
+                or self.target.positions_not_followed:
+            return False
+        source = {position.identifier: position for position in self.target.source_positions}.get(copy.magic)
+        spec = self.target.specs.get(copy.symbol)
+        if source is None or spec is None:
+            return False  # the source's position (its fill price) is not there: nothing to open against
+        quote = self.target.quotes.get(copy.symbol)
+        if quote is None or not quote.time:
+            self.plan.skips.append(Skip(copy.magic, copy.symbol, SkipReason.NOT_YET,
+                                        "its source order filled: waiting for the target's live price to open the "
+                                        "copy at market (on_source_fill = \"market\")"))
+            return True
+        frozen = checks.frozen_problem(copy, quote, spec)
+        if frozen:  # the pending copy cannot be removed now, so it cannot be swapped for a position either
+            self.plan.skips.append(Skip(copy.magic, copy.symbol, SkipReason.FROZEN, frozen))
+            return True
+        link = self.target.links.get(copy.magic)
+        offset = link.price_offset if link is not None and self.settings.price_mode is PriceMode.MARKET_DISTANCE \
+            else 0.0
+        reference = round_price(source.price_open + offset, spec)
+        side = PositionType.BUY if copy.type in BUY_ORDER_TYPES else PositionType.SELL
+        slippage = entry_slippage_points(side, reference, quote, spec)
+        if slippage > settings.max_entry_slippage_points + 1e-6:
+            return False
+        self.plan.actions.append(Action(
+            kind=ActionKind.MARKET, source_ticket=SourceTicket(copy.magic), symbol=copy.symbol,
+            ticket=CopyTicket(copy.ticket), order_type=int(side), volume=copy.volume, price=reference,
+            deviation=settings.max_entry_slippage_points, magic=copy.magic, comment=copy.comment,
+            source_volume=link.source_volume if link is not None else source.volume,
+            price_offset=offset,
+            reason=f"source order #{copy.magic} filled at {source.price_open:g}; the target's entry is "
+                   f"{slippage:.0f} points from it (at most {settings.max_entry_slippage_points})",
+            evidence=confirmed.evidence))
+        return True
+
+    # ---- positions -----------------------------------------------------------------------------
+
+    def _note_filled_copies(self) -> None:
+        """A copy that filled after its source order left the pending list: its link says so now (a source order
+        still pending has it said by ``_may_place``)."""
+        updated = {update.source_ticket for update in self.plan.link_updates}
+        for source_ticket, copy in tagged_positions(self.target.positions).items():
+            link = self.target.links.get(source_ticket)
+            if link is not None and link.copy_ticket == copy.identifier and link.status in PENDING_STATUSES \
+                    and source_ticket not in self.copies and source_ticket not in updated:
+                self.plan.link_updates.append(LinkUpdate(source_ticket, link.copy_ticket, LinkStatus.FILLED,
+                                                         _FATE_TEXT[LinkStatus.FILLED].format(copy=link.copy_ticket)))
+
+    def _plan_positions(self) -> None:
+        """Each copy position follows its source (``coordinator/domain/positions.py``), one action per source
+        order per plan like everything else."""
+        target = self.target
+        planner = PositionPlanner(self.settings.positions, self.settings.price_mode, target.specs,
+                                  target.quotes, target.source_position_history)
+        sources = {position.identifier: position for position in target.source_positions}
+        pending = {order.ticket: order for order in self.source_orders}
+        seen: set[int] = {action.source_ticket for action in self.plan.actions}
+        self.plan.position_orphans = position_orphans(self.source_orders, target.source_positions, target.positions)
+        for source_ticket, copy in sorted(tagged_positions(target.positions).items()):
+            link = target.links.get(source_ticket)
+            source = sources.get(source_ticket)
+            if link is None or link.copy_ticket != copy.identifier:
+                # A copy position no link records as this copy (a lost state file): followed from now on, its
+                # volumes of this moment being what a later partial close is measured against.
+                link = Link(source_ticket=source_ticket, copy_ticket=copy.identifier, status=LinkStatus.FILLED,
+                            symbol=copy.symbol, volume=copy.volume,
+                            source_volume=source.volume if source is not None else 0.0,
+                            price_offset=link.price_offset if link is not None else 0.0)
+                self.plan.adopt.append(link)
+            if source_ticket in seen or source_ticket in target.in_flight or source_ticket in target.backoff:
+                continue
+            if copy.symbol not in target.specs:
+                self.plan.needed_symbols.add(copy.symbol)
+                self.plan.skips.append(Skip(source_ticket, copy.symbol, SkipReason.SYMBOL_PENDING))
+                continue
+            confirmed = target.position_closes.get(copy.ticket)
+            if source is None and source_ticket not in pending:
+                step = planner.close(copy, confirmed) if confirmed is not None else None
+            else:
+                step = planner.follow(copy, link, source, pending.get(source_ticket))
+            if step is None:
+                continue
+            if step.needs_history and source is not None:
+                self.plan.needed_position_history.add(source.identifier)
+            if step.waiting:
+                self.plan.skips.append(Skip(source_ticket, copy.symbol,
+                                            SkipReason.FROZEN if step.frozen else SkipReason.POSITION_WAITING,
+                                            step.waiting))
+            if step.action is not None:
+                seen.add(source_ticket)
+                self.plan.actions.append(step.action)
+
     def _finish_links(self) -> None:
-        """A link whose source order is gone for good and whose copy is no longer pending has done its job."""
-        live_sources = {order.ticket for order in self.source_orders}
-        self.plan.finished_links = [ticket for ticket in self.target.links if ticket not in live_sources
+        """A link has done its job once its source order is gone for good and nothing of it is left open: no
+        pending copy, no copy position, no source position, nothing in flight."""
+        live = {order.ticket for order in self.source_orders}
+        live |= {position.identifier for position in self.target.source_positions}
+        live |= tagged_positions(self.target.positions).keys()
+        self.plan.finished_links = [ticket for ticket in self.target.links if ticket not in live
                                     and ticket not in self.copies and ticket not in self.target.in_flight]
 
     # ---- helpers -------------------------------------------------------------------------------

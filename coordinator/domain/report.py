@@ -38,6 +38,10 @@ class TargetReport:
     replaced: dict[int, int] = field(default_factory=dict)
     removed: dict[int, str] = field(default_factory=dict)  # source ticket -> why its copy was removed
     adjusted: dict[int, str] = field(default_factory=dict)  # source ticket -> what changed its copy's size
+    levels_synced: dict[int, int] = field(default_factory=dict)  # source ticket -> SL/TP syncs of its position
+    partly_closed: dict[int, int] = field(default_factory=dict)  # source ticket -> partial closes of its position
+    closed: dict[int, str] = field(default_factory=dict)  # source ticket -> why its copy's position was closed
+    opened_at_market: dict[int, int] = field(default_factory=dict)  # source ticket -> the copy's position
     failures: dict[int, Failure] = field(default_factory=dict)  # current, cleared on success
     last_plan: TargetPlan | None = None
     unavailable: str = ""  # why the target could not be planned for at the last attempt

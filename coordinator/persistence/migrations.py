@@ -20,6 +20,29 @@ class Migration:
     sql: str
 
 
+# The status board as 0.2 laid it out. A migration is history: it creates what its version had, never today's.
+_STATUS_TABLE_0_2 = """CREATE TABLE terminal_status (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    online INTEGER NOT NULL,
+    terminal_reachable INTEGER,
+    connected INTEGER,
+    account TEXT NOT NULL,
+    account_ok INTEGER,
+    pending_orders INTEGER,
+    copies INTEGER,
+    orphans INTEGER,
+    failed INTEGER NOT NULL,
+    unmanaged_copies INTEGER NOT NULL,
+    restarts INTEGER NOT NULL,
+    skipped TEXT NOT NULL,
+    orphan_list TEXT NOT NULL,
+    last_sync_at REAL NOT NULL,
+    last_error TEXT NOT NULL,
+    updated_at REAL NOT NULL
+)"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "links, intents, the history of events, orphan confirmations", """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,6 +102,8 @@ CREATE TABLE IF NOT EXISTS orphan_counts (
     # The live status board is rewritten every second and holds nothing worth keeping: its layout changes by
     # dropping it (0.1's had fewer columns and was rebuilt by sniffing them; this list replaces that).
     Migration(2, "the live status board, with health facts (account, reachability, restarts, unknown counts)",
+              "DROP TABLE IF EXISTS terminal_status;\n" + _STATUS_TABLE_0_2 + ";"),
+    Migration(3, "the live status board, with the open positions of each terminal",
               "DROP TABLE IF EXISTS terminal_status;\n" + STATUS_TABLE_SCHEMA + ";"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

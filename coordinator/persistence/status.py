@@ -30,6 +30,8 @@ _COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("restarts", "INTEGER NOT NULL"),
     ("skipped", "TEXT NOT NULL"),
     ("orphan_list", "TEXT NOT NULL"),
+    ("positions", "INTEGER"),
+    ("position_list", "TEXT NOT NULL"),
     ("last_sync_at", "REAL NOT NULL"),
     ("last_error", "TEXT NOT NULL"),
     ("updated_at", "REAL NOT NULL"),
@@ -62,6 +64,10 @@ class TerminalStatus:
     skipped: tuple[tuple[int, str], ...]  # (source ticket, reason) of orders not copied there
     # (copy ticket, source ticket, what is happening to it) of each orphan: a person decides on preserved ones
     orphan_list: tuple[tuple[int, int, str], ...] = ()
+    # Open positions: the source's all, a target's the copies' (None = unknown); and on a target, each copy's
+    # position as (its ticket, source ticket, what is happening to it).
+    positions: int | None = None
+    position_list: tuple[tuple[int, int, str], ...] = ()
     last_sync_at: float  # unix time of the last completed plan for this terminal (0 = never)
     last_error: str
     updated_at: float  # unix time this row was written
@@ -122,11 +128,12 @@ def _optional_bool(value: int | None) -> bool | None:
 def _to_row(status: TerminalStatus) -> tuple[object, ...]:
     skipped = json.dumps([[ticket, reason] for ticket, reason in status.skipped])
     orphans = json.dumps([list(orphan) for orphan in status.orphan_list])
+    positions = json.dumps([list(position) for position in status.position_list])
     return (
         status.name, status.role, int(status.enabled), int(status.online), _optional_int(status.terminal_reachable),
         _optional_int(status.connected), status.account, _optional_int(status.account_ok), status.pending_orders,
         status.copies, status.orphans, status.failed, status.unmanaged_copies, status.restarts, skipped, orphans,
-        status.last_sync_at, status.last_error, status.updated_at,
+        status.positions, positions, status.last_sync_at, status.last_error, status.updated_at,
     )
 
 
@@ -150,6 +157,9 @@ def _from_row(row: tuple[Any, ...]) -> TerminalStatus:
         skipped=tuple((int(ticket), str(reason)) for ticket, reason in json.loads(values["skipped"])),
         orphan_list=tuple(
             (int(copy), int(source), str(state)) for copy, source, state in json.loads(values["orphan_list"])),
+        positions=values["positions"],
+        position_list=tuple(
+            (int(copy), int(source), str(state)) for copy, source, state in json.loads(values["position_list"])),
         last_sync_at=values["last_sync_at"],
         last_error=values["last_error"],
         updated_at=values["updated_at"],

@@ -28,6 +28,7 @@ from coordinator.domain.events import CopyFoundOnTarget, CopyLeft, EventStream, 
 from coordinator.domain.link_lifecycle import LinkMove
 from coordinator.domain.orphans import ConfirmedOrphan
 from coordinator.domain.planner import Skip, SkipReason, TargetInputs, TargetPlan, find_orphans, our_copies, plan_target
+from coordinator.domain.positions import position_orphans
 from coordinator.domain.report import TargetReport, trim
 from coordinator.domain.retry_policy import RetryPolicy, fingerprint
 from coordinator.domain.sizing import Accounts
@@ -41,7 +42,7 @@ from coordinator.runtime.settlement import Settlement
 from coordinator.runtime.status_projection import StatusPublisher
 from coordinator.runtime.views import TerminalView
 from protocol import CommandResults, Message, Snapshot
-from protocol.mt5 import COPIER_ORDER_STATES, describe_fate
+from protocol.mt5 import COPIER_ORDER_STATES, AccountMarginMode, describe_fate
 
 STATUS_INTERVAL_SECONDS = 1.0
 PRUNE_INTERVAL_SECONDS = 86_400.0  # weeks without a restart: the history is trimmed once a day
@@ -80,6 +81,7 @@ class Engine:
         self._frozen_reason = ""
         self._source_ever_fresh = False
         self._logged_skips: dict[tuple[str, int], str] = {}
+        self._logged_not_followed: dict[str, str] = {}  # target -> why its positions are not followed, as logged
         self._reported_source_fates: dict[int, None] = {}  # insertion-ordered, trimmed
         if state.rebuilt:
             logger.critical("the state was rebuilt: copies are recognised again by their tags on the terminals")
@@ -246,19 +248,48 @@ class Engine:
             return 0
         report.unavailable = ""
         assert self.source.snapshot is not None and view.snapshot is not None
-        source_orders = self.source.snapshot.orders
-        orphans = find_orphans(source_orders, view.snapshot.orders)
+        source, target = self.source.snapshot, view.snapshot
+        orphans = find_orphans(source.orders, target.orders)
         removals, requests = self.orphans.confirm(view, self.source, orphans, now)
-        plan = plan_target(source_orders, self._inputs(view, now, removals))
+        not_followed = self._positions_not_followed(view)
+        closes: dict[int, ConfirmedOrphan] = {}
+        if not not_followed:
+            position_orphans_ = position_orphans(source.orders, source.positions, target.positions)
+            closes, asked = self.orphans.confirm_positions(view, self.source, position_orphans_, now)
+            requests += asked
+        plan = plan_target(source.orders, self._inputs(view, now, removals, closes, not_followed))
         report.last_plan = plan
         view.last_sync_at = self._wall_ms() / 1000
         self._apply_bookkeeping(view, plan)
-        fingerprints = {order.ticket: fingerprint(order) for order in source_orders}
+        fingerprints = {order.ticket: fingerprint(order) for order in source.orders}
         return (requests + self.sessions.request_symbols(view, plan.needed_symbols, now)
                 + self.sessions.request_history(view, plan.needed_history, now)
+                + self.sessions.request_history(self.source, (), now, plan.needed_position_history)
                 + self.dispatcher.send(view, plan.actions, now, fingerprints))
 
-    def _inputs(self, view: TerminalView, now: float, orphan_removals: Mapping[int, ConfirmedOrphan]) -> TargetInputs:
+    def _positions_not_followed(self, view: TerminalView) -> str:
+        """Why the positions of ``view``'s copies are not followed ("" when they are): a worker too old to
+        speak of positions, or a netting account, where a copy's position is not its own (fills merge per
+        symbol), so following it could close or move someone else's trade. Said once per cause."""
+        why = ""
+        for terminal in (self.source, view):
+            if terminal.protocol_minor < 2:
+                why = (f"the worker of {terminal.name} is older than 0.3 (protocol 1.{terminal.protocol_minor}): "
+                       "positions are followed with workers of 0.3 or newer")
+            elif terminal.margin_mode is not None and terminal.margin_mode != AccountMarginMode.RETAIL_HEDGING:
+                why = (f"{terminal.name} is a netting account: positions merge per symbol there, so a copy's "
+                       "position is not its own; positions are not followed on this target (pending orders are "
+                       "still copied)")
+            if why:
+                break
+        if self._logged_not_followed.get(view.name) != why:
+            if why:
+                logger.warning("{}: {}", view.name, why)
+            self._logged_not_followed[view.name] = why
+        return why
+
+    def _inputs(self, view: TerminalView, now: float, orphan_removals: Mapping[int, ConfirmedOrphan],
+                position_closes: Mapping[int, ConfirmedOrphan], positions_not_followed: str) -> TargetInputs:
         assert view.target is not None and view.snapshot is not None and self.source.snapshot is not None
         source, target = self.source.snapshot, view.snapshot
         return TargetInputs(
@@ -277,6 +308,10 @@ class Engine:
             in_flight=frozenset(self.in_flight[view.name]),
             backoff=self.retries[view.name].backoff({order.ticket: order for order in source.orders},
                                                     our_copies(target.orders)[0], now),
+            source_positions=source.positions,
+            source_position_history=self.source.position_history,
+            position_closes=position_closes,
+            positions_not_followed=positions_not_followed,
             context=TargetContext(
                 settings=view.target.copy,
                 accounts=Accounts(source_balance=source.balance, source_equity=source.equity,
@@ -332,7 +367,8 @@ class Engine:
         symbol specification, a history record."""
         quick = (SkipReason.NOT_YET, SkipReason.SYMBOL_PENDING, SkipReason.HISTORY_PENDING)
         return any(skip.reason in quick for report in self.reports.values() if report.last_plan
-                   for skip in report.last_plan.skips)
+                   for skip in report.last_plan.skips) or any(
+            report.last_plan.needed_position_history for report in self.reports.values() if report.last_plan)
 
     def next_retry_in(self) -> float | None:
         now = self._clock()

@@ -12,6 +12,7 @@ from coordinator.domain.events import (
     CopyFoundOnTarget,
     CopyLeft,
     CopyModified,
+    CopyOpenedAtMarket,
     CopyPlaced,
     CopyRemoved,
     CopyReplaced,
@@ -19,6 +20,8 @@ from coordinator.domain.events import (
     OrderSkipped,
     OrphanDecided,
     OutcomeSettledUnknown,
+    PositionClosed,
+    PositionLevelsSynced,
     SourceOrderEnded,
 )
 from coordinator.domain.report import TargetReport, trim
@@ -103,6 +106,29 @@ class HistoryWriter:
         self._state.record_event(event.target, event.source_ticket, "source", event.fate,
                                  message=f"source order {event.symbol} was {event.fate}")
 
+    @_write.register
+    def _(self, event: PositionLevelsSynced) -> None:
+        self._state.record_event(event.target, event.source_ticket, "position-sltp", "done",
+                                 copy_ticket=event.copy_ticket, retcode=event.retcode, message=event.detail)
+
+    @_write.register
+    def _(self, event: PositionClosed) -> None:
+        action = "position-partial-close" if event.partial else "position-close"
+        if event.already_closed:
+            self._state.record_event(event.target, event.source_ticket, action, "already closed",
+                                     copy_ticket=event.copy_ticket, message=event.reason)
+            return
+        self._state.record_event(event.target, event.source_ticket, action, "done", copy_ticket=event.copy_ticket,
+                                 retcode=event.retcode, message=f"{_closed_text(event)}: {event.reason}")
+
+    @_write.register
+    def _(self, event: CopyOpenedAtMarket) -> None:
+        self._state.record_event(event.target, event.source_ticket, "opened-at-market", "done",
+                                 copy_ticket=event.copy_ticket, retcode=event.retcode,
+                                 message=f"pending copy #{event.old_copy_ticket} replaced by a position of "
+                                         f"{event.volume:g} lots at {event.price:g} (slippage "
+                                         f"{event.slippage_points:+.0f} points from the source's fill)")
+
 
 class OutcomeLog:
     """The log lines a trader reads for each outcome."""
@@ -173,6 +199,26 @@ class OutcomeLog:
             logger.warning("{}: not copying source #{} {}: {}", event.target, skip.source_ticket, skip.symbols(),
                            _skip_text(event))
 
+    @_log.register
+    def _(self, event: PositionLevelsSynced) -> None:
+        logger.success("{}: position #{} of source #{} follows its SL/TP: {}", event.target, event.copy_ticket,
+                       event.source_ticket, event.detail)
+
+    @_log.register
+    def _(self, event: PositionClosed) -> None:
+        if event.already_closed:
+            logger.info("{}: position #{} of source #{} was closed already ({})", event.target, event.copy_ticket,
+                        event.source_ticket, event.reason)
+            return
+        logger.success("{}: position #{} of source #{}: {} ({})", event.target, event.copy_ticket,
+                       event.source_ticket, _closed_text(event), event.reason)
+
+    @_log.register
+    def _(self, event: CopyOpenedAtMarket) -> None:
+        logger.success("{}: source #{} filled; its pending copy #{} was opened at market as position #{}: {:g} lots "
+                       "at {:g} (slippage {:+.0f} points)", event.target, event.source_ticket, event.old_copy_ticket,
+                       event.copy_ticket, event.volume, event.price, event.slippage_points)
+
 
 class RunReport:
     """What happened on each target during this run: the ``--once`` summary and the demo read it."""
@@ -212,6 +258,27 @@ class RunReport:
         report.removed[event.source_ticket] = event.reason
         trim(report.removed)
 
+    @_count.register
+    def _(self, event: PositionLevelsSynced, report: TargetReport) -> None:
+        report.levels_synced[event.source_ticket] = report.levels_synced.get(event.source_ticket, 0) + 1
+        trim(report.levels_synced)
+
+    @_count.register
+    def _(self, event: PositionClosed, report: TargetReport) -> None:
+        if event.already_closed:
+            return
+        if event.partial:
+            report.partly_closed[event.source_ticket] = report.partly_closed.get(event.source_ticket, 0) + 1
+            trim(report.partly_closed)
+        else:
+            report.closed[event.source_ticket] = event.reason
+            trim(report.closed)
+
+    @_count.register
+    def _(self, event: CopyOpenedAtMarket, report: TargetReport) -> None:
+        report.opened_at_market[event.source_ticket] = event.copy_ticket
+        trim(report.opened_at_market)
+
     @staticmethod
     def _adjusted(source_ticket: int, adjustment: str, report: TargetReport) -> None:
         if adjustment:
@@ -222,3 +289,9 @@ class RunReport:
 def _skip_text(event: OrderSkipped) -> str:
     skip = event.skip
     return f"{skip.reason.value}: {skip.detail}" if skip.detail else skip.reason.value
+
+
+def _closed_text(event: PositionClosed) -> str:
+    slippage = f" (slippage {event.slippage_points:+.0f} points)" if event.slippage_points else ""
+    left = f", {event.remaining:g} left" if event.partial else ""
+    return f"closed {event.volume:g} lots at {event.price:g}{slippage}{left}"

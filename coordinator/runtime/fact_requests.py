@@ -1,4 +1,5 @@
-"""What the coordinator asked one worker and has not heard back: symbol descriptions and history lookups.
+"""What the coordinator asked one worker and has not heard back: symbol descriptions, and history lookups of
+orders and of positions (their deals).
 
 One tracker per terminal, reset when a new worker process says hello (a new boot knows nothing of what its
 predecessor was asked). A question unanswered for long is given up, so a worker that went away never leaves
@@ -26,6 +27,8 @@ class FactRequests:
         self._symbols: dict[str, float] = {}  # symbol -> when asked (the engine's clock)
         self._history: dict[int, float] = {}  # ticket -> when asked
         self._no_record: dict[int, tuple[int, float]] = {}  # ticket -> ("no record" answers, when the last came)
+        self._positions: dict[int, float] = {}  # position id -> when its deals were asked for
+        self._positions_answered: dict[int, float] = {}  # position id -> when its deals last came
 
     # ---- symbols -------------------------------------------------------------------------------
 
@@ -77,21 +80,45 @@ class FactRequests:
         count, last = answers
         return count >= NO_RECORD_LOOKS or now - last < NO_RECORD_RETRY_SECONDS
 
+    # ---- positions (their deals) ---------------------------------------------------------------
+
+    def positions_to_ask(self, position_ids: Iterable[int], now: float) -> list[int]:
+        """Of ``position_ids``, those whose deals were neither asked for nor answered lately (deals change as a
+        position closes: an answer is worth asking again, a little apart)."""
+        return sorted(position_id for position_id in position_ids
+                      if now - self._positions.get(position_id, -1e9) > HISTORY_REQUEST_RETRY_SECONDS
+                      and now - self._positions_answered.get(position_id, -1e9) >= NO_RECORD_RETRY_SECONDS)
+
+    def asked_positions(self, position_ids: Iterable[int], now: float) -> None:
+        for position_id in position_ids:
+            self._positions[position_id] = now
+
+    def position_answered(self, position_id: int, now: float) -> None:
+        self._positions.pop(position_id, None)
+        self._positions_answered[position_id] = now
+        trim(self._positions_answered)
+
+    def awaiting_position_history(self, position_id: int, now: float) -> bool:
+        """Its deals were asked for and the answer may still come."""
+        return now - self._positions.get(position_id, -1e9) < ANSWER_WAIT_SECONDS
+
     # ---- the whole ------------------------------------------------------------------------------
 
     def give_up_old(self, now: float) -> None:
         """Forget questions unanswered for ANSWER_WAIT_SECONDS: the worker may have gone."""
         _forget_older_than(self._symbols, now - ANSWER_WAIT_SECONDS)
         _forget_older_than(self._history, now - ANSWER_WAIT_SECONDS)
+        _forget_older_than(self._positions, now - ANSWER_WAIT_SECONDS)
 
     def outstanding(self) -> bool:
-        return bool(self._symbols or self._history)
+        return bool(self._symbols or self._history or self._positions)
 
     def new_worker(self) -> None:
         """A new worker process knows nothing of what its predecessor was asked. (What the terminal's history
         said stays: it is about the terminal, not the worker.)"""
         self._symbols.clear()
         self._history.clear()
+        self._positions.clear()
 
 
 def _forget_older_than(asked: dict[Any, float], moment: float) -> None:

@@ -93,11 +93,19 @@ class CommandLedger:
             if not flight.unknown_since:
                 continue
             command = flight.command
-            if command.kind in (CommandKind.PLACE, CommandKind.REPLACE):
+            if command.kind in (CommandKind.PLACE, CommandKind.REPLACE, CommandKind.MARKET):
                 copy_ticket = find_tagged(source_ticket, snapshot.orders, snapshot.positions, command.ticket) or 0
                 if copy_ticket:
                     settled.append((flight, CommandResult(command_id=command.command_id, status=CommandStatus.DONE,
                                                           ticket=copy_ticket, already_existed=flight.recovered)))
+                    continue
+            if command.kind is CommandKind.CLOSE:
+                closed = _closed_volume(command, snapshot)
+                if closed:
+                    # The position holds less than the close was planned on: it happened (an unknown close is
+                    # never sent again; a resend would be refused anyway, its expected volume no longer held).
+                    settled.append((flight, CommandResult(command_id=command.command_id, status=CommandStatus.DONE,
+                                                          ticket=command.ticket, volume=closed)))
                     continue
             waited = now - flight.unknown_since >= UNKNOWN_OUTCOME_GRACE_SECONDS
             # After a worker (re)connects, its first reports may predate what it finds settling: give it time too.
@@ -131,3 +139,10 @@ class CommandLedger:
 
     def busy(self) -> bool:
         return any(self.in_flight.values())
+
+
+def _closed_volume(command: Command, snapshot: Snapshot) -> float:
+    """How much of the position a CLOSE was for is no longer there (0: all of it still is)."""
+    position = next((p for p in snapshot.positions if p.ticket == command.ticket), None)
+    held = position.volume if position is not None else 0.0
+    return max(0.0, round(command.expected_volume - held, 8)) if held < command.expected_volume - 1e-9 else 0.0

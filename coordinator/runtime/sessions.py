@@ -287,6 +287,14 @@ class WorkerSessions:
             view.closed[ticket] = ClosedOrder(ticket=ticket, symbol="", type=0, state=OrderState.NO_RECORD, magic=0,
                                               comment="")
             view.requests.history_has_no_record(ticket, now)
+        for position in message.positions:
+            view.position_history[position.position_id] = position
+            view.positions_without_deals.discard(position.position_id)
+            view.requests.position_answered(position.position_id, now)
+        for position_id in message.unknown_positions:
+            view.positions_without_deals.add(position_id)
+            view.requests.position_answered(position_id, now)
+        trim(view.position_history)
         self._listener.terminal_changed(view)
 
     # ---- questions out -------------------------------------------------------------------------
@@ -302,14 +310,20 @@ class WorkerSessions:
             return 1
         return 0
 
-    def request_history(self, view: TerminalView, tickets: Iterable[int], now: float) -> int:
-        """Ask ``view``'s worker what became of ``tickets`` (those not asked lately, within the bounded looks
-        for "no record"); the number of requests sent (0 or 1)."""
+    def request_history(self, view: TerminalView, tickets: Iterable[int], now: float,
+                        positions: Iterable[int] = ()) -> int:
+        """Ask ``view``'s worker what became of the orders ``tickets`` (those not asked lately, within the bounded
+        looks for "no record") and of the positions ``positions`` (their deals; only of a worker that speaks
+        protocol 1.2); the number of requests sent (0 or 1)."""
         wanted = view.requests.history_to_ask(tickets, now)
-        if not wanted:
+        wanted_positions = view.requests.positions_to_ask(positions, now) if view.protocol_minor >= 2 else []
+        if not wanted and not wanted_positions:
             return 0
-        if self._send(view.name, HistoryRequest(request_id=uuid.uuid4().hex[:12], tickets=tuple(wanted))):
+        request = HistoryRequest(request_id=uuid.uuid4().hex[:12], tickets=tuple(wanted),
+                                 positions=tuple(wanted_positions))
+        if self._send(view.name, request):
             view.requests.asked_history(wanted, now)
+            view.requests.asked_positions(wanted_positions, now)
             return 1
         return 0
 

@@ -17,11 +17,14 @@ from coordinator.domain.actions import Action, ActionKind
 from coordinator.domain.events import (
     CommandFailed,
     CopyModified,
+    CopyOpenedAtMarket,
     CopyPlaced,
     CopyRemoved,
     CopyReplaced,
     EventStream,
     OutcomeSettledUnknown,
+    PositionClosed,
+    PositionLevelsSynced,
 )
 from coordinator.domain.link_lifecycle import LinkMove
 from coordinator.domain.retry_policy import RetryPolicy, failure_text
@@ -29,9 +32,10 @@ from coordinator.persistence.state import StateStore
 from coordinator.runtime.ledger import CommandLedger, InFlight
 from coordinator.runtime.views import TerminalView
 from protocol import CommandResult, CommandResults, CommandStatus, Snapshot
-from protocol.mt5 import Retcode, describe_retcode
+from protocol.mt5 import PositionType, Retcode, describe_retcode
 
 CopyRemovedHook = Callable[[str, int], None]  # (target, copy ticket): the orphan policy forgets its count
+_POSITION_KINDS = frozenset({ActionKind.SLTP, ActionKind.CLOSE, ActionKind.MARKET})
 MarketClosedHook = Callable[[TerminalView, str], None]  # (target, symbol): the sessions hold it until a new tick
 
 
@@ -62,7 +66,7 @@ class Settlement:
             return
         self._ledger.close(view.name, flight)
         if result.status is CommandStatus.DONE:
-            self._done(view.name, flight, result)
+            self._done(view, flight, result)
             return
         reason = failure_text(result)
         self._state.settle_intent(flight.command.command_id, result.status.value, result.retcode)
@@ -71,6 +75,13 @@ class Settlement:
             # Nothing was sent: planned again after a short pause, with no failure reported.
             logger.info("{}: {} for source #{} reached the worker after its deadline and was not sent; "
                         "planning again", view.name, action.kind.value, action.source_ticket)
+            self._retries[view.name].not_sent(action.source_ticket, self._clock(), flight.fingerprint)
+            return
+        if result.status is CommandStatus.STALE:
+            # Nothing was sent: the terminal moved on (a close done already, in part or whole). The next plan
+            # starts from what it shows now; a short pause lets its snapshot arrive first.
+            logger.info("{}: {} for source #{} was not sent: {}; planning again from the terminal's state",
+                        view.name, action.kind.value, action.source_ticket, result.comment or "the terminal changed")
             self._retries[view.name].not_sent(action.source_ticket, self._clock(), flight.fingerprint)
             return
         if result.retcode == Retcode.MARKET_CLOSED:
@@ -85,10 +96,13 @@ class Settlement:
         if any(order.ticket == action.ticket for order in view.snapshot.orders):
             self._state.move_link(view.name, action.source_ticket, LinkMove.REPLACE_UNDONE)
 
-    def _done(self, target: str, flight: InFlight, result: CommandResult) -> None:
+    def _done(self, view: TerminalView, flight: InFlight, result: CommandResult) -> None:
         action, command_id = flight.action, flight.command.command_id
-        ticket = action.source_ticket
+        target, ticket = view.name, action.source_ticket
         self._retries[target].succeeded(ticket)
+        if action.kind in _POSITION_KINDS:
+            self._position_done(view, flight, result)
+            return
         if action.kind is ActionKind.REMOVE:
             self._state.settle_intent(command_id, "done", result.retcode, result.ticket)
             link = self._state.links(target).get(ticket)
@@ -112,6 +126,54 @@ class Settlement:
             self._events.emit(CopyPlaced(target=target, source_ticket=ticket, copy_ticket=result.ticket,
                                          description=action.describe(), adjustment=action.adjustment,
                                          already_there=result.already_existed, retcode=result.retcode))
+
+    def _position_done(self, view: TerminalView, flight: InFlight, result: CommandResult) -> None:
+        """SLTP, CLOSE and MARKET: the intent settles, and the outcome is told with the price obtained."""
+        action, command_id = flight.action, flight.command.command_id
+        target, ticket = view.name, action.source_ticket
+        spec = view.specs.get(action.symbol)
+        point = (spec.point or spec.tick_size) if spec is not None else 0.0
+        if action.kind is ActionKind.SLTP:
+            self._state.settle_intent(command_id, "done", result.retcode, action.ticket)
+            self._events.emit(PositionLevelsSynced(target=target, source_ticket=ticket, copy_ticket=action.ticket,
+                                                   sl=action.sl, tp=action.tp, detail=action.reason,
+                                                   retcode=result.retcode))
+        elif action.kind is ActionKind.CLOSE:
+            self._state.settle_intent(command_id, "done", result.retcode, action.ticket)
+            volume = result.volume or action.volume
+            # A buy position closes by selling: a lower price than asked is worse, and the other way round. Asked
+            # and got are both the worker's, of the moment it sent (the coordinator's prices may be a second old).
+            asked = result.requested_price
+            worse = (asked - result.price) if action.order_type == PositionType.BUY else (result.price - asked)
+            slippage = worse / point if point and asked and result.price else 0.0
+            remaining = max(0.0, round(action.expected_volume - volume, 8))
+            if result.already_existed or remaining <= 0:
+                self._copy_removed(target, action.ticket)  # closed: no longer an orphan to count
+            self._events.emit(PositionClosed(
+                target=target, source_ticket=ticket, copy_ticket=action.ticket,
+                volume=0.0 if result.already_existed else volume,
+                remaining=0.0 if result.already_existed else remaining,
+                price=result.price, slippage_points=slippage, reason=action.reason,
+                already_closed=result.already_existed, retcode=result.retcode))
+        elif result.ticket:  # MARKET, opened: the link now records the position as the copy
+            self._state.save_link_and_settle(target, action, command_id, result.ticket, result.retcode)
+            self._state.move_link(target, ticket, LinkMove.FILLED)
+            worse = (result.price - action.price) if action.order_type == PositionType.BUY else \
+                (action.price - result.price)
+            slippage = worse / point if point and action.price and result.price else 0.0
+            self._events.emit(CopyOpenedAtMarket(
+                target=target, source_ticket=ticket, old_copy_ticket=action.ticket, copy_ticket=result.ticket,
+                volume=result.volume or action.volume, price=result.price, slippage_points=slippage,
+                retcode=result.retcode))
+        else:  # MARKET, the price had moved too far: the pending copy was only removed
+            self._state.settle_intent(command_id, "done", result.retcode, 0)
+            link = self._state.links(target).get(ticket)
+            if link is not None and link.copy_ticket == action.ticket:
+                self._state.move_link(target, ticket, LinkMove.REMOVED)
+            self._copy_removed(target, action.ticket)
+            self._events.emit(CopyRemoved(target=target, source_ticket=ticket, copy_ticket=action.ticket,
+                                          reason=f"its source order filled; not opened at market: "
+                                                 f"{result.comment or 'the price had moved too far'}"))
 
     def _failed(self, target: str, flight: InFlight, result: CommandResult, reason: str) -> None:
         action = flight.action

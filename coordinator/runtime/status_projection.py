@@ -10,14 +10,14 @@ from collections.abc import Callable, Mapping, Sequence
 from loguru import logger
 
 from config import AppConfig, TargetConfig
-from coordinator.domain.planner import our_copies
+from coordinator.domain.planner import TargetPlan, our_copies
 from coordinator.domain.report import TargetReport
 from coordinator.persistence.state import StateStore
 from coordinator.persistence.status import StatusBoard, TerminalStatus
 from coordinator.runtime.orphan_watch import OrphanWatch
 from coordinator.runtime.sessions import WorkerSessions
 from coordinator.runtime.views import TerminalView
-from protocol import PendingOrder
+from protocol import PendingOrder, Snapshot
 
 
 class StatusPublisher:
@@ -51,11 +51,14 @@ class StatusPublisher:
         report = self._reports.get(view.name)
         plan = report.last_plan if report else None
         orphans: list[tuple[int, int, str]] = []
+        positions: list[tuple[int, int, str]] = []
         if plan is not None and view.target is not None:
-            orphans = orphan_states(plan.orphans, self._orphans.counts(view.name), self._orphans.max_checks(view.name),
-                                    self._orphans.preserved(view.name))
+            max_checks, preserved = self._orphans.max_checks(view.name), self._orphans.preserved(view.name)
+            orphans = orphan_states(plan.orphans, self._orphans.counts(view.name), max_checks, preserved)
+            positions = position_states(plan, self._sessions.source.snapshot,
+                                        self._orphans.position_counts(view.name), max_checks, preserved)
         return terminal_row(view, is_source=view is self._sessions.source, report=report, orphans=orphans,
-                            talking=self._sessions.talking(view, self._clock()), final=final)
+                            talking=self._sessions.talking(view, self._clock()), final=final, positions=positions)
 
 
 def orphan_states(plan_orphans: Sequence[PendingOrder], counts: Mapping[int, int], max_checks: int,
@@ -74,8 +77,35 @@ def orphan_states(plan_orphans: Sequence[PendingOrder], counts: Mapping[int, int
     return states
 
 
+def position_states(plan: TargetPlan, source: Snapshot | None, counts: Mapping[int, int],
+                    max_checks: int, preserved: set[int]) -> list[tuple[int, int, str]]:
+    """(copy position ticket, source ticket, what is happening to it) of each copy position on a target."""
+    open_sources = {position.identifier: position for position in source.positions} if source else {}
+    pending = {order.ticket for order in source.orders} if source else set()
+    orphaned = {copy.ticket for copy in plan.position_orphans}
+    states = []
+    for source_ticket, copy_ticket in sorted(plan.followed_positions.items()):
+        if plan.positions_not_followed:
+            state = f"not followed: {plan.positions_not_followed}"
+        elif source_ticket in open_sources:
+            state = f"following source position #{source_ticket} ({open_sources[source_ticket].volume:g} lots)"
+        elif source_ticket in pending:
+            state = "filled before its source order: SL/TP follow the order"
+        elif copy_ticket in preserved:
+            state = "source closed; kept (on_source_close = keep)"
+        elif copy_ticket in orphaned and counts.get(copy_ticket, 0) >= max_checks:
+            state = "source closed: closing"
+        elif copy_ticket in orphaned:
+            state = f"source not found: confirming ({counts.get(copy_ticket, 0)} of {max_checks} checks)"
+        else:
+            state = "following"
+        states.append((copy_ticket, source_ticket, state))
+    return states
+
+
 def terminal_row(view: TerminalView, *, is_source: bool, report: TargetReport | None,
-                 orphans: list[tuple[int, int, str]], talking: bool, final: bool = False) -> TerminalStatus:
+                 orphans: list[tuple[int, int, str]], talking: bool, final: bool = False,
+                 positions: list[tuple[int, int, str]] | None = None) -> TerminalStatus:
     """``talking``: the worker was heard from lately (a worker that talks but cannot reach its terminal is online,
     its terminal unreachable). ``final``: the coordinator is stopping; the last counts stay as the last known."""
     snapshot = view.snapshot if view.online or final else None
@@ -103,6 +133,8 @@ def terminal_row(view: TerminalView, *, is_source: bool, report: TargetReport | 
         restarts=view.restarts,
         skipped=tuple(skipped),
         orphan_list=tuple(orphans),
+        positions=(len(snapshot.positions) if is_source else len(positions or ())) if snapshot is not None else None,
+        position_list=tuple(positions or ()),
         last_sync_at=view.last_sync_at,
         last_error=last_error,
         updated_at=time.time(),

@@ -36,6 +36,14 @@ def render_summary(engine: Engine) -> str:
             lines.append(f"  replaced source #{ticket} -> #{copy_ticket}{_adjusted(report.adjusted, ticket)}")
         for ticket, reason in sorted(report.removed.items()):
             lines.append(f"  removed  copy of source #{ticket}: {reason}")
+        if report.levels_synced or report.partly_closed or report.closed or report.opened_at_market:
+            lines.append(f"  positions: SL/TP followed {sum(report.levels_synced.values())}, "
+                         f"closed in part {sum(report.partly_closed.values())}, closed {len(report.closed)}, "
+                         f"opened at market {len(report.opened_at_market)}")
+        for ticket, copy_ticket in sorted(report.opened_at_market.items()):
+            lines.append(f"  opened   source #{ticket} filled: its copy opened at market as position #{copy_ticket}")
+        for ticket, reason in sorted(report.closed.items()):
+            lines.append(f"  closed   position of source #{ticket}: {reason}")
         for ticket, failure in sorted(report.failures.items()):
             lines.append(f"  FAILED   source #{ticket}: {failure.message}")
         if plan:
@@ -79,7 +87,7 @@ def once_exit_code(engine: Engine, *, stopped: bool = False) -> ExitCode:
         plan = report.last_plan
         if report.unavailable or plan is None or report.failures or engine.in_flight.get(name):
             return ExitCode.INCOMPLETE
-        if _split_skips(plan)[0] or plan.needed_symbols or plan.needed_history:
+        if _split_skips(plan)[0] or plan.needed_symbols or plan.needed_history or plan.needed_position_history:
             return ExitCode.INCOMPLETE
     return ExitCode.OK
 

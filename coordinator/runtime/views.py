@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from config import TargetConfig, TerminalConfig
 from coordinator.runtime.fact_requests import FactRequests
-from protocol import ClosedOrder, Hello, Quote, Snapshot, SymbolSpec
+from protocol import ClosedOrder, Hello, PositionHistory, Quote, Snapshot, SymbolSpec
 
 
 @dataclass
@@ -31,6 +31,9 @@ class TerminalView:
     closed_markets: dict[str, int | None] = field(default_factory=dict)
     server_offset: int | None = None  # seconds the broker's server clock runs ahead of UTC
     closed: dict[int, ClosedOrder] = field(default_factory=dict)  # fates of orders that left the pending list
+    # What the deals say of positions asked about (by position id); ids with no deal at all.
+    position_history: dict[int, PositionHistory] = field(default_factory=dict)
+    positions_without_deals: set[int] = field(default_factory=set)
     requests: FactRequests = field(default_factory=FactRequests)  # questions to its worker not answered yet
     last_sync_at: float = 0.0  # unix time of the last completed plan
     terminal_link_ok: bool = True  # the worker can reach its terminal (it says so in heartbeats)
@@ -44,6 +47,16 @@ class TerminalView:
     @property
     def name(self) -> str:
         return self.config.name
+
+    @property
+    def protocol_minor(self) -> int:
+        """The protocol minor its worker speaks (0 before its hello)."""
+        return self.hello.protocol_minor if self.hello is not None else 0
+
+    @property
+    def margin_mode(self) -> int | None:
+        """ACCOUNT_MARGIN_MODE_* of its account, from its worker's hello (None before it)."""
+        return self.hello.account.margin_mode if self.hello is not None else None
 
     def fresh(self, now: float, max_age: float) -> bool:
         """A snapshot the coordinator may act on: from the current worker boot, recently confirmed."""

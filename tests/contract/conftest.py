@@ -3,8 +3,8 @@
 ``sim``: a fresh mt5sim terminal per test, in the test's tmp_path; always runs.
 ``real``: the real ``MetaTrader5`` package on the demo terminal the ``MT5_COPIER_CONTRACT_*`` variables name
 (Windows only; marked ``real_mt5``). One connection for the whole session; it refuses to start unless the
-account is a demo and the configured one; each test gets its own block of magic numbers and its orders are
-removed in teardown, pass or fail.
+account is a demo and the configured one; each test gets its own block of magic numbers, and its orders are
+removed and its positions closed in teardown, pass or fail.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from tests.contract.venue import (
     RecordingModule,
     SimMarket,
     Venue,
+    close_contract_positions,
     contract_run_base,
     refuse_unless_demo,
     remove_contract_orders,
@@ -57,6 +58,10 @@ def real_terminal() -> Iterator[RealSession]:
     reason = why_real_cannot_run(os.environ)
     if reason is not None:
         pytest.skip(reason)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Each of the runners pytest-xdist starts would attach on its own and use the same magic numbers.
+        pytest.skip("the real terminal takes one connection for the whole run: run the contract suite one test at a "
+                    "time, with -n 0 (see README)")
     try:
         settings = RealTerminalSettings.from_environment(os.environ)
     except ValueError as e:
@@ -75,20 +80,22 @@ def real_terminal() -> Iterator[RealSession]:
         adapter.disconnect()
         pytest.fail(refusal, pytrace=False)
     # Leftovers of an earlier run that was killed before its teardown: only the suite's own magic range.
+    open_left = close_contract_positions(module.inner, CONTRACT_MAGIC_BASE, CONTRACT_MAGIC_END)
     left = remove_contract_orders(module.inner, CONTRACT_MAGIC_BASE, CONTRACT_MAGIC_END)
-    if left:
+    if open_left or left:
         adapter.disconnect()
-        pytest.fail(f"orders {left} left by an earlier contract run could not be removed: remove them by hand",
-                    pytrace=False)
+        pytest.fail(f"positions {open_left} and orders {left} left by an earlier contract run could not be closed "
+                    "and removed: close and remove them by hand", pytrace=False)
     session = RealSession(settings, module, adapter, contract_run_base())
     try:
         yield session
     finally:
+        open_left = close_contract_positions(module.inner, CONTRACT_MAGIC_BASE, CONTRACT_MAGIC_END)
         left = remove_contract_orders(module.inner, CONTRACT_MAGIC_BASE, CONTRACT_MAGIC_END)
         adapter.disconnect()
-        if left:
-            pytest.fail(f"the contract suite could not remove its orders {left}: remove them by hand",
-                        pytrace=False)
+        if open_left or left:
+            pytest.fail(f"the contract suite could not close its positions {open_left} and remove its orders "
+                        f"{left}: close and remove them by hand", pytrace=False)
 
 
 def _sim_venue(path: Path) -> Iterator[Venue]:

@@ -11,6 +11,7 @@ from tests.contract.venue import (
     MT5,
     TICKETS_PER_RUN,
     RealTerminalSettings,
+    close_contract_positions,
     contract_run_base,
     refuse_unless_demo,
     remove_contract_orders,
@@ -110,6 +111,26 @@ def test_the_clean_up_removes_the_suites_orders_and_nothing_else(attached):
     assert remove_contract_orders(mt5sim) == []
     assert sorted(order.ticket for order in mt5sim.orders_get()) == sorted([manual, other_expert])
     assert {order.ticket for order in mt5sim.history_orders_get(ticket=ours[0])} == {ours[0]}
+
+
+def _position(magic: int, order_type: int = MT5.ORDER_TYPE_BUY) -> int:
+    result = mt5sim.order_send({
+        "action": MT5.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.01, "type": order_type,
+        "type_filling": MT5.ORDER_FILLING_FOK, "magic": magic, "comment": "x",
+    })
+    assert result.retcode == MT5.TRADE_RETCODE_DONE, result
+    return result.order
+
+
+def test_the_clean_up_closes_the_suites_positions_and_nothing_else(attached):
+    manual = _position(0)
+    other_expert = _position(CONTRACT_MAGIC_BASE - 1)
+    ours = [_position(CONTRACT_MAGIC_BASE), _position(CONTRACT_MAGIC_END - 1, MT5.ORDER_TYPE_SELL)]
+    assert close_contract_positions(mt5sim) == []
+    assert sorted(position.ticket for position in mt5sim.positions_get()) == sorted([manual, other_expert])
+    for ticket in ours:
+        assert [deal.entry for deal in mt5sim.history_deals_get(position=ticket)] == [
+            MT5.DEAL_ENTRY_IN, MT5.DEAL_ENTRY_OUT]
 
 
 def test_each_run_takes_its_own_block_of_source_tickets_within_the_suites_range():

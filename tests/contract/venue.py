@@ -9,12 +9,16 @@ Safety on a real account, enforced here and in ``conftest.py``:
 
 - the account must be a demo (``account_info().trade_mode == ACCOUNT_TRADE_MODE_DEMO``) and the one
   configured, or nothing runs at all;
-- only pending orders, on the configured symbol, at the symbol's smallest volume, about 10 % away from the
-  market (far beyond any move during a test), with SL/TP further out still;
-- every order carries a magic number in the suite's own range (``CONTRACT_MAGIC_BASE`` and up) and is
-  removed in the test's teardown, pass or fail; the session's start and end remove any left in that range
-  (an earlier run interrupted), and nothing outside the range is ever touched;
-- what would need the market moved or the clock advanced (a fill, an expiry) runs on the simulator only.
+- pending orders on the configured symbol, at the symbol's smallest volume, about 10 % away from the market
+  (far beyond any move during a test), with SL/TP further out still;
+- positions on the configured symbol, one or two at a time, of the smallest volume that can be closed in two
+  parts (twice the minimum), with SL/TP about 10 % away, closed again by the test that opened them;
+- every order and position carries a magic number in the suite's own range (``CONTRACT_MAGIC_BASE`` and up):
+  the test's teardown removes its orders and closes its positions, pass or fail; the session's start and end
+  do the same for any left in that range (an earlier run interrupted), and nothing outside the range is ever
+  touched;
+- what would need the market moved or the clock advanced (a pending order's fill, an expiry, a stop loss)
+  runs on the simulator only.
 """
 
 from __future__ import annotations
@@ -30,7 +34,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from protocol import Command, CommandKind, CommandResult, CommandStatus, PendingOrder, Quote, SymbolSpec
+from protocol import (
+    Command,
+    CommandKind,
+    CommandResult,
+    CommandStatus,
+    PendingOrder,
+    PositionFacts,
+    Quote,
+    SymbolSpec,
+)
 from protocol.tags import copy_tag
 from terminal_worker.adapter import MT5Adapter
 
@@ -215,6 +228,44 @@ def remove_contract_orders(module: Any, low: int = CONTRACT_MAGIC_BASE, high: in
     return [int(order.ticket) for order in left]
 
 
+def market_filling(filling_mode: int) -> int:
+    """The filling of a market deal from a symbol's filling_mode bits (SYMBOL_FILLING_FOK 1, IOC 2)."""
+    if filling_mode & 1:
+        return MT5.ORDER_FILLING_FOK
+    if filling_mode & 2:
+        return MT5.ORDER_FILLING_IOC
+    return MT5.ORDER_FILLING_RETURN
+
+
+def close_contract_positions(module: Any, low: int = CONTRACT_MAGIC_BASE, high: int = CONTRACT_MAGIC_END) -> list[int]:
+    """Close every position whose magic is in [low, high) at market; return the tickets still open after."""
+
+    def ours() -> list[Any]:
+        positions = module.positions_get()
+        if positions is None:
+            raise RuntimeError(f"positions_get() failed with {module.last_error()}: cannot clean up")
+        return [position for position in positions if low <= int(position.magic) < high]
+
+    for position in ours():
+        info, tick = module.symbol_info(position.symbol), module.symbol_info_tick(position.symbol)
+        if info is None or tick is None:
+            continue
+        buy = int(position.type) == MT5.POSITION_TYPE_BUY
+        module.order_send({
+            "action": MT5.TRADE_ACTION_DEAL, "symbol": position.symbol, "volume": float(position.volume),
+            "type": MT5.ORDER_TYPE_SELL if buy else MT5.ORDER_TYPE_BUY, "position": int(position.ticket),
+            "price": float(tick.bid if buy else tick.ask), "deviation": 1000,
+            "type_filling": market_filling(int(info.filling_mode)), "magic": int(position.magic),
+            "comment": "contract cleanup",
+        })
+    deadline = time.monotonic() + 5.0
+    left = ours()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = ours()
+    return [int(position.ticket) for position in left]
+
+
 # ---- the venue ---------------------------------------------------------------------------------------------
 
 
@@ -285,6 +336,9 @@ class Venue:
 
     def pending(self, ticket: int) -> PendingOrder | None:
         return next((order for order in self.adapter.pending_orders() if order.ticket == ticket), None)
+
+    def position(self, ticket: int) -> PositionFacts | None:
+        return next((position for position in self.adapter.positions() if position.identifier == ticket), None)
 
     def eventually(self, probe: Callable[[], T], what: str) -> T:
         """``probe()`` once it is truthy. A real terminal may show a change a moment after it answered."""
@@ -411,6 +465,58 @@ class Venue:
     def remove(self, order_ticket: int, source_ticket: int) -> Command:
         return self.command(CommandKind.REMOVE, source_ticket=source_ticket, ticket=order_ticket)
 
+    # -- positions -----------------------------------------------------------------------------------------
+    @property
+    def position_volume(self) -> float:
+        """The smallest volume that can be closed in two parts: twice the minimum (each part at least the
+        minimum)."""
+        spec = self.spec
+        steps = round(2 * spec.volume_min / spec.volume_step) if spec.volume_step > 0 else 0
+        volume = round(steps * spec.volume_step, 8) if steps else 2 * spec.volume_min
+        if volume > spec.volume_max:
+            pytest.skip(f"{self.symbol} does not allow {volume} lots (volume_max {spec.volume_max})")
+        return volume
+
+    @property
+    def deviation(self) -> int:
+        """A deviation no ordinary move during a test exceeds: 1 % of the price, in points."""
+        return max(50, int(self.quote().ask * 0.01 / self.spec.point))
+
+    def market_copy(self, source_ticket: int | None = None, *, ticket: int = 0, volume: float | None = None,
+               order_type: int = MT5.ORDER_TYPE_BUY, price: float | None = None, deviation: int | None = None,
+               **fields: Any) -> Command:
+        """A MARKET command for a copy of ``source_ticket``: remove its pending copy ``ticket`` (0: none) and
+        open the copy at the current price (or at ``price``, the source's fill price)."""
+        quote = self.quote()
+        entry = quote.ask if order_type == MT5.ORDER_TYPE_BUY else quote.bid
+        return self.command(CommandKind.MARKET, order_type, source_ticket=source_ticket, ticket=ticket,
+                            levels=Levels(price if price is not None else entry),
+                            volume=self.position_volume if volume is None else volume,
+                            deviation=self.deviation if deviation is None else deviation, **fields)
+
+    def sltp(self, position: PositionFacts, sl: float, tp: float) -> Command:
+        return self.command(CommandKind.SLTP, position.type, source_ticket=position.magic, ticket=position.ticket,
+                            levels=Levels(0.0, sl=sl, tp=tp))
+
+    def close(self, position: PositionFacts, volume: float, expected_volume: float) -> Command:
+        return self.command(CommandKind.CLOSE, position.type, source_ticket=position.magic, ticket=position.ticket,
+                            levels=Levels(0.0), volume=volume, expected_volume=expected_volume,
+                            deviation=self.deviation)
+
+    def far_levels(self, position: PositionFacts) -> Levels:
+        """SL and TP about 10 % away from the market on the right sides of ``position``."""
+        quote = self.quote()
+        entry, _ = self.distances()
+        if position.type == MT5.POSITION_TYPE_BUY:
+            return Levels(0.0, sl=self.snap(quote.bid - entry), tp=self.snap(quote.ask + entry))
+        return Levels(0.0, sl=self.snap(quote.ask + entry), tp=self.snap(quote.bid - entry))
+
+    def opened(self, ticket: int) -> PositionFacts:
+        return self.eventually(lambda: self.position(ticket), f"position #{ticket} among the positions")
+
+    def closed(self, ticket: int) -> None:
+        self.eventually(lambda: self.position(ticket) is None, f"position #{ticket} gone from the positions")
+
     def place(self, command: Command) -> tuple[CommandResult, PendingOrder]:
         """Execute a PLACE that must succeed; return its result and the order as the adapter reads it."""
         result = self.adapter.execute(command)
@@ -435,10 +541,15 @@ class Venue:
 
     # -- clean-up ----------------------------------------------------------------------------------------
     def clean_up(self) -> None:
-        """Remove every order this venue's tests placed (its block of magic numbers), through the module
-        itself. Anything left is an error that names the tickets to remove by hand."""
-        left = remove_contract_orders(self.module.inner, self._first_source_ticket,
-                                      self._first_source_ticket + TICKETS_PER_TEST)
+        """Close every position and remove every order this venue's tests opened or placed (its block of magic
+        numbers), through the module itself. Anything left is an error that names the tickets to close or
+        remove by hand."""
+        block = (self._first_source_ticket, self._first_source_ticket + TICKETS_PER_TEST)
+        open_left = close_contract_positions(self.module.inner, *block)
+        left = remove_contract_orders(self.module.inner, *block)
+        if open_left:
+            raise AssertionError(f"the contract suite could not close its positions {open_left} on the {self.kind} "
+                                 "terminal: close them by hand" + (f" (and remove its orders {left})" if left else ""))
         if left:
             raise AssertionError(f"the contract suite could not remove its orders {left} on the {self.kind} "
                                  "terminal: remove them by hand")
