@@ -20,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 CRASH = "MT5_COPIER_CRASH"
 FAST_ORPHANS = "[targets.orphans]\ncheck_interval = 0.3\nmax_checks = 2\n"
+KEEP_POSITIONS = '[targets.positions]\non_source_close = "keep"\n'
 
 
 def config(*targets: str) -> str:
@@ -138,16 +139,17 @@ def test_positions_follow_sl_tp_a_partial_close_and_the_close_and_leave_what_is_
     assert "gamma is a netting account" in log
 
 
-def test_the_sources_sl_closes_the_copy_unless_it_closed_on_its_own(copier):
-    master, alpha, beta = sim_terminals(copier.directory, "alpha", "beta")
+def test_the_sources_sl_closes_the_copy_unless_it_closed_on_its_own_or_the_target_keeps_it(copier):
+    master, alpha, beta, keeper = sim_terminals(copier.directory, "alpha", "beta", "keeper")
     copier.write_config(config(target_section("alpha", 2001, tables=FAST_ORPHANS),
-                               target_section("beta", 3001, tables=FAST_ORPHANS)))
+                               target_section("beta", 3001, tables=FAST_ORPHANS),
+                               target_section("keeper", 4001, tables=KEEP_POSITIONS)))
     ticket = place_pending(master, BUY_LIMIT, volume=0.2, distance_points=200)
     price = master.orders_get(ticket=ticket)[0].price_open
     copier.start_scheduler()
-    wait_for(lambda: ticket in copies(alpha) and ticket in copies(beta), message="not copied")
-    fill_everywhere([master, alpha, beta], price)
-    wait_for(lambda: tagged_position(alpha, ticket) and tagged_position(beta, ticket), message="not filled")
+    wait_for(lambda: all(ticket in copies(t) for t in (alpha, beta, keeper)), message="not copied")
+    fill_everywhere([master, alpha, beta, keeper], price)
+    wait_for(lambda: all(tagged_position(t, ticket) for t in (alpha, beta, keeper)), message="not filled")
     [source] = master.positions_get(ticket=ticket)
     sl = round(source.price_open - 0.001, 5)
     set_levels(master, ticket, sl=sl, tp=0.0)
@@ -165,6 +167,9 @@ def test_the_sources_sl_closes_the_copy_unless_it_closed_on_its_own(copier):
     assert closing_deals(alpha, alpha_copy) == 1
     beta_deals = beta.history_deals_get(position=beta_copy)
     assert [deal.reason for deal in beta_deals if deal.entry == mt5sim.DEAL_ENTRY_OUT] == [mt5sim.DEAL_REASON_SL]
+    # on_source_close = "keep": the copy's position stays open, and the history says it was kept.
+    assert tagged_position(keeper, ticket) is not None
+    assert any("orphan-preserved" in row and "on_source_close = keep" in row for row in history(copier, "keeper"))
 
 
 def test_a_dark_source_closes_nothing_and_its_close_is_followed_once_it_is_back(copier):

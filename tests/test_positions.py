@@ -141,6 +141,15 @@ def test_a_partial_close_waits_for_the_sources_deals_and_asks_for_them():
     assert [skip.reason for skip in result.skips] == [SkipReason.POSITION_WAITING]
 
 
+def test_deals_that_do_not_add_up_to_the_position_are_read_again_before_deciding():
+    # Known from the first partial close (0.3 in, 0.15 out); the source has closed more since (0.1 left).
+    result = plan(source_positions=(source_position(volume=0.1),), source_position_history=history())
+    assert result.actions == [] and result.needed_position_history == {SOURCE_TICKET}
+    fresh = plan(source_positions=(source_position(volume=0.1),), source_position_history=history(volume_out=0.2))
+    [action] = fresh.actions
+    assert (action.kind, action.volume) == (CommandKind.CLOSE, 0.2)
+
+
 def test_a_source_order_that_filled_only_in_part_is_not_read_as_a_close():
     # 0.15 of 0.3 filled and the rest was cancelled: the deals put in 0.15, so nothing was closed.
     result = plan(source_positions=(source_position(volume=0.15),),

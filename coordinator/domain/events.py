@@ -155,7 +155,7 @@ class PositionClosed:
     volume: float  # closed now
     remaining: float  # left open (0: closed in whole)
     price: float  # obtained
-    slippage_points: float  # how much worse than the price planned on (negative: better); 0 when not known
+    slippage_points: float | None  # from the price asked to the price got: + worse, - better; None: not known
     reason: str  # why: the source closed, in part or in whole
     already_closed: bool = False  # nothing was sent: the position was closed already
     retcode: int = 0

@@ -37,6 +37,7 @@ from protocol.mt5 import PositionType
 from protocol.tags import copy_tag, parse_tag
 
 _TOLERANCE = 1e-9
+_VOLUME_TOLERANCE = 1e-6  # volumes are multiples of a step of 0.001 or more: anything closer is the same volume
 
 
 def tagged_positions(positions: Sequence[PositionFacts]) -> dict[int, PositionFacts]:
@@ -114,7 +115,10 @@ class PositionPlanner:
         if link.source_volume <= 0 or link.volume <= 0 or source.volume >= link.source_volume - _TOLERANCE:
             return None  # the source holds all it was copied from (or more: netting adds are never mirrored)
         history = self.source_history.get(source.identifier)
-        if history is None or history.volume_in <= 0:
+        # Deals that do not add up to what the position holds now are from before its latest change (or the
+        # history lags): read them again rather than decide on them.
+        if history is None or history.volume_in <= 0 \
+                or abs(history.volume_in - history.volume_out - source.volume) > _VOLUME_TOLERANCE:
             return PositionStep(waiting=f"source position #{source.identifier} holds {source.volume:g} lots of "
                                         f"{link.source_volume:g}: reading its deals", needs_history=True)
         share_left = min(1.0, source.volume / history.volume_in)

@@ -292,6 +292,6 @@ def _skip_text(event: OrderSkipped) -> str:
 
 
 def _closed_text(event: PositionClosed) -> str:
-    slippage = f" (slippage {event.slippage_points:+.0f} points)" if event.slippage_points else ""
+    slippage = f" (slippage {event.slippage_points:+.0f} points)" if event.slippage_points is not None else ""
     left = f", {event.remaining:g} left" if event.partial else ""
     return f"closed {event.volume:g} lots at {event.price:g}{slippage}{left}"

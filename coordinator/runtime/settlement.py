@@ -145,7 +145,7 @@ class Settlement:
             # and got are both the worker's, of the moment it sent (the coordinator's prices may be a second old).
             asked = result.requested_price
             worse = (asked - result.price) if action.order_type == PositionType.BUY else (result.price - asked)
-            slippage = worse / point if point and asked and result.price else 0.0
+            slippage = worse / point if point and asked and result.price else None
             remaining = max(0.0, round(action.expected_volume - volume, 8))
             if result.already_existed or remaining <= 0:
                 self._copy_removed(target, action.ticket)  # closed: no longer an orphan to count
