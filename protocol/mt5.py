@@ -214,7 +214,8 @@ class DealReason(IntEnum):
 
 _DEAL_REASON_LABELS = {
     DealReason.CLIENT: "by hand (desktop terminal)", DealReason.MOBILE: "by hand (mobile)",
-    DealReason.WEB: "by hand (web terminal)", DealReason.EXPERT: "by an expert advisor or script",
+    DealReason.WEB: "by hand (web terminal)",
+    DealReason.EXPERT: "by an expert advisor or a script (such as the copier)",
     DealReason.SL: "by its stop loss", DealReason.TP: "by its take profit", DealReason.SO: "by a stop out",
     DealReason.ROLLOVER: "by a rollover", DealReason.VMARGIN: "by variation margin", DealReason.SPLIT: "by a split",
 }

@@ -108,6 +108,9 @@ def test_a_copy_position_closed_by_hand_is_never_reopened(desk):
         session.run(2.0)
         assert alpha.positions == {} and alpha.orders == {}
         assert position_commands(session) == []
+        assert session.rig.link(ticket) is None or session.rig.link(ticket).status is LinkStatus.CLOSED
+        assert (TARGET, "copy-closed", "noted", f"its copy's position #{copy} was closed by hand (desktop terminal)") \
+            in session.events()
         assert [c.kind for c in session.commands if c.magic == ticket] == [CommandKind.PLACE]  # the first copy only
     finally:
         session.close()

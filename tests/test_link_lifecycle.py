@@ -11,17 +11,18 @@ from coordinator.domain.actions import Action, ActionKind, SourceTicket
 from coordinator.domain.link_lifecycle import InvalidLinkMove, LinkMove, LinkStatus, allowed_moves, next_status
 from coordinator.persistence.state import StateStore
 
-ACTIVE, REPLACING, FILLED, DELETED, EXPIRED, REMOVED = (
+ACTIVE, REPLACING, FILLED, DELETED, EXPIRED, REMOVED, CLOSED = (
     LinkStatus.ACTIVE, LinkStatus.REPLACING, LinkStatus.FILLED, LinkStatus.DELETED, LinkStatus.EXPIRED,
-    LinkStatus.REMOVED)
+    LinkStatus.REMOVED, LinkStatus.CLOSED)
 
 EXPECTED = {
     ACTIVE: {LinkMove.REPLACE_STARTED: REPLACING, LinkMove.REMOVED: REMOVED, LinkMove.FILLED: FILLED,
              LinkMove.EXPIRED: EXPIRED, LinkMove.DELETED: DELETED},
     REPLACING: {LinkMove.REPLACE_STARTED: REPLACING, LinkMove.REPLACE_UNDONE: ACTIVE, LinkMove.REMOVED: REMOVED,
                 LinkMove.FILLED: FILLED},
-    # A copy that left for good moves no more: only a new copy (placed or adopted) starts a new life.
-    FILLED: {}, DELETED: {}, EXPIRED: {}, REMOVED: {},
+    # A filled copy's position closes once; a copy that left for good moves no more: only a new copy (placed or
+    # adopted) starts a new life.
+    FILLED: {LinkMove.POSITION_CLOSED: CLOSED}, DELETED: {}, EXPIRED: {}, REMOVED: {}, CLOSED: {},
 }
 
 
@@ -48,9 +49,13 @@ def test_each_action_makes_the_moves_its_kind_calls_for():
 
 
 def test_a_filled_copy_can_never_be_made_pending_again_by_a_move():
-    for move in LinkMove:
-        with pytest.raises(InvalidLinkMove):
-            next_status(FILLED, move)
+    for start in (FILLED, CLOSED):
+        for move in LinkMove:
+            if move in EXPECTED[start]:
+                assert next_status(start, move) not in (ACTIVE, REPLACING)
+            else:
+                with pytest.raises(InvalidLinkMove):
+                    next_status(start, move)
 
 
 def placed(store: StateStore, source_ticket: int = 1, copy_ticket: int = 9001) -> None:

@@ -322,3 +322,13 @@ def test_on_source_fill_market_waits_while_the_pending_copy_is_frozen():
                                     source_positions=(source,), links={SOURCE_TICKET: link}, quotes=LIVE,
                                     specs={"EURUSD.m": frozen_spec, "GOLD": GOLD}))
     assert result.actions == [] and [skip.reason for skip in result.skips] == [SkipReason.FROZEN]
+
+
+def test_a_filled_copy_whose_position_is_gone_ends_its_link_once_the_targets_deals_say_it_closed():
+    waiting = plan(positions=())
+    assert waiting.link_updates == [] and waiting.needed_copy_position_history == {COPY_TICKET}
+    closed = {COPY_TICKET: PositionHistory(position_id=COPY_TICKET, closed=True, volume_in=0.3, volume_out=0.3,
+                                           close_reason=4)}  # DEAL_REASON_SL
+    [update] = plan(positions=(), position_history=closed).link_updates
+    assert (update.status, update.detail) == (LinkStatus.CLOSED,
+                                               f"its copy's position #{COPY_TICKET} was closed by its stop loss")

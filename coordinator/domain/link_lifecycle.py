@@ -25,6 +25,7 @@ class LinkStatus(str, Enum):
     DELETED = "deleted"  # someone else removed it (a person, or the broker)
     EXPIRED = "expired"
     REMOVED = "removed"  # the copier removed it (orphan, or a type this target no longer copies)
+    CLOSED = "closed"  # the copy filled, and its position is closed now (by the copier, a person, its SL or TP)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +54,7 @@ class LinkMove(str, Enum):
     FILLED = "filled on the target"
     EXPIRED = "expired on the target"
     DELETED = "deleted on the target"
+    POSITION_CLOSED = "position closed"
 
     @classmethod
     def arriving_at(cls, status: LinkStatus) -> LinkMove:
@@ -70,6 +72,7 @@ _TRANSITIONS: dict[tuple[LinkStatus, LinkMove], LinkStatus] = {
     (LinkStatus.REPLACING, LinkMove.FILLED): LinkStatus.FILLED,  # filled before the copier could remove it
     (LinkStatus.ACTIVE, LinkMove.EXPIRED): LinkStatus.EXPIRED,
     (LinkStatus.ACTIVE, LinkMove.DELETED): LinkStatus.DELETED,
+    (LinkStatus.FILLED, LinkMove.POSITION_CLOSED): LinkStatus.CLOSED,  # never pending again, never reopened
 }
 
 _MOVE_TO = {
@@ -78,6 +81,7 @@ _MOVE_TO = {
     LinkStatus.DELETED: LinkMove.DELETED,
     LinkStatus.REMOVED: LinkMove.REMOVED,
     LinkStatus.REPLACING: LinkMove.REPLACE_STARTED,
+    LinkStatus.CLOSED: LinkMove.POSITION_CLOSED,
 }
 
 

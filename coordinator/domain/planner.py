@@ -30,7 +30,7 @@ from coordinator.domain.orphans import FILLED, ConfirmedOrphan
 from coordinator.domain.positions import PositionPlanner, entry_slippage_points, position_orphans, tagged_positions
 from coordinator.domain.sizing import round_price
 from protocol import ClosedOrder, PendingOrder, PositionFacts, PositionHistory, Quote, SymbolSpec
-from protocol.mt5 import BUY_ORDER_TYPES, OrderState, PositionType, order_state_of
+from protocol.mt5 import BUY_ORDER_TYPES, OrderState, PositionType, describe_deal_reason, order_state_of
 from protocol.tags import copy_tag, parse_tag
 
 
@@ -101,6 +101,7 @@ class TargetInputs:
     # positions are not followed on this target, why not ("" = they are).
     source_positions: Sequence[PositionFacts] = ()
     source_position_history: Mapping[int, PositionHistory] = field(default_factory=dict)
+    position_history: Mapping[int, PositionHistory] = field(default_factory=dict)  # the target's copy positions
     position_closes: Mapping[int, ConfirmedOrphan] = field(default_factory=dict)
     positions_not_followed: str = ""
 
@@ -126,6 +127,7 @@ class TargetPlan:
     positions_not_followed: str = ""  # why the copy positions here are not followed ("" = they are)
     position_orphans: list[PositionFacts] = field(default_factory=list)
     needed_position_history: set[int] = field(default_factory=set)
+    needed_copy_position_history: set[int] = field(default_factory=set)  # copy positions gone: did they close?
 
 
 def our_copies(orders: Sequence[PendingOrder]) -> tuple[dict[int, PendingOrder], list[PendingOrder]]:
@@ -478,14 +480,27 @@ class _Planner:
 
     def _note_filled_copies(self) -> None:
         """A copy that filled after its source order left the pending list: its link says so now (a source order
-        still pending has it said by ``_may_place``)."""
+        still pending has it said by ``_may_place``). A filled copy whose position is no longer open: its link
+        ends once the target's deals say the position closed (a position list that blinks proves nothing)."""
         updated = {update.source_ticket for update in self.plan.link_updates}
-        for source_ticket, copy in tagged_positions(self.target.positions).items():
+        open_copies = tagged_positions(self.target.positions)
+        for source_ticket, copy in open_copies.items():
             link = self.target.links.get(source_ticket)
             if link is not None and link.copy_ticket == copy.identifier and link.status in PENDING_STATUSES \
                     and source_ticket not in self.copies and source_ticket not in updated:
                 self.plan.link_updates.append(LinkUpdate(source_ticket, link.copy_ticket, LinkStatus.FILLED,
                                                          _FATE_TEXT[LinkStatus.FILLED].format(copy=link.copy_ticket)))
+        for source_ticket, link in self.target.links.items():
+            if link.status is not LinkStatus.FILLED or source_ticket in open_copies or source_ticket in updated \
+                    or source_ticket in self.target.in_flight:
+                continue
+            deals = self.target.position_history.get(link.copy_ticket)
+            if deals is None or not deals.closed:
+                self.plan.needed_copy_position_history.add(link.copy_ticket)
+                continue
+            self.plan.link_updates.append(LinkUpdate(
+                source_ticket, link.copy_ticket, LinkStatus.CLOSED,
+                f"its copy's position #{link.copy_ticket} was closed {describe_deal_reason(deals.close_reason)}"))
 
     def _plan_positions(self) -> None:
         """Each copy position follows its source (``coordinator/domain/positions.py``), one action per source
@@ -584,6 +599,7 @@ _FATE_TEXT = {
     LinkStatus.REMOVED: "its copy #{copy} was removed by the copier",
     LinkStatus.REPLACING: "its copy #{copy} is being replaced",
     LinkStatus.ACTIVE: "its copy #{copy} is pending",
+    LinkStatus.CLOSED: "its copy #{copy} filled, and its position was closed",
 }
 
 

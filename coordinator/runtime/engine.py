@@ -265,6 +265,7 @@ class Engine:
         return (requests + self.sessions.request_symbols(view, plan.needed_symbols, now)
                 + self.sessions.request_history(view, plan.needed_history, now)
                 + self.sessions.request_history(self.source, (), now, plan.needed_position_history)
+                + self.sessions.request_history(view, (), now, plan.needed_copy_position_history)
                 + self.dispatcher.send(view, plan.actions, now, fingerprints))
 
     def _positions_not_followed(self, view: TerminalView) -> str:
@@ -310,6 +311,7 @@ class Engine:
                                                     our_copies(target.orders)[0], now),
             source_positions=source.positions,
             source_position_history=self.source.position_history,
+            position_history=view.position_history,
             position_closes=position_closes,
             positions_not_followed=positions_not_followed,
             context=TargetContext(
