@@ -27,16 +27,20 @@ REPO = Path(__file__).resolve().parents[1]
 PRODUCT_PACKAGES = ("coordinator", "terminal_worker", "protocol", "config", "mt5sim")
 
 
+# Python may be told not to write bytecode (PYTHONDONTWRITEBYTECODE, as here and in many CI images). A run
+# rewrites every test module in each of its xdist runners and starts hundreds of coordinator and worker
+# processes: compiling all of that again every time costs seconds per runner and about a quarter of a second of
+# CPU per process. So the suite keeps Python's default cache: ``__pycache__``, ignored by git, each file checked
+# against its source's size and time (an edited source is simply compiled again).
+sys.dont_write_bytecode = False
+
+
 @pytest.fixture(scope="session", autouse=True)
 def product_bytecode() -> None:
-    """Compile the product once for the whole run when Python is told not to write bytecode
-    (PYTHONDONTWRITEBYTECODE, as many CI images set): otherwise each of the hundreds of coordinator and worker
-    processes the suite starts compiles every module again, about a quarter of a second of CPU apiece. The
-    files go where Python puts them by default (``__pycache__``, ignored by git); a source edited later is
-    recompiled in memory as usual, since each file records the source's size and time."""
-    if sys.dont_write_bytecode:
-        for package in PRODUCT_PACKAGES:
-            compileall.compile_dir(REPO / package, quiet=2)
+    """The product compiled once for the whole run: the processes it starts inherit the environment, and with
+    PYTHONDONTWRITEBYTECODE they would each compile every module again rather than cache it."""
+    for package in PRODUCT_PACKAGES:
+        compileall.compile_dir(REPO / package, quiet=2)
 
 
 @dataclass

@@ -332,3 +332,14 @@ def test_a_filled_copy_whose_position_is_gone_ends_its_link_once_the_targets_dea
     [update] = plan(positions=(), position_history=closed).link_updates
     assert (update.status, update.detail) == (LinkStatus.CLOSED,
                                                f"its copy's position #{COPY_TICKET} was closed by its stop loss")
+
+
+def test_a_position_beside_a_pending_copy_of_the_same_source_does_not_take_its_link():
+    # The copy filled in part (a position of 0.1) and its rest was replaced by a new pending copy #9701.
+    order = source_order(SOURCE_TICKET, volume=0.3)
+    pending = copy_of(order, COPY_TICKET + 1)
+    link = Link(source_ticket=SOURCE_TICKET, copy_ticket=COPY_TICKET + 1, symbol="EURUSD.m", volume=0.3,
+                source_volume=0.3)
+    result = plan_target([order], inputs([pending], positions=(copy_position(volume=0.1),),
+                                         links={SOURCE_TICKET: link}))
+    assert result.adopt == []

@@ -517,12 +517,15 @@ class _Planner:
             source = sources.get(source_ticket)
             if link is None or link.copy_ticket != copy.identifier:
                 # A copy position no link records as this copy (a lost state file): followed from now on, its
-                # volumes of this moment being what a later partial close is measured against.
+                # volumes of this moment being what a later partial close is measured against. Recorded only
+                # while no pending copy of the same source holds the link (a copy that filled in part and was
+                # replaced): the link stays the pending copy's, and the position is followed all the same.
                 link = Link(source_ticket=source_ticket, copy_ticket=copy.identifier, status=LinkStatus.FILLED,
                             symbol=copy.symbol, volume=copy.volume,
                             source_volume=source.volume if source is not None else 0.0,
                             price_offset=link.price_offset if link is not None else 0.0)
-                self.plan.adopt.append(link)
+                if source_ticket not in self.copies:
+                    self.plan.adopt.append(link)
             if source_ticket in seen or source_ticket in target.in_flight or source_ticket in target.backoff:
                 continue
             if copy.symbol not in target.specs:
