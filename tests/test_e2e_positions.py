@@ -114,7 +114,7 @@ def test_positions_follow_sl_tp_a_partial_close_and_the_close_and_leave_what_is_
     close(master, ticket)
     wait_for(lambda: tagged_position(alpha, ticket) is None and tagged_position(beta, ticket) is None,
              message="the copies were not closed")
-    time.sleep(1.0)  # room for anything that should not happen
+    time.sleep(0.6)  # room for anything that should not happen
 
     assert closing_deals(alpha, copy.ticket) == 2  # the half, then the rest: each close once
     assert alpha.positions_get(ticket=foreign.ticket)[0].volume == 0.5
@@ -163,7 +163,7 @@ def test_the_sources_sl_closes_the_copy_unless_it_closed_on_its_own_or_the_targe
         terminal.set_quote("EURUSD", round(sl - 0.0002, 5), round(sl - 0.0001, 5))
     wait_for(lambda: not master.positions_get(ticket=ticket), message="the source's SL did not close it")
     wait_for(lambda: tagged_position(alpha, ticket) is None, message="alpha's copy was not closed")
-    time.sleep(1.0)
+    time.sleep(0.6)
     assert closing_deals(alpha, alpha_copy) == 1
     beta_deals = beta.history_deals_get(position=beta_copy)
     assert [deal.reason for deal in beta_deals if deal.entry == mt5sim.DEAL_ENTRY_OUT] == [mt5sim.DEAL_REASON_SL]
@@ -189,7 +189,7 @@ def test_a_dark_source_closes_nothing_and_its_close_is_followed_once_it_is_back(
     # its position is gone, and nothing the coordinator can read says why.
     mt5sim.set_connected(copier.directory / "terminals" / "master", False)
     master.set_quote("EURUSD", round(sl - 0.0002, 5), round(sl - 0.0001, 5))
-    time.sleep(3.0)  # far longer than the confirmations (2 checks 0.3 s apart)
+    time.sleep(2.0)  # over three times the confirmations (2 checks 0.3 s apart)
     assert tagged_position(alpha, ticket) is not None, "a position was closed on a source that could not be read"
     mt5sim.set_connected(copier.directory / "terminals" / "master", True)
     wait_for(lambda: tagged_position(alpha, ticket) is None, message="the close was not followed once back")
@@ -212,7 +212,7 @@ def test_each_on_source_fill_mode(copier):
     fill_everywhere([master], price)  # only the source's market reaches the order
     wait_for(lambda: ticket not in copies(remove) and tagged_position(market, ticket) is not None,
              message="on_source_fill not acted on")
-    time.sleep(1.0)
+    time.sleep(0.6)
     assert ticket in copies(keep) and tagged_position(keep, ticket) is None
     assert tagged_position(remove, ticket) is None
     assert tagged_position(market, ticket).volume == 0.2 and ticket not in copies(market)
