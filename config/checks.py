@@ -13,7 +13,10 @@ from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
+from protocol.curve import KeyFileError, load_public_key_file, load_secret_key_file
+
 from .choices import Backend, VolumeMode
+from .endpoints import is_local_endpoint, reachable_bind_problem
 from .errors import ConfigProblem
 from .model import AppConfig
 from .paths import mt5_terminal_path_problem, resolve_path, sim_terminal_problem
@@ -31,6 +34,7 @@ def cross_field_problems(checked: Tree, base_dir: Path) -> list[ConfigProblem]:
     problems.extend(_fixed_lot_problems(checked))
     problems.extend(_source_fill_problems(checked))
     problems.extend(_duplicate_terminal_problems(checked, base_dir))
+    problems.extend(_link_key_problems(checked, base_dir))
     return problems
 
 
@@ -188,3 +192,73 @@ def _duplicate_terminal_problems(checked: Tree, base_dir: Path) -> Iterator[Conf
                 )
             else:
                 first_account[login, server] = where
+
+
+def _link_key_problems(checked: Tree, base_dir: Path) -> Iterator[ConfigProblem]:
+    """Who may open a link: a bind other machines can reach needs the coordinator's key pair; with it, every
+    remote terminal names the one public key that may speak as it. The key files are read here, so a missing,
+    damaged or readable-by-others file is a configuration error at its key (``check-config`` says so too)."""
+    coordinator = checked.get("coordinator", INVALID)
+    bind, secret_file = _value(coordinator, "bind"), _value(coordinator, "secret_key_file")
+    reachable = bind is not INVALID and not is_local_endpoint(bind)
+    if reachable and secret_file is None:
+        yield ConfigProblem("coordinator.bind", reachable_bind_problem(bind))
+    coordinator_key = b""
+    if secret_file is not INVALID and secret_file is not None:
+        try:
+            coordinator_key = load_secret_key_file(resolve_path(base_dir, secret_file)).public
+        except KeyFileError as e:
+            yield ConfigProblem("coordinator.secret_key_file", str(e))
+    # Unknown (INVALID) secret_key_file: its problem is reported; whether keys are needed is left unsaid.
+    keys_needed = reachable or (secret_file is not INVALID and secret_file is not None)
+    keys_unused = secret_file is None and not reachable
+    first_key: dict[bytes, str] = {}
+    for where, terminal in _located_terminals(checked):
+        name, remote = _value(terminal, "name"), _value(terminal, "remote")
+        key_file = _value(terminal, "public_key_file")
+        shown = name if isinstance(name, str) else "NAME"
+        if key_file is None:
+            if keys_needed and remote is True:
+                yield ConfigProblem(
+                    f"{where}.public_key_file",
+                    "required for a remote terminal when links are authenticated (coordinator.secret_key_file): "
+                    f"the public key of the worker that runs {shown}. Make its key pair on that machine with "
+                    f"mt5-copier keys new {shown} --dir keys, and copy {shown}.key here",
+                )
+            continue
+        if key_file is INVALID:
+            continue
+        # Refused rather than ignored: a person who wrote it expects it to protect the terminal.
+        if keys_unused:
+            yield ConfigProblem(
+                f"{where}.public_key_file",
+                "only used with coordinator.secret_key_file: without it links are neither authenticated nor "
+                "encrypted, and no key is checked",
+            )
+            continue
+        if remote is False:
+            yield ConfigProblem(
+                f"{where}.public_key_file",
+                "only used with remote = true: the coordinator starts this terminal's worker itself and gives it a "
+                "key pair of its own (in state_dir/keys/local)",
+            )
+            continue
+        try:
+            key = load_public_key_file(resolve_path(base_dir, key_file))
+        except KeyFileError as e:
+            yield ConfigProblem(f"{where}.public_key_file", str(e))
+            continue
+        if key == coordinator_key:
+            yield ConfigProblem(
+                f"{where}.public_key_file",
+                "holds the coordinator's own public key (the pair of coordinator.secret_key_file): give the public "
+                f"key of the worker that runs {shown}, made on its machine",
+            )
+        elif key in first_key:
+            yield ConfigProblem(
+                f"{where}.public_key_file",
+                f"the same public key as {first_key[key]}: each terminal needs a key pair of its own, or one worker "
+                "could speak as both",
+            )
+        else:
+            first_key[key] = f"{where}.public_key_file ({shown})"

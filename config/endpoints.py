@@ -1,8 +1,9 @@
-"""Which ZeroMQ endpoints the coordinator may bind to.
+"""Which ZeroMQ endpoints the coordinator may bind to, and which of them other machines can reach.
 
-Worker links are not authenticated yet, so anyone who can reach the coordinator's socket can command
-trading terminals. Until they are, only endpoints reachable from this machine alone are accepted:
-TCP on a loopback address, or an ipc:// socket.
+Anyone who can reach the coordinator's socket could command trading terminals, unless links are
+authenticated (coordinator.secret_key_file: CurveZMQ, only the configured keys get in). So an endpoint other
+machines can reach (TCP on anything but a loopback address) is accepted only with secret_key_file; that rule
+compares two keys and lives in ``config.checks``. Here: the endpoint's form, and whether it is local.
 """
 
 from __future__ import annotations
@@ -10,17 +11,15 @@ from __future__ import annotations
 import ipaddress
 import re
 
-LOOPBACK_REQUIRED = (
-    "must be a loopback (tcp://127.0.0.1:PORT, tcp://localhost:PORT, tcp://[::1]:PORT) or ipc:// endpoint"
-    ' until worker links are authenticated (remote workers: see README, "Workers on other machines")'
-)
+LOCAL_ENDPOINTS = "a loopback (tcp://127.0.0.1:PORT, tcp://localhost:PORT, tcp://[::1]:PORT) or ipc:// endpoint"
 
 _PORT = re.compile(r"[0-9]+")
 _EXPECTED_FORM = "expected tcp://HOST:PORT or ipc://PATH"
 
 
 def bind_endpoint_problem(endpoint: str) -> str | None:
-    """Why ``endpoint`` is not an acceptable coordinator bind address, or None when it is."""
+    """Why ``endpoint`` is not an acceptable coordinator bind address, or None when it is (it may still need
+    secret_key_file: ``is_local_endpoint``)."""
     transport, separator, address = endpoint.partition("://")
     if not separator:
         return f"malformed endpoint {endpoint!r}: {_EXPECTED_FORM}"
@@ -57,9 +56,25 @@ def _tcp_problem(endpoint: str, address: str) -> str | None:
             return f"malformed endpoint {endpoint!r}: the port must be a number from 1 to 65535 or '*'"
         if not 1 <= int(port) <= 65535:
             return f"port must be from 1 to 65535 or '*' (any free port), got {port} in {endpoint!r}"
-    if not _is_loopback(host, bracketed=bracketed):
-        return f"{LOOPBACK_REQUIRED}, got {endpoint!r}"
     return None
+
+
+def is_local_endpoint(endpoint: str) -> bool:
+    """Only this machine can reach ``endpoint`` (an ipc:// socket, or TCP on a loopback address); call it on
+    an endpoint ``bind_endpoint_problem`` accepts."""
+    transport, _, address = endpoint.partition("://")
+    if transport != "tcp":
+        return transport == "ipc"
+    if address.startswith("["):
+        return _is_loopback(address[1 : address.find("]")], bracketed=True)
+    return _is_loopback(address.rpartition(":")[0], bracketed=False)
+
+
+def reachable_bind_problem(endpoint: str) -> str:
+    """The problem with binding ``endpoint``, which other machines can reach, without secret_key_file."""
+    return (f"{endpoint!r} can be reached from other machines, so links must be authenticated: set "
+            "coordinator.secret_key_file (a key pair made by mt5-copier keys new) and give every remote terminal "
+            f'its public_key_file (README, "Workers on other machines"), or bind {LOCAL_ENDPOINTS}')
 
 
 def _is_loopback(host: str, *, bracketed: bool) -> bool:

@@ -21,10 +21,13 @@ class ExitCode(IntEnum):
     - ``check-config``: OK valid, CONFIG_ERROR invalid.
     - ``history``: CONFIG_ERROR for an invalid config or argument (unknown target, ``--since``,
       ``--limit``), FATAL when the state cannot be read (none yet, or unreadable).
-    - a worker: OK when asked to stop; CONFIG_ERROR for what a restart cannot mend (invalid config, unknown
-      terminal, terminal not found or authorization failed, refused as a second worker for its terminal);
-      FATAL for a crash, or a worker started by hand whose coordinator went silent (its service wrapper
-      restarts it).
+    - a worker: OK when asked to stop (a signal, the coordinator that started it stopping, its terminal
+      removed from the coordinator's config); CONFIG_ERROR for what a restart cannot mend (an invalid config
+      or worker file, a key file it cannot use or a key the coordinator refused, an unknown terminal, terminal
+      not found or authorization failed, refused as a second worker for its terminal, a hello that does not
+      match the coordinator's entry, a coordinator of another protocol version); FATAL for a crash (its
+      service wrapper restarts it). A worker started by hand never exits because its coordinator is gone,
+      restarting or unreachable: it keeps its terminal and waits for it.
     """
 
     OK = 0

@@ -85,6 +85,12 @@ class CoordinatorConfig:
         default="INFO",
         doc="minimum level logged (case-insensitive)",
     )
+    # Checked at load (config/checks.py): it exists, holds a key pair, and only its owner can read it.
+    secret_key_file: Path | None = path_setting(
+        default=None,
+        doc="the coordinator's CURVE key pair (NAME.key_secret, made by mt5-copier keys new): links are "
+            "encrypted and only the terminals' keys get in; required for a bind other machines can reach",
+    )
 
 
 @config_table
@@ -116,6 +122,11 @@ class TerminalConfig:
         Boolean(),
         default=False,
         doc="true: the coordinator does not spawn this worker but waits for it to connect",
+    )
+    public_key_file: Path | None = path_setting(
+        default=None,
+        doc="remote terminals, with coordinator.secret_key_file: the public key (NAME.key) of the only worker "
+            "that may speak as this terminal",
     )
     poll_interval: float = setting(
         Number(ge=0.01, le=10),

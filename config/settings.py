@@ -89,12 +89,24 @@ def setting(
     return dataclasses.field(default=default, metadata=metadata)
 
 
-def path_setting(*, file_default: str | _NoDefault = NO_DEFAULT, doc: str, key: str = "") -> Any:
+def path_setting(
+    *,
+    file_default: str | _NoDefault | None = NO_DEFAULT,
+    default: _NoDefault | None = NO_DEFAULT,
+    doc: str,
+    key: str = "",
+) -> Any:
     """A key naming a file or folder; the attribute is an absolute ``Path``, resolved against the config
     file's folder (``config.paths.resolve_path``). ``file_default`` is the file's default: the attribute
     has none, since where a relative path points depends on the file.
+
+    An optional path (absent: None, in the file and in the attribute alike) says ``default=None``, which
+    also tells type checkers the attribute may be left out; ``file_default=None`` means the same.
     """
-    declared = Setting(String(non_empty=True), file_default, doc, key, None, is_path=True)
+    optional = default is None or file_default is None
+    declared = Setting(String(non_empty=True), None if optional else file_default, doc, key, None, is_path=True)
+    if optional:
+        return dataclasses.field(default=None, metadata={_METADATA_KEY: declared})
     return dataclasses.field(metadata={_METADATA_KEY: declared})
 
 
@@ -148,7 +160,7 @@ def build(cls: type[_T], table: Mapping[str, Any], base_dir: Path, **others: Any
         value = table[key_name(attribute, declared)]
         if isinstance(declared.spec, type):
             value = build(declared.spec, value, base_dir)
-        elif declared.is_path:
+        elif declared.is_path and value is not None:  # an optional path left out stays None
             value = resolve_path(base_dir, value)
         values[attribute] = value
     return cls(**values)

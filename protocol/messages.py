@@ -245,6 +245,12 @@ class Hello(Struct, frozen=True, kw_only=True):
     terminal_facts: TerminalFacts
     server_time: int = 0
     sent_at_ms: int = 0
+    # Protocol 1.3. The account the worker's own config names: the coordinator refuses a hello whose account
+    # differs from its entry's ("hello-mismatch"); 0 and "" (older workers) are not checked. ``worker_file``: it
+    # runs from a worker.toml, which names no role, so ``role`` is "" and the worker takes the Welcome's.
+    configured_login: int = 0
+    configured_server: Text = ""
+    worker_file: bool = False
 
 
 class Welcome(Struct, frozen=True, kw_only=True):
@@ -255,6 +261,7 @@ class Welcome(Struct, frozen=True, kw_only=True):
     protocol_minor: int
     heartbeat_interval: Number
     worker_timeout: Number
+    role: Text = ""  # protocol 1.3: the terminal's role in the coordinator's config ("" from older coordinators)
 
 
 class Snapshot(Struct, frozen=True, kw_only=True):
@@ -345,11 +352,25 @@ class HistoryReport(Struct, frozen=True, kw_only=True):
     unknown_positions: Items[int] = ()  # position ids the deals history has no deal of
 
 
+# Why a Shutdown is sent (protocol 1.3). Plain strings on the wire, not an enum: a code this side does not know
+# must not make the whole message undecodable.
+SHUTDOWN_COORDINATOR_STOPPING = "coordinator-stopping"
+SHUTDOWN_TERMINAL_REMOVED = "terminal-removed"
+
+
 class Shutdown(Struct, frozen=True, kw_only=True):
-    """Coordinator -> worker: finish what you are doing and exit."""
+    """Coordinator -> worker: finish what you are doing and exit.
+
+    ``code`` says why, and so which workers exit. ``SHUTDOWN_COORDINATOR_STOPPING``, and "" from coordinators
+    before 1.3: a worker the coordinator started exits (0); a worker started by hand (another machine, a
+    service) stays up, keeps its terminal and waits for the coordinator to come back. Coordinators from 1.3
+    on send it only to the workers they started. ``SHUTDOWN_TERMINAL_REMOVED``: the coordinator's config no
+    longer runs this terminal (removed, or a target disabled): every worker exits (0), a service for good.
+    """
 
     KIND: ClassVar[bytes] = b"shutdown"
     reason: Text
+    code: Text = ""
 
 
 class Goodbye(Struct, frozen=True, kw_only=True):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import zmq
 
 from protocol.codec import MAX_MESSAGE_BYTES, decode, encode
+from protocol.curve import CurveClient, CurveKeyPair
 from protocol.messages import Message
 
 # Heartbeats at the ZMTP layer cut dead TCP links; the application layer (Heartbeat messages) catches a
@@ -23,22 +24,35 @@ from protocol.messages import Message
 _ZMTP_HEARTBEAT_IVL_MS = 2000
 _ZMTP_HEARTBEAT_TIMEOUT_MS = 6000
 _HIGH_WATER_MARK = 1000
+# The ZAP domain the coordinator's ROUTER asks its handler about (``coordinator.runtime.link_auth``).
+ZAP_DOMAIN = b"mt5-copier"
+# The connection property, set by the coordinator's ZAP handler, holding the peer's public key (Z85).
+PUBLIC_KEY_PROPERTY = "X-Public-Key"
 
 
-def _common_options(socket: zmq.Socket) -> None:
+def _common_options(socket: zmq.Socket, endpoint: str) -> None:
+    if "://[" in endpoint:  # libzmq reaches IPv6 addresses only when told to ("No such device" otherwise)
+        socket.setsockopt(zmq.IPV6, 1)
     socket.setsockopt(zmq.LINGER, 0)  # never block shutdown on undelivered messages: stale orders are worse
     socket.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES + 4096)  # oversize peers are cut off by libzmq
     socket.setsockopt(zmq.SNDHWM, _HIGH_WATER_MARK)
     socket.setsockopt(zmq.RCVHWM, _HIGH_WATER_MARK)
 
 
-def bind_router(context: zmq.Context, endpoint: str) -> tuple[zmq.Socket, str]:
+def bind_router(context: zmq.Context, endpoint: str, curve: CurveKeyPair | None = None) -> tuple[zmq.Socket, str]:
     """Bind the coordinator's ROUTER; return it and the endpoint actually bound (resolves ``:*`` ports).
 
+    With ``curve`` every connection is a CurveZMQ one: encrypted, and authenticated by the ZAP handler on
+    ``context`` (without a handler libzmq accepts any client key: the hub checks that at start-up).
     Options must be set before ``bind``: each accepted connection takes the listener's copy of them.
     """
     socket = context.socket(zmq.ROUTER)
-    _common_options(socket)
+    _common_options(socket, endpoint)
+    if curve is not None:
+        socket.setsockopt(zmq.CURVE_SERVER, 1)
+        socket.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
+        socket.setsockopt(zmq.CURVE_PUBLICKEY, curve.public)
+        socket.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
     socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a gone worker raises instead of vanishing
     # libzmq 4.3.5 asserts (``!_io_error``, stream_engine_base.cpp:310) and aborts the whole process when a
     # connection whose input is stopped at the receive high-water mark is hung up by its peer and then has
@@ -58,10 +72,19 @@ def bind_router(context: zmq.Context, endpoint: str) -> tuple[zmq.Socket, str]:
     return socket, bound
 
 
-def connect_dealer(context: zmq.Context, endpoint: str) -> zmq.Socket:
-    """Connect a worker's DEALER to the coordinator. It names its terminal in its hello, not in a routing id."""
+def connect_dealer(context: zmq.Context, endpoint: str, curve: CurveClient | None = None) -> zmq.Socket:
+    """Connect a worker's DEALER to the coordinator. It names its terminal in its hello, not in a routing id.
+
+    With ``curve`` the link is CurveZMQ: the coordinator is recognised by its public key, and recognises the
+    worker by the worker's. A coordinator that refuses the key fails the handshake: a socket monitor sees
+    ``EVENT_HANDSHAKE_FAILED_AUTH`` (its value is the ZAP status, 400), and libzmq does not retry.
+    """
     socket = context.socket(zmq.DEALER)
-    _common_options(socket)
+    _common_options(socket, endpoint)
+    if curve is not None:
+        socket.setsockopt(zmq.CURVE_SERVERKEY, curve.server_public)
+        socket.setsockopt(zmq.CURVE_PUBLICKEY, curve.keys.public)
+        socket.setsockopt(zmq.CURVE_SECRETKEY, curve.keys.secret)
     socket.setsockopt(zmq.HEARTBEAT_IVL, _ZMTP_HEARTBEAT_IVL_MS)
     socket.setsockopt(zmq.HEARTBEAT_TIMEOUT, _ZMTP_HEARTBEAT_TIMEOUT_MS)
     socket.setsockopt(zmq.HEARTBEAT_TTL, _ZMTP_HEARTBEAT_TIMEOUT_MS)  # the coordinator cuts us after this silence
@@ -86,4 +109,32 @@ def recv_frames(socket: zmq.Socket) -> list[bytes]:
     return socket.recv_multipart(flags=zmq.DONTWAIT)
 
 
-__all__ = ["bind_router", "connect_dealer", "decode", "recv_frames", "send_message"]
+def recv_authenticated_frames(socket: zmq.Socket) -> tuple[list[bytes], str, str]:
+    """Like ``recv_frames``, with who the connection authenticated as: (frames, user id, public key).
+
+    Both come from the coordinator's ZAP handler and are the same on every frame of a connection; empty on
+    a connection that was not authenticated.
+    """
+    frames = socket.recv_multipart(flags=zmq.DONTWAIT, copy=False)
+    first = frames[0]
+    return [frame.bytes for frame in frames], _property(first, "User-Id"), _property(first, PUBLIC_KEY_PROPERTY)
+
+
+def _property(frame: zmq.Frame, name: str) -> str:
+    try:
+        value = frame.get(name)
+    except zmq.ZMQError:  # EINVAL: the connection has no such property
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+__all__ = [
+    "PUBLIC_KEY_PROPERTY",
+    "ZAP_DOMAIN",
+    "bind_router",
+    "connect_dealer",
+    "decode",
+    "recv_authenticated_frames",
+    "recv_frames",
+    "send_message",
+]

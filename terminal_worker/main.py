@@ -1,7 +1,8 @@
 """``mt5-copier worker``: run one terminal worker.
 
-The coordinator starts local workers exactly like this; on another machine a user starts it by hand with
-the same config file and ``--connect tcp://COORDINATOR:PORT``.
+On another machine a person starts it with a worker file (``worker.toml``: its terminal and its link, see
+``config/worker_model.py``); the coordinator starts its local workers with its own config and ``--terminal``,
+and a worker can still be started by hand that way too.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from pathlib import Path
 
 from loguru import logger
 
-from config import ConfigError, load_config
+from config import ConfigError
 from config.exit_codes import ExitCode
 from config.logs import add_log_file, setup_console
 from terminal_worker.adapter import MT5Adapter
 from terminal_worker.backends import BackendUnavailable, load_backend
 from terminal_worker.lock import TerminalLock
+from terminal_worker.plan import PlanError, plan_worker
 from terminal_worker.worker import Worker
 
 # How long a new worker waits for an older one holding the terminal's lock: long enough for one that is
@@ -27,30 +29,26 @@ LOCK_GRACE_SECONDS = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, type=Path, help="the copier's TOML config file")
-    parser.add_argument("--terminal", required=True, help="the name of the terminal ([source] or [[targets]])")
-    parser.add_argument("--connect", help="coordinator endpoint (default: coordinator.bind from the config)")
+    parser.add_argument("--config", required=True, type=Path,
+                        help="a worker file (worker.toml), or the coordinator's config file with --terminal")
+    parser.add_argument("--terminal", help="the terminal's name; required with the coordinator's config ([source] or "
+                                           "[[targets]]), optional with a worker file (it must then be its name)")
+    parser.add_argument("--connect", help="coordinator endpoint (default: [link] connect of a worker file, or "
+                                          "coordinator.bind of the coordinator's config)")
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)  # set by a spawning coordinator
-    parser.add_argument("--console-level", help="console log level (default: coordinator.log_level)")
+    parser.add_argument("--console-level", help="console log level (default: the config's log_level)")
 
 
 def run(args: argparse.Namespace) -> ExitCode:
-    setup_console(f"worker:{args.terminal}")
+    setup_console(f"worker:{args.terminal or args.config.stem}")
     try:
-        config = load_config(args.config)
-        terminal = config.terminal(args.terminal)
-    except ConfigError as e:
+        plan = plan_worker(args)
+    except (ConfigError, PlanError) as e:
         logger.error("{}", e)
         return ExitCode.CONFIG_ERROR
-    except KeyError as e:
-        logger.error("{}", e.args[0] if e.args else e)
-        return ExitCode.CONFIG_ERROR
-    setup_console(f"worker:{terminal.name}", (args.console_level or config.coordinator.log_level).upper())
-    add_log_file(config.coordinator.state_dir / "logs", f"worker-{terminal.name}")
-    endpoint = args.connect or config.coordinator.bind
-    if endpoint.endswith(":*"):
-        logger.error("coordinator.bind {} picks a random port: pass --connect with the real endpoint", endpoint)
-        return ExitCode.CONFIG_ERROR
+    terminal = plan.terminal
+    setup_console(f"worker:{terminal.name}", (args.console_level or plan.log_level).upper())
+    add_log_file(plan.state_dir / "logs", f"worker-{terminal.name}")
     try:
         module = load_backend(terminal.backend.value)
     except BackendUnavailable as e:
@@ -71,17 +69,19 @@ def run(args: argparse.Namespace) -> ExitCode:
     )
     worker = Worker(
         name=terminal.name,
-        role=terminal.role.value,
+        role=plan.role,
         backend=terminal.backend.value,
         adapter=adapter,
-        endpoint=endpoint,
+        endpoint=plan.endpoint,
         poll_interval=terminal.poll_interval,
-        heartbeat_interval=config.coordinator.heartbeat_interval,
-        coordinator_timeout=config.coordinator.worker_timeout,
+        heartbeat_interval=plan.heartbeat_interval,
+        coordinator_timeout=plan.worker_timeout,
         parent_pid=args.parent_pid,
+        worker_file=plan.worker_file,
+        curve=plan.curve,
     )
     _install_signal_handlers(worker)
-    lock = TerminalLock(config.coordinator.state_dir / "locks" / f"{terminal.name}.lock")
+    lock = TerminalLock(plan.state_dir / "locks" / f"{terminal.name}.lock")
     if not lock.acquire(LOCK_GRACE_SECONDS, should_stop=lambda: worker.exit_code is not None):
         if worker.exit_code is not None:
             return worker.exit_code  # stopped (a signal) while waiting

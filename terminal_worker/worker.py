@@ -4,6 +4,12 @@ It reports facts (hello, snapshots, symbol specifications, command results) and 
 decides nothing about copying. A single thread on purpose: the MetaTrader5 package is per-process state
 with undocumented thread safety, and a worker stuck inside a terminal call stops heartbeating, which is
 exactly how the coordinator should learn that it is stuck.
+
+A worker the coordinator started (``parent_pid``) lives and dies with it. One started by hand (another
+machine) is a service: it never exits because its coordinator is gone, restarting or unreachable; it keeps its
+terminal and its memory of executed commands, says hello until it is welcomed again, and says every 30 s what
+it is waiting for. It exits on a signal (0), when told its terminal left the coordinator's config (0), on a
+configuration error (2: its key refused, its hello refused, another protocol version) or on a crash (3).
 """
 
 from __future__ import annotations
@@ -49,12 +55,16 @@ from protocol import (
     Welcome,
     decode,
 )
+from protocol.curve import CurveClient
 from protocol.malformed_log import MalformedMessageLog
+from protocol.messages import SHUTDOWN_TERMINAL_REMOVED
 from protocol.mt5 import LastError, OrderState
 from protocol.transport import connect_dealer, recv_frames, send_message
+from protocol.version import protocol_mismatch
 from terminal_worker.adapter import MT5Adapter
 from terminal_worker.errors import TerminalError
 from terminal_worker.lifeline import parent_alive
+from terminal_worker.link_watch import LinkWatch
 
 CLOSED_ORDER_MEMORY_SECONDS = 600.0  # how long a vanished order is repeated in snapshots (level-triggered)
 CLOSED_ORDER_MEMORY_COUNT = 500
@@ -67,6 +77,8 @@ MAX_QUOTED_SYMBOLS = 64  # quotes ride on every heartbeat: keep them small
 # reconnects by itself after that. Doubled per attempt up to the maximum, reset by a welcome.
 WELCOME_WAIT_SECONDS = 5.0
 WELCOME_WAIT_MAX_SECONDS = 30.0
+# While not welcomed, a WARNING says what the worker waits for: first after WELCOME_WAIT_SECONDS, then this often.
+WAITING_LOG_INTERVAL_SECONDS = 30.0
 
 
 @dataclass
@@ -92,9 +104,17 @@ class Worker:
         heartbeat_interval: float = 1.0,
         coordinator_timeout: float = 10.0,
         parent_pid: int | None = None,
+        worker_file: bool = False,
+        curve: CurveClient | None = None,
     ) -> None:
+        """``role`` is "" for a worker started from a worker file (``worker_file``): it takes the role the
+        coordinator's Welcome names, and executes nothing before. ``parent_pid``: the coordinator that started
+        this worker, which it must not outlive; None for a worker started by hand, a service that outlives
+        any coordinator. ``curve``: its keys when the link is encrypted."""
         self.name = name
         self.role = role
+        self.worker_file = worker_file
+        self.curve = curve
         self.backend = backend
         self.adapter = adapter
         self.endpoint = endpoint
@@ -107,6 +127,7 @@ class Worker:
         self._stop_reason = ""
         self._context = zmq.Context()
         self._socket: zmq.Socket | None = None
+        self._link_watch: LinkWatch | None = None
         self._seq = 0
         self._state = _TerminalState()
         self._sent_key: tuple | None = None
@@ -115,6 +136,7 @@ class Worker:
         self._last_hello = 0.0
         self._hello_unanswered_since: float | None = None  # first hello on this socket still without a welcome
         self._waiting_since: float | None = None  # first hello since the last welcome (for the log)
+        self._next_waiting_log = 0.0
         self._welcome_wait = WELCOME_WAIT_SECONDS
         self._malformed = MalformedMessageLog()
         self._next_poll = 0.0
@@ -138,13 +160,15 @@ class Worker:
             self._stop_reason = reason
 
     def run(self) -> ExitCode:
-        logger.info("worker {} ({}) starting, boot {}, coordinator {}", self.name, self.role, self.boot_id,
-                    self.endpoint)
+        logger.info("worker {} ({}) starting, boot {}, coordinator {} ({})", self.name,
+                    self.role or "its role from the coordinator", self.boot_id, self.endpoint,
+                    "encrypted" if self.curve is not None else "not encrypted")
         self._open_socket()
         try:
             while self.exit_code is None:
                 self._ensure_terminal()
                 self._service_socket()
+                self._watch_link()
                 if self.exit_code is not None:
                     break
                 now = time.monotonic()
@@ -163,8 +187,7 @@ class Worker:
     def _close(self, reason: str) -> None:
         if self._socket is not None:
             self._send(Goodbye(reason=reason, exit_code=int(self.exit_code or ExitCode.OK)))
-            self._socket.close(linger=0)
-            self._socket = None
+            self._close_socket()
         self.adapter.disconnect()
         self._context.destroy(linger=0)
 
@@ -176,16 +199,28 @@ class Worker:
     # ---- coordinator link ----------------------------------------------------------------------
 
     def _open_socket(self) -> None:
-        if self._socket is not None:
-            self._socket.close(linger=0)
+        problem = self._link_watch.problem if self._link_watch is not None else ""
+        self._close_socket()
         # A fresh socket also drops anything still queued for a coordinator that is gone. The coordinator gives
-        # it a new routing id; the hello it sends next tells which terminal it serves.
-        self._socket = connect_dealer(self._context, self.endpoint)
+        # it a new routing id; the hello it sends next tells which terminal it serves. Nothing else is reset:
+        # the terminal stays attached, and the results of commands already executed stay in memory, so a
+        # command sent again after the reconnect is answered, never executed twice.
+        socket = connect_dealer(self._context, self.endpoint, self.curve)
+        self._link_watch = LinkWatch(socket, self.endpoint, problem=problem)
+        self._socket = socket
         self._welcomed = False
         self._sent_key = None
         self._last_heard = time.monotonic()
         self._last_hello = 0.0
         self._hello_unanswered_since = None
+
+    def _close_socket(self) -> None:
+        if self._link_watch is not None:
+            self._link_watch.close()
+            self._link_watch = None
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
 
     def _send(self, message: Message) -> bool:
         if self._socket is None:
@@ -215,6 +250,14 @@ class Worker:
             try:
                 message = decode(frames)
             except ProtocolError as e:
+                if e.reason == "wrong-version" and frames:
+                    # Another major version cannot be talked to at all: a configuration error (install the
+                    # same release on both machines), not something a reconnect mends.
+                    problem = protocol_mismatch(f"the coordinator at {self.endpoint}", frames[0], "this worker",
+                                                WORKER_VERSION)
+                    logger.critical("{}: {}", self.name, problem)
+                    self.request_stop(problem, ExitCode.CONFIG_ERROR)
+                    return
                 self._malformed.dropped("the coordinator", e)
                 continue
             # Only a valid message proves the coordinator is alive: garbage from anyone on the port does not.
@@ -230,11 +273,14 @@ class Worker:
 
     def _handle(self, message: Message) -> None:
         if isinstance(message, Welcome):
+            if self.worker_file and message.role:
+                self.role = message.role  # a worker file names no role: the coordinator's config says it
             if not self._welcomed:
-                logger.info("coordinator {} accepted {} (protocol 1.{})", message.coordinator_version, self.name,
-                            message.protocol_minor)
+                logger.info("coordinator {} accepted {} as {} (protocol 1.{})", message.coordinator_version,
+                            self.name, self.role or "a terminal of unknown role", message.protocol_minor)
             self._welcomed = True
             self._hello_unanswered_since = self._waiting_since = None
+            self._next_waiting_log = 0.0
             self._welcome_wait = WELCOME_WAIT_SECONDS
             self.heartbeat_interval = message.heartbeat_interval
             self.coordinator_timeout = message.worker_timeout
@@ -249,11 +295,27 @@ class Worker:
         elif isinstance(message, Heartbeat):
             pass  # proof of life is recorded on receipt
         elif isinstance(message, Shutdown):
-            self.request_stop(f"coordinator asked to stop: {message.reason}", ExitCode.OK)
+            self._on_shutdown(message)
         elif isinstance(message, ErrorMessage):
             self._handle_error(message)
         else:
             logger.warning("ignored a {} message: workers do not accept it", type(message).__name__)
+
+    def _on_shutdown(self, message: Shutdown) -> None:
+        if message.code == SHUTDOWN_TERMINAL_REMOVED:
+            logger.info("{}: the coordinator's config no longer runs this terminal ({}); stopping", self.name,
+                        message.reason)
+            self.request_stop(f"terminal removed from the coordinator's config: {message.reason}", ExitCode.OK)
+        elif self.parent_pid is not None:
+            self.request_stop(f"coordinator asked to stop: {message.reason}", ExitCode.OK)
+        else:
+            # A worker started by hand is a service: it outlives its coordinator's restarts.
+            logger.warning("{}: the coordinator is stopping ({}); staying attached to the terminal and waiting for "
+                           "it to come back", self.name, message.reason)
+            self._welcomed = False
+            self._hello_unanswered_since = None
+            self._waiting_since = time.monotonic()
+            self._next_waiting_log = 0.0
 
     def _handle_error(self, message: ErrorMessage) -> None:
         if message.code == "hello-required":
@@ -272,33 +334,57 @@ class Worker:
         else:
             logger.error("coordinator reported: {} ({})", message.message, message.code)
 
+    def _watch_link(self) -> None:
+        """Read the link's socket events; a key the coordinator refused ends the worker (code 2)."""
+        watch = self._link_watch
+        if watch is None:
+            return
+        watch.drain()
+        if watch.key_refused:
+            logger.critical("{}: the coordinator at {} refused this worker's key: it does not know this worker's "
+                            "public key. Add this worker's .key file (the public half of [link] secret_key_file) as "
+                            "public_key_file of terminal {} in the coordinator's config, and reload or restart the "
+                            "coordinator; then start this worker again", self.name, self.endpoint, self.name)
+            self.request_stop("the coordinator refused this worker's key", ExitCode.CONFIG_ERROR)
+
     def _check_coordinator(self, now: float) -> None:
         if not self.adapter.connected:
             return
         if not self._welcomed:
-            # Hello until welcomed: the coordinator may start after us, or have restarted.
+            # Hello until welcomed: the coordinator may start after us, or have restarted. A worker started by
+            # hand waits for it forever; one the coordinator started stops when that process is gone.
             if self._hello_unanswered_since is not None and now - self._hello_unanswered_since >= self._welcome_wait:
-                self._reopen_unanswered_link(now)
+                self._reopen_unanswered_link()
             if now - self._last_hello >= max(1.0, self.heartbeat_interval):
                 self._send_hello()
+            self._log_waiting(now)
             return
         if now - self._last_heard > self.coordinator_timeout:
-            if self.parent_pid is None:
-                # Started by hand (another machine): a worker whose coordinator is gone must not linger, or a
-                # restarted coordinator could meet two workers for one terminal. Whatever runs it restarts it.
-                logger.error("no word from the coordinator for {:.1f}s; exiting", now - self._last_heard)
-                self.request_stop("coordinator gone", ExitCode.FATAL)
-                return
-            logger.warning("no word from the coordinator for {:.1f}s; reconnecting", now - self._last_heard)
+            logger.warning("{}: no word from the coordinator for {:.1f}s; reconnecting (the terminal stays attached)",
+                           self.name, now - self._last_heard)
             self._open_socket()
+            self._waiting_since = now
+            self._next_waiting_log = 0.0
 
-    def _reopen_unanswered_link(self, now: float) -> None:
-        waited = now - (self._hello_unanswered_since or now)
-        overall = now - (self._waiting_since or now)
-        logger.info("{}: waiting for the coordinator at {}: no welcome for {:.0f}s ({:.0f}s in all); reopening "
-                    "the link in case it was cut", self.name, self.endpoint, waited, overall)
+    def _reopen_unanswered_link(self) -> None:
+        logger.debug("{}: no welcome for {:.0f}s; reopening the link in case it was cut", self.name,
+                     self._welcome_wait)
         self._open_socket()
         self._welcome_wait = min(self._welcome_wait * 2, WELCOME_WAIT_MAX_SECONDS)
+
+    def _log_waiting(self, now: float) -> None:
+        """Say, at most every 30 s, what this worker waits for: where, for how long, and what went wrong last."""
+        if self._waiting_since is None:
+            return
+        if self._next_waiting_log == 0.0:  # the first line: after giving the coordinator a moment to answer
+            self._next_waiting_log = self._waiting_since + WELCOME_WAIT_SECONDS
+        if now < self._next_waiting_log:
+            return
+        self._next_waiting_log = now + WAITING_LOG_INTERVAL_SECONDS
+        problem = self._link_watch.problem if self._link_watch is not None else ""
+        logger.warning("{}: waiting for the coordinator at {} for {}: {}; still trying", self.name, self.endpoint,
+                       _duration(now - self._waiting_since),
+                       problem or "connected, but the coordinator has not answered this worker's hello")
 
     def _send_hello(self) -> None:
         try:
@@ -317,7 +403,7 @@ class Worker:
         self._send(
             Hello(
                 terminal=self.name,
-                role=self.role,
+                role="" if self.worker_file else self.role,
                 boot_id=self.boot_id,
                 protocol_minor=PROTOCOL_MINOR,
                 worker_version=WORKER_VERSION,
@@ -328,6 +414,9 @@ class Worker:
                 terminal_facts=terminal,
                 server_time=self._server_time,
                 sent_at_ms=_now_ms(),
+                configured_login=self.adapter.login,
+                configured_server=self.adapter.server,
+                worker_file=self.worker_file,
             )
         )
 
@@ -521,8 +610,10 @@ class Worker:
             logger.warning("command {} arrived twice; replaying its result, nothing sent", command.command_id)
             return replay
         if self.role != "target":
-            result = CommandResult(command_id=command.command_id, status=CommandStatus.REFUSED,
-                                   comment="a source worker never sends trade requests")
+            # A worker file names no role: until the coordinator's welcome says "target", nothing is traded.
+            why = "a source worker never sends trade requests" if self.role == "source" else \
+                "this worker does not know its role yet (the coordinator's welcome says it); not sent"
+            result = CommandResult(command_id=command.command_id, status=CommandStatus.REFUSED, comment=why)
         elif command.deadline_ms and arrived_ms > command.deadline_ms:
             result = CommandResult(command_id=command.command_id, status=CommandStatus.EXPIRED,
                                    comment="arrived after its deadline; not sent")
@@ -608,3 +699,13 @@ class Worker:
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``5m07s``, ``3h05m``: how long a person has been waiting, at a glance."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"

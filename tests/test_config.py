@@ -144,8 +144,14 @@ def test_example_config_validates():
     assert (config.targets[2].copy.volume_mode, config.targets[2].copy.fixed_lot) == (VolumeMode.FIXED, 0.1)
 
 
+# Keys naming files that must exist where the config is loaded: the example shows them commented out.
+KEYS_SHOWN_COMMENTED_OUT = ("secret_key_file", "public_key_file")
+
+
 def test_example_config_mentions_every_accepted_key():
-    data = tomllib.loads(EXAMPLE_CONFIG_PATH.read_text(encoding="utf-8"))
+    text = EXAMPLE_CONFIG_PATH.read_text(encoding="utf-8")
+    shown = "|".join(KEYS_SHOWN_COMMENTED_OUT)
+    data = tomllib.loads(re.sub(rf"^# ({shown}) = ", r"\1 = ", text, flags=re.MULTILINE))
     target_keys_used = set().union(*(target.keys() for target in data["targets"]))
 
     assert set(COORDINATOR.field_names()) <= data["coordinator"].keys()
@@ -449,7 +455,7 @@ def test_unknown_top_level_key_lists_the_accepted_keys(tmp_path):
 def test_unknown_coordinator_key_suggests_the_closest_accepted_key(tmp_path):
     assert problems(tmp_path, coordinator={"bnd": '"tcp://127.0.0.1:1"'}) == [
         "coordinator.bnd: unknown key (did you mean 'bind'?); accepted keys: bind, command_timeout, "
-        "heartbeat_interval, hello_timeout, interval, log_level, state_dir, worker_timeout"
+        "heartbeat_interval, hello_timeout, interval, log_level, secret_key_file, state_dir, worker_timeout"
     ]
 
 
@@ -467,7 +473,7 @@ def test_copy_settings_are_unknown_keys_in_source(tmp_path):
 
     assert found == [
         "source.lot_multiplier: unknown key; accepted keys: backend, connect_timeout, login, name, "
-        "password_env, path, poll_interval, portable, remote, server, server_utc_offset"
+        "password_env, path, poll_interval, portable, public_key_file, remote, server, server_utc_offset"
     ]
 
 
@@ -864,19 +870,22 @@ def test_a_cap_of_0_pending_orders_is_accepted_and_explained(tmp_path):
 # coordinator.bind
 
 
-LOOPBACK_MESSAGE = (
-    "must be a loopback (tcp://127.0.0.1:PORT, tcp://localhost:PORT, tcp://[::1]:PORT) or ipc:// endpoint"
-    ' until worker links are authenticated (remote workers: see README, "Workers on other machines")'
-)
+def reachable_message(endpoint: str) -> str:
+    return (
+        f"{endpoint!r} can be reached from other machines, so links must be authenticated: set "
+        "coordinator.secret_key_file (a key pair made by mt5-copier keys new) and give every remote terminal its "
+        'public_key_file (README, "Workers on other machines"), or bind a loopback (tcp://127.0.0.1:PORT, '
+        "tcp://localhost:PORT, tcp://[::1]:PORT) or ipc:// endpoint"
+    )
 
 
 def bind_problems(tmp_path: Path, endpoint: str) -> list[str]:
     return problems(tmp_path, coordinator={"bind": f"'{endpoint}'"})
 
 
-def test_bind_to_all_interfaces_is_refused_and_explained(tmp_path):
+def test_bind_to_all_interfaces_without_a_key_pair_is_refused_and_explained(tmp_path):
     assert bind_problems(tmp_path, "tcp://0.0.0.0:5757") == [
-        f"coordinator.bind: {LOOPBACK_MESSAGE}, got 'tcp://0.0.0.0:5757'"
+        f"coordinator.bind: {reachable_message('tcp://0.0.0.0:5757')}"
     ]
 
 
@@ -890,8 +899,8 @@ def test_bind_to_all_interfaces_is_refused_and_explained(tmp_path):
         "tcp://eth0:5757",
     ],
 )
-def test_bind_to_non_loopback_addresses_is_refused(tmp_path, endpoint):
-    assert bind_problems(tmp_path, endpoint) == [f"coordinator.bind: {LOOPBACK_MESSAGE}, got {endpoint!r}"]
+def test_bind_to_non_loopback_addresses_without_a_key_pair_is_refused(tmp_path, endpoint):
+    assert bind_problems(tmp_path, endpoint) == [f"coordinator.bind: {reachable_message(endpoint)}"]
 
 
 def test_bind_to_inproc_is_refused_because_workers_are_other_processes(tmp_path):

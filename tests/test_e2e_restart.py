@@ -493,7 +493,7 @@ def test_a_second_worker_for_a_terminal_on_this_machine_is_refused_naming_the_on
 
 
 @needs_proc
-def test_a_worker_started_by_hand_exits_when_its_coordinator_is_gone(copier, unused_tcp_port):
+def test_a_worker_started_by_hand_outlives_its_coordinator_while_the_ones_it_started_exit(copier, unused_tcp_port):
     endpoint = f"tcp://127.0.0.1:{unused_tcp_port}"
     terminals = setup(copier, bind=endpoint, worker_timeout=1.0, alpha_extra="remote = true")
     ticket = place_pending(terminals.master, BUY_LIMIT)
@@ -504,13 +504,11 @@ def test_a_worker_started_by_hand_exits_when_its_coordinator_is_gone(copier, unu
     local = children(scheduler.pid)
     os.kill(scheduler.pid, signal.SIGKILL)
     scheduler.wait(5)
-    killed_at = time.monotonic()
-    try:
-        code = by_hand.wait(10)
-    except subprocess.TimeoutExpired:
-        raise AssertionError("the remote worker kept running 10 s after its coordinator died") from None
-    assert time.monotonic() - killed_at < 8
-    _, output = copier.stop(by_hand)
-    assert code == 3, output
-    assert "no word from the coordinator" in output
+    # The local ones must not outlive it (an orphan could trade beside a restarted coordinator's new worker);
+    # the one started by hand is a service on another machine: it keeps its terminal and waits.
     wait_for(lambda: not any(alive(pid) for pid in local), timeout=10, message="local workers kept running")
+    time.sleep(1.5)  # longer than worker_timeout: it noticed
+    assert by_hand.poll() is None, "the remote worker exited when its coordinator died"
+    code, output = copier.stop(by_hand)
+    assert code == 0, output
+    assert "alpha: no word from the coordinator for" in output

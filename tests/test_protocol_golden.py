@@ -95,9 +95,16 @@ GOLDEN_SAMPLES: dict[str, Message] = {
     "hello_minimal": Hello(terminal="t", role="source", boot_id="b", protocol_minor=0, worker_version="0.1.0",
                            backend="sim", pid=1, host="h", account=AccountFacts(login=1, server="S"),
                            terminal_facts=TerminalFacts(connected=True, trade_allowed=True)),
+    "hello_from_a_worker_file": Hello(terminal="broker-a", role="", boot_id="b", protocol_minor=3,
+                                      worker_version="0.3.0", backend="mt5", pid=1, host="vm-1",
+                                      account=AccountFacts(login=2_000_001, server="BrokerA-Live"),
+                                      terminal_facts=TerminalFacts(connected=True, trade_allowed=True),
+                                      configured_login=2_000_001, configured_server=UNICODE, worker_file=True),
     "welcome": Welcome(coordinator_version="0.2.0", protocol_minor=1, heartbeat_interval=0.25, worker_timeout=10.0),
     "welcome_with_integral_intervals": Welcome(coordinator_version="0.2.0", protocol_minor=1,
                                                heartbeat_interval=1, worker_timeout=10),
+    "welcome_with_role": Welcome(coordinator_version="0.3.0", protocol_minor=3, heartbeat_interval=1.0,
+                                 worker_timeout=10.0, role="target"),
     "snapshot_full": Snapshot(
         boot_id="abc", seq=2**32, taken_at_ms=1_700_000_000_000, login=2_000_001, connected=True,
         trade_allowed=False, orders=(FULL_ORDER, MINIMAL_ORDER),
@@ -149,6 +156,7 @@ GOLDEN_SAMPLES: dict[str, Message] = {
                                     unknown=(5, 2**64 - 1)),
     "shutdown_str8": Shutdown(reason=STR8_SHORTEST),
     "shutdown_str16": Shutdown(reason=STR16_SHORTEST + UNICODE),
+    "shutdown_terminal_removed": Shutdown(reason="removed from the config", code="terminal-removed"),
     "goodbye": Goodbye(reason="signal SIGTERM", exit_code=-15),
     "error_full": ErrorMessage(code="terminal-not-found", message=UNICODE, fatal=True, terminal="alpha",
                                boot_id="b1"),
@@ -438,6 +446,8 @@ BODIES_0_2: dict[str, str] = {  # captured from the dataclass codec of 0.2.0 (pr
 # Keys protocol 1.2 added (all optional: a 1.1 peer skips them, and a 1.1 body decodes with their defaults).
 ADDED_IN_1_2 = frozenset({"price_open", "sl", "tp", "price_current", "time_msc", "expected_volume", "deviation",
                           "price", "volume", "requested_price", "positions", "unknown_positions"})
+# Keys protocol 1.3 added, as optional: Hello's (a worker's own account, a worker file), Welcome.role, Shutdown.code.
+ADDED_IN_1_3 = frozenset({"configured_login", "configured_server", "worker_file", "role", "code"})
 # Fields 0.2 sent in every command that were the coordinator's own records (now in its actions).
 DROPPED_FROM_COMMAND = frozenset({"source_volume", "price_offset"})
 
@@ -446,7 +456,8 @@ def _compatible(new: object, old: object, path: str = "$") -> list[str]:
     """Where ``new`` (a body of this version, unpacked) differs from ``old`` (0.2's) other than by the keys
     above."""
     if isinstance(old, dict) and isinstance(new, dict):
-        problems = [f"{path}.{key}: added" for key in new.keys() - old.keys() if key not in ADDED_IN_1_2]
+        problems = [f"{path}.{key}: added" for key in new.keys() - old.keys()
+                    if key not in ADDED_IN_1_2 | ADDED_IN_1_3]
         problems += [f"{path}.{key}: dropped" for key in old.keys() - new.keys() if key not in DROPPED_FROM_COMMAND]
         for key in old.keys() & new.keys():
             problems += _compatible(new[key], old[key], f"{path}.{key}")

@@ -30,7 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file, and that each sim terminal exists "
                                                      f"here; exit {ExitCode.OK:d} valid, {ExitCode.CONFIG_ERROR:d} "
                                                      "invalid")
-    check.add_argument("--config", required=True, type=Path, help="TOML config file")
+    check.add_argument("--config", required=True, type=Path,
+                       help="TOML config file: the coordinator's, or a worker file (worker.toml)")
+
+    from coordinator.cli.keys import add_arguments as add_keys_arguments
+
+    keys = commands.add_parser("keys", help="make a CURVE key pair for the coordinator or a remote worker (keys new "
+                                            "NAME --dir DIR)")
+    add_keys_arguments(keys)
 
     from terminal_worker.main import add_arguments as add_worker_arguments
 
@@ -44,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
                                                 f"{StatusExitCode.NOT_RUNNING:d} not running")
     status.add_argument("--config", required=True, type=Path, help="TOML config file")
     status.add_argument("--json", action="store_true", help="print one JSON object (for scripts and health checks)")
+
+    from coordinator.cli.reload import add_arguments as add_reload_arguments
+
+    reload = commands.add_parser("reload", help="make the running coordinator re-read its config file; exit "
+                                                f"{ExitCode.OK:d} applied, {ExitCode.CONFIG_ERROR:d} refused, "
+                                                f"{ExitCode.FATAL:d} no coordinator running")
+    add_reload_arguments(reload)
 
     history = commands.add_parser("history", help="show what the copier did, newest first")
     history.add_argument("--config", required=True, type=Path, help="TOML config file")
@@ -65,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
         from terminal_worker.main import run as run_worker
 
         return run_worker(args)
+    if args.command == "keys":
+        from coordinator.cli.keys import run as run_keys
+
+        return run_keys(args)
     setup_console("coordinator")
     if args.command == "check-config":
         return check_config(args.config)
@@ -72,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         return run(args.config, once=args.once)
     if args.command in ("status", "history"):
         return operator_command(args)
+    if args.command == "reload":
+        from coordinator.cli.reload import run as run_reload
+
+        return run_reload(args)
     if args.command == "demo":
         from coordinator.cli.demo import run_demo
 
@@ -82,8 +104,13 @@ def main(argv: list[str] | None = None) -> int:
 def check_config(path: Path) -> int:
     """Validate the file, and also that each local sim terminal exists on this machine (``run`` does not
     refuse a missing one: it copies to the other targets and reports that terminal)."""
+    from config.worker_file import is_worker_file
     from coordinator.cli.operator import write_out
 
+    if is_worker_file(path):  # a worker on another machine: its terminal and its link
+        from terminal_worker.check import check_worker_file
+
+        return check_worker_file(path, write_out)
     try:
         config = load_config(path, check_terminal_folders=True)
     except ConfigError as e:

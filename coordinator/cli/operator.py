@@ -57,6 +57,7 @@ class Health(str, Enum):
     HEALTHY = "healthy"
     DEGRADED = "degraded"  # running, but a worker, terminal, broker link, account or copy is not right
     DISABLED = "disabled"  # a target with enabled = false: nothing runs for it
+    REMOVED = "removed"  # a target a reload removed from the config: nothing runs for it, its copies stay
     NOT_RUNNING = "not running"  # no coordinator holds the state folder
 
     def __str__(self) -> str:
@@ -69,19 +70,32 @@ _EXIT_CODES = {Health.HEALTHY: StatusExitCode.HEALTHY, Health.DEGRADED: StatusEx
 
 @dataclass(frozen=True, slots=True)
 class TerminalReport:
-    """One configured terminal: its last status row (None: none yet) and what it means for its health."""
+    """One configured terminal (or one a reload removed from the running coordinator's config): its last status
+    row (None: none yet) and what it means for its health."""
 
-    config: TerminalConfig
+    config: TerminalConfig | None  # None: removed from the config (only its status row is left)
     row: TerminalStatus | None
     enabled: bool
     links: int  # links recorded in the state for it (targets)
-    unmanaged_copies: int  # a disabled target: copies left there (the row's count, else the active links)
+    unmanaged_copies: int  # a disabled or removed target: copies left there (the row's count, else the active links)
     health: Health
     problems: tuple[str, ...]  # why it is degraded, in words
 
     @property
+    def name(self) -> str:
+        return self.config.name if self.config is not None else self.row.name if self.row is not None else ""
+
+    @property
+    def role(self) -> Role:
+        return self.config.role if self.config is not None else Role.TARGET
+
+    @property
+    def removed(self) -> bool:
+        return self.health is Health.REMOVED
+
+    @property
     def expected_account(self) -> str:
-        return f"{self.config.login}@{self.config.server}"
+        return f"{self.config.login}@{self.config.server}" if self.config is not None else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +148,9 @@ def gather_status(config: AppConfig, now: float) -> StatusReport:
                          running=pid is not None, now=now)
         for terminal, enabled in configured
     )
+    names = {terminal.name for terminal, _ in configured}
+    terminals += tuple(_removed_report(row, links.get(row.name, (0, 0))) for row in rows.values()
+                       if row.removed and row.name not in names)
     newest = max((row.updated_at for row in rows.values()), default=None)
     return StatusReport(path=path, pid=pid, terminals=terminals, newest_update=newest, state_error=state_error,
                         state_note=state_note, now=now)
@@ -146,7 +163,9 @@ def _terminal_report(terminal: TerminalConfig, configured: bool, row: TerminalSt
     enabled = row.enabled if row is not None and running else configured
     unmanaged = row.unmanaged_copies if row is not None and not row.enabled else active_links
     problems: list[str] = []
-    if not enabled:
+    if not enabled and row is not None and row.removed and running:
+        health = Health.REMOVED  # back in the file, not reloaded yet
+    elif not enabled:
         health = Health.DISABLED
     elif not running:
         health = Health.NOT_RUNNING
@@ -155,6 +174,12 @@ def _terminal_report(terminal: TerminalConfig, configured: bool, row: TerminalSt
         health = Health.DEGRADED if problems else Health.HEALTHY
     return TerminalReport(config=terminal, row=row, enabled=enabled, links=total_links,
                           unmanaged_copies=unmanaged if not enabled else 0, health=health, problems=tuple(problems))
+
+
+def _removed_report(row: TerminalStatus, links: tuple[int, int]) -> TerminalReport:
+    """A target a reload removed from the config: its row says how many copies were left there."""
+    return TerminalReport(config=None, row=row, enabled=False, links=links[0], unmanaged_copies=row.unmanaged_copies,
+                          health=Health.REMOVED, problems=())
 
 
 def _problems(terminal: TerminalConfig, row: TerminalStatus | None, now: float) -> list[str]:
@@ -200,7 +225,7 @@ def render_status(report: StatusReport) -> str:
         if report.health is Health.HEALTHY:
             lines.append("health: all healthy")
         else:
-            reasons = [f"{t.config.name}: {', '.join(t.problems)}" for t in report.terminals if t.problems]
+            reasons = [f"{t.name}: {', '.join(t.problems)}" for t in report.terminals if t.problems]
             if report.state_error is not None:
                 reasons.insert(0, f"state unreadable: {report.state_error}")
             lines.append(f"health: degraded ({'; '.join(reasons)})")
@@ -210,22 +235,28 @@ def render_status(report: StatusReport) -> str:
     else:
         lines.append("coordinator: not running")
     for terminal in report.terminals:
-        header = f"{terminal.config.role.value} {terminal.config.name}"
+        header = f"{terminal.role.value} {terminal.name}"
         lines += ["", f"{header}: {terminal.health}" if report.running or not terminal.enabled else header]
         lines += [f"  {line}" for line in _terminal_lines(terminal, report.running, now)]
     return "\n".join(lines) + "\n"
 
 
 def _terminal_lines(terminal: TerminalReport, running: bool, now: float) -> list[str]:
-    is_target = terminal.config.role is Role.TARGET
+    is_target = terminal.role is Role.TARGET
     row = terminal.row
+    if terminal.removed:
+        return [f"removed from the config; {terminal.unmanaged_copies} copies left as they are (no worker runs for "
+                "it; nobody manages them)", f"links recorded: {terminal.links}"]
     if not terminal.enabled:
         return [f"disabled: no worker runs for it; copies left there unmanaged: {terminal.unmanaged_copies}",
                 f"links recorded: {terminal.links}"]
     if row is None:
         return ["no status yet"] + ([f"links recorded: {terminal.links}"] if is_target else [])
-    lines = [_worker_line(row, running), _account_line(row, terminal.expected_account, running),
-             f"pending orders: {_count(row.pending_orders)}"]
+    lines = [_worker_line(row, running)]
+    link = _link_line(row, terminal.config is not None and terminal.config.remote, running, now)
+    if link:
+        lines.append(link)
+    lines += [_account_line(row, terminal.expected_account, running), f"pending orders: {_count(row.pending_orders)}"]
     if is_target:
         lines.append(f"copies: {_count(row.copies)} (links recorded: {terminal.links})")
         lines.append(f"failed: {row.failed}")
@@ -264,6 +295,21 @@ def _worker_line(row: TerminalStatus, running: bool) -> str:
     return f"worker: online; terminal: reachable, {broker}"
 
 
+def _link_line(row: TerminalStatus, remote: bool, running: bool, now: float) -> str:
+    """Its worker process and its link, once a worker said hello ("" before): which process on which machine,
+    connected since when, last heard from when, and how often it reconnected."""
+    if row.worker_pid is None and not row.host:
+        return ""
+    parts = [f"{'remote worker' if remote else 'worker process'}: pid {_count(row.worker_pid)} on "
+             f"{row.host or 'an unknown host'}, version {row.worker_version or 'unknown'}"]
+    if running and row.online and row.connected_since is not None:
+        parts.append(f"connected since {_clock(row.connected_since, now)} ({_duration(now - row.connected_since)})")
+    if row.last_seen is not None:
+        parts.append(f"last seen {_clock(row.last_seen, now)} ({_ago(now - row.last_seen)})")
+    parts.append(f"reconnects: {row.reconnects}")
+    return "; ".join(parts)
+
+
 def _account_line(row: TerminalStatus, expected: str, running: bool) -> str:
     shown = row.account or "unknown"
     if running and row.account_ok is True:
@@ -300,22 +346,30 @@ def status_json(report: StatusReport) -> dict[str, Any]:
 def _terminal_json(terminal: TerminalReport, running: bool) -> dict[str, Any]:
     row = terminal.row if terminal.enabled else None
     live = row if running else None  # what a worker says now: unknown when no coordinator runs
-    is_target = terminal.config.role is Role.TARGET
+    is_target = terminal.role is Role.TARGET
 
     def target_count(value: int | None) -> int | None:
         return value if is_target else None
 
     return {
-        "name": terminal.config.name,
-        "role": terminal.config.role.value,
+        "name": terminal.name,
+        "role": terminal.role.value,
         "enabled": terminal.enabled,
+        "removed": terminal.removed,
+        "remote": terminal.config.remote if terminal.config is not None else None,
         "health": terminal.health.value,
         "problems": list(terminal.problems),
+        "worker_pid": row.worker_pid if row else None,
+        "worker_host": (row.host or None) if row else None,
+        "worker_version": (row.worker_version or None) if row else None,
+        "connected_since": _iso(live.connected_since) if live and live.online else None,
+        "last_seen": _iso(row.last_seen) if row else None,
+        "reconnects": row.reconnects if row else None,
         "worker_online": live.online if live else (False if not running and terminal.enabled else None),
         "terminal_reachable": live.terminal_reachable if live else None,
         "broker_connected": live.connected if live else None,
         "account": (row.account or None) if row else None,
-        "expected_account": terminal.expected_account,
+        "expected_account": terminal.expected_account or None,
         "account_ok": live.account_ok if live else None,
         "pending_orders": row.pending_orders if row else None,
         "copies": target_count(row.copies) if row else None,

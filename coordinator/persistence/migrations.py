@@ -43,6 +43,31 @@ _STATUS_TABLE_0_2 = """CREATE TABLE terminal_status (
     updated_at REAL NOT NULL
 )"""
 
+# ... and as 0.3 laid it out (the open positions of each terminal).
+_STATUS_TABLE_0_3 = """CREATE TABLE terminal_status (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    online INTEGER NOT NULL,
+    terminal_reachable INTEGER,
+    connected INTEGER,
+    account TEXT NOT NULL,
+    account_ok INTEGER,
+    pending_orders INTEGER,
+    copies INTEGER,
+    orphans INTEGER,
+    failed INTEGER NOT NULL,
+    unmanaged_copies INTEGER NOT NULL,
+    restarts INTEGER NOT NULL,
+    skipped TEXT NOT NULL,
+    orphan_list TEXT NOT NULL,
+    positions INTEGER,
+    position_list TEXT NOT NULL,
+    last_sync_at REAL NOT NULL,
+    last_error TEXT NOT NULL,
+    updated_at REAL NOT NULL
+)"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "links, intents, the history of events, orphan confirmations", """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -104,6 +129,9 @@ CREATE TABLE IF NOT EXISTS orphan_counts (
     Migration(2, "the live status board, with health facts (account, reachability, restarts, unknown counts)",
               "DROP TABLE IF EXISTS terminal_status;\n" + _STATUS_TABLE_0_2 + ";"),
     Migration(3, "the live status board, with the open positions of each terminal",
+              "DROP TABLE IF EXISTS terminal_status;\n" + _STATUS_TABLE_0_3 + ";"),
+    Migration(4, "the live status board, with each worker's link (host, version, pid, connected since, last seen, "
+                 "reconnects) and the targets a reload removed",
               "DROP TABLE IF EXISTS terminal_status;\n" + STATUS_TABLE_SCHEMA + ";"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

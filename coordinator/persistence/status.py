@@ -32,6 +32,13 @@ _COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("orphan_list", "TEXT NOT NULL"),
     ("positions", "INTEGER"),
     ("position_list", "TEXT NOT NULL"),
+    ("removed", "INTEGER NOT NULL"),
+    ("host", "TEXT NOT NULL"),
+    ("worker_version", "TEXT NOT NULL"),
+    ("worker_pid", "INTEGER"),
+    ("connected_since", "REAL"),
+    ("last_seen", "REAL"),
+    ("reconnects", "INTEGER NOT NULL"),
     ("last_sync_at", "REAL NOT NULL"),
     ("last_error", "TEXT NOT NULL"),
     ("updated_at", "REAL NOT NULL"),
@@ -68,6 +75,14 @@ class TerminalStatus:
     # position as (its ticket, source ticket, what is happening to it).
     positions: int | None = None
     position_list: tuple[tuple[int, int, str], ...] = ()
+    removed: bool = False  # a target a reload removed from the config: no worker runs for it, its copies stay
+    # Its worker, as its last hello said ("" / None: no hello yet), and its link (unix times; None: unknown).
+    host: str = ""
+    worker_version: str = ""
+    worker_pid: int | None = None
+    connected_since: float | None = None  # the welcome that opened its current link (None while offline)
+    last_seen: float | None = None  # the last message from it
+    reconnects: int = 0  # welcomes after its first during this coordinator's life: a new link or a new process
     last_sync_at: float  # unix time of the last completed plan for this terminal (0 = never)
     last_error: str
     updated_at: float  # unix time this row was written
@@ -133,7 +148,9 @@ def _to_row(status: TerminalStatus) -> tuple[object, ...]:
         status.name, status.role, int(status.enabled), int(status.online), _optional_int(status.terminal_reachable),
         _optional_int(status.connected), status.account, _optional_int(status.account_ok), status.pending_orders,
         status.copies, status.orphans, status.failed, status.unmanaged_copies, status.restarts, skipped, orphans,
-        status.positions, positions, status.last_sync_at, status.last_error, status.updated_at,
+        status.positions, positions, int(status.removed), status.host, status.worker_version, status.worker_pid,
+        status.connected_since, status.last_seen, status.reconnects, status.last_sync_at, status.last_error,
+        status.updated_at,
     )
 
 
@@ -160,6 +177,13 @@ def _from_row(row: tuple[Any, ...]) -> TerminalStatus:
         positions=values["positions"],
         position_list=tuple(
             (int(copy), int(source), str(state)) for copy, source, state in json.loads(values["position_list"])),
+        removed=bool(values["removed"]),
+        host=values["host"],
+        worker_version=values["worker_version"],
+        worker_pid=values["worker_pid"],
+        connected_since=values["connected_since"],
+        last_seen=values["last_seen"],
+        reconnects=values["reconnects"],
         last_sync_at=values["last_sync_at"],
         last_error=values["last_error"],
         updated_at=values["updated_at"],

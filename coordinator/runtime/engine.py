@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 
 from loguru import logger
 
-from config import AppConfig
+from config import AppConfig, TargetConfig
 from coordinator.domain.desired import TargetContext
 from coordinator.domain.events import CopyFoundOnTarget, CopyLeft, EventStream, OrderSkipped, SourceOrderEnded
 from coordinator.domain.link_lifecycle import LinkMove
@@ -33,6 +33,7 @@ from coordinator.domain.report import TargetReport, trim
 from coordinator.domain.retry_policy import RetryPolicy, fingerprint
 from coordinator.domain.sizing import Accounts
 from coordinator.persistence.state import StateStore
+from coordinator.runtime.config_changes import ConfigChanges, config_changes
 from coordinator.runtime.dispatch import Dispatcher
 from coordinator.runtime.event_subscribers import HistoryWriter, OutcomeLog, RunReport
 from coordinator.runtime.ledger import CommandLedger
@@ -41,11 +42,16 @@ from coordinator.runtime.sessions import SendFunction, WorkerSessions, now_ms
 from coordinator.runtime.settlement import Settlement
 from coordinator.runtime.status_projection import StatusPublisher
 from coordinator.runtime.views import TerminalView
-from protocol import CommandResults, Message, Snapshot
+from protocol import CommandResults, Message, Shutdown, Snapshot
+from protocol.messages import SHUTDOWN_COORDINATOR_STOPPING, SHUTDOWN_TERMINAL_REMOVED
 from protocol.mt5 import COPIER_ORDER_STATES, AccountMarginMode, describe_fate
 
 STATUS_INTERVAL_SECONDS = 1.0
 PRUNE_INTERVAL_SECONDS = 86_400.0  # weeks without a restart: the history is trimmed once a day
+# A target removed by a reload still hears its worker (its answers to what was in flight, its goodbye) until the
+# worker left, for command_timeout and this long at most; what is still unanswered then is abandoned (recorded,
+# never resent).
+LEAVING_GRACE_SECONDS = 5.0
 
 
 class Engine:
@@ -57,6 +63,7 @@ class Engine:
         self.state = state
         self._clock = clock
         self._wall_ms = wall_ms
+        self._send = send
         self.sessions = WorkerSessions(config, send, clock, listener=self, wall_ms=wall_ms)
         self.source = self.sessions.source
         self.targets = self.sessions.targets
@@ -74,7 +81,12 @@ class Engine:
         self.dispatcher = Dispatcher(self.ledger, send, self.events, config.coordinator.command_timeout, wall_ms)
         self.settlement = Settlement(state, self.ledger, self.retries, self.events, clock, self.orphans.copy_removed,
                                      self.sessions.market_closed)
-        self.status = StatusPublisher(config, self.sessions, self.reports, self.orphans, state, clock)
+        # Targets a reload removed from the config during this run: their copies stay, unmanaged (status says so).
+        self.removed_targets: dict[str, None] = {}
+        self._leaving: dict[str, float] = {}  # removed or disabled by a reload, answers still awaited: deadline
+        self._hello_deadlines: dict[str, float] = {}  # terminals a reload added: when to say they never came
+        self.status = StatusPublisher(config, self.sessions, self.reports, self.orphans, state, clock,
+                                      removed=self.removed_targets, wall_ms=wall_ms)
         self._next_status = 0.0
         self._next_prune = self._clock() + PRUNE_INTERVAL_SECONDS
         self._dirty: set[str] = set()
@@ -175,12 +187,142 @@ class Engine:
         for name, flight in self.ledger.timed_out(now, self.config.coordinator.command_timeout):
             logger.warning("{}: no answer to {} for source #{} after {:.0f}s; its outcome is unknown", name,
                            flight.action.kind.value, flight.action.source_ticket, now - flight.sent_at)
+        self._finish_leaving(now)
+        self._report_hello_overdue(now)
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_INTERVAL_SECONDS
             self.state.prune()
         if now >= self._next_status:
             self._next_status = now + STATUS_INTERVAL_SECONDS
             self.publish_status()
+
+    # ---- a reload: the config changes while it runs --------------------------------------------
+
+    def apply_config(self, config: AppConfig) -> ConfigChanges:
+        """Run ``config`` from now on. Every part that keeps something per target (the sessions' views, the
+        ledger, the reports, the retries, the orphan trackers, the status) learns here, and only here, of the
+        targets added, removed or disabled. Added targets are planned at the next reconcile; removed and disabled
+        ones are sent nothing more (their workers are told to stop) and their copies stay as they are; changed
+        copy rules apply at the next plan; a terminal whose worker reads a changed entry has its session reset
+        (a local worker is told to stop, for its supervisor to start it again; a remote one to say hello again).
+        Terminals whose entry did not change keep their session. Processes and keys are the caller's
+        (coordinator/runtime/reload.py). ValueError for a change only a restart applies (``needs_restart``)."""
+        changes = config_changes(self.config, config)
+        if changes.needs_restart:
+            raise ValueError("; ".join(changes.needs_restart))
+        old, self.config = self.config, config
+        self.sessions.use_config(config)
+        self.status.use_config(config)
+        self.dispatcher = Dispatcher(self.ledger, self._send, self.events, config.coordinator.command_timeout,
+                                     self._wall_ms)
+        targets = {target.name: target for target in config.targets}
+        for name in changes.stopped:
+            self._stop_target(name, removed=name in changes.removed)
+        for name in changes.added:
+            self._start_target(targets[name])
+        self.sessions.configure_view(self.source, config.source, None)
+        for name, view in self.targets.items():
+            self.sessions.configure_view(view, targets[name].terminal, targets[name])
+            self.orphans.settings_changed(view)
+        for name in changes.restarted:
+            self._reset_session(self.views[name], was_remote=old.terminal(name).remote)
+        self._dirty.update(self.targets)
+        return changes
+
+    def _start_target(self, target: TargetConfig) -> None:
+        name = target.name
+        view = self.views.get(name)  # still leaving (removed or disabled a moment ago): it is taken back
+        if view is not None:
+            self._leaving.pop(name, None)
+            self.targets[name] = view
+            self.sessions.configure_view(view, target.terminal, target)
+        else:
+            view = self.sessions.add_view(target.terminal, target)
+        self.ledger.add_target(name)
+        report = self.reports.setdefault(name, TargetReport())
+        self.retries.setdefault(name, RetryPolicy(report.failures))
+        self.orphans.add_target(view)
+        self.removed_targets.pop(name, None)
+        self._hello_deadlines[name] = self._clock() + self.config.coordinator.hello_timeout
+        if target.terminal.remote:
+            logger.info("target {} added; waiting for remote worker {} to connect", name, name)
+        else:
+            logger.info("target {} added; starting its worker", name)
+
+    def _stop_target(self, name: str, *, removed: bool) -> None:
+        """Nothing more is planned for ``name``; its worker is told to stop (the answers to what it was sent
+        still settle); its copies, links and orphan counts stay as they are."""
+        view = self.sessions.stop_planning(name)
+        if view is None:
+            return
+        if removed:
+            self.removed_targets[name] = None
+        self._hello_deadlines.pop(name, None)
+        why = "removed from the config" if removed else "disabled (enabled = false)"
+        self._send(name, Shutdown(reason=f"terminal {name} was {why}", code=SHUTDOWN_TERMINAL_REMOVED))
+        left = self.state.pending_copies(name)
+        logger.warning("target {} was {}: its worker stops{}", name, why,
+                       f"; its {left} copies are left as they are, unmanaged (no edits, no removals, no orphan "
+                       "policy)" if left else "")
+        self._leaving[name] = self._clock() + self.config.coordinator.command_timeout + LEAVING_GRACE_SECONDS
+
+    def _finish_leaving(self, now: float) -> None:
+        """Forget the targets a reload stopped once their worker left (its goodbye, its exit, or never connected):
+        until then its answers to what it was sent still settle."""
+        for name, deadline in list(self._leaving.items()):
+            view = self.views.get(name)
+            if view is None or not view.welcomed or now >= deadline:
+                self._forget_target(name)
+
+    def _forget_target(self, name: str) -> None:
+        self._leaving.pop(name, None)
+        for flight in self.ledger.remove_target(name, "target removed from the config or disabled"):
+            logger.warning("{}: {} for source #{} was not answered before the target left the config; its outcome "
+                           "is unknown and the terminal is no longer watched (recorded as abandoned)", name,
+                           flight.action.kind.value, flight.action.source_ticket)
+        self.orphans.remove_target(name)
+        self.reports.pop(name, None)
+        self.retries.pop(name, None)
+        self.sessions.drop_view(name)
+        self._logged_not_followed.pop(name, None)
+        for key in [key for key in self._logged_skips if key[0] == name]:
+            del self._logged_skips[key]
+
+    def _reset_session(self, view: TerminalView, *, was_remote: bool) -> None:
+        """``view``'s worker reads an entry that changed: a remote worker (still remote) is asked to say hello
+        again, checked against the new entry, on the link it has; any other is told to stop (a local one is
+        started again by the supervisor, with the new entry; a remote one that became local makes way for it)."""
+        name = view.name
+        if was_remote and view.config.remote:
+            self.sessions.ask_hello(view, f"the coordinator's entry for {name} changed: say hello again")
+            logger.info("{}: its entry changed; its remote worker is asked to say hello again", name)
+            return
+        if was_remote:
+            self._send(name, Shutdown(reason=f"terminal {name} is no longer remote: the coordinator runs its worker",
+                                      code=SHUTDOWN_TERMINAL_REMOVED))
+            logger.info("{}: its entry changed and it is no longer remote: its remote worker is told to stop, and a "
+                        "local one is started", name)
+            return
+        self._send(name, Shutdown(reason=f"the entry of terminal {name} changed: restarting its worker",
+                                  code=SHUTDOWN_COORDINATOR_STOPPING))
+        if view.config.remote:
+            logger.info("{}: its entry changed and it is now remote: its local worker stops; waiting for remote "
+                        "worker {} to connect", name, name)
+        else:
+            logger.info("{}: its entry changed; its worker is restarted", name)
+
+    def _report_hello_overdue(self, now: float) -> None:
+        """A terminal a reload added whose worker has not said hello within hello_timeout: said once."""
+        for name, deadline in list(self._hello_deadlines.items()):
+            view = self.views.get(name)
+            if view is None or view.welcomed:
+                del self._hello_deadlines[name]
+            elif now >= deadline:
+                del self._hello_deadlines[name]
+                why = view.last_error or \
+                    f"its worker did not say hello within {self.config.coordinator.hello_timeout:.0f}s"
+                logger.error("terminal {} is not available: {}", name, why)
+                self.sessions.note_unavailable(view, why)
 
     # ---- planning ------------------------------------------------------------------------------
 

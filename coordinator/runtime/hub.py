@@ -16,20 +16,31 @@ One worker per terminal. A claim for a terminal already bound to another connect
   both; it exits, and the attached worker is told too. The two would otherwise take turns trading one account.
 Any other message from a connection that has not said hello is answered with "hello-required": a DEALER
 that reconnects gets a new routing id, and re-sending its hello is how its worker finds its way back.
+
+With CurveZMQ (``curve`` given: the config's coordinator.secret_key_file) a connection is also someone: the
+ZAP handler (``coordinator.runtime.link_auth``) lets in only the allowed public keys and names the terminal
+each may speak as. Every message then carries that name and its key, and the hub holds each one to them: a
+claim for another terminal ("identity-mismatch") and anything on a link whose key is no longer allowed
+("key-not-allowed", after a reload) are refused as fatal, logged, and change nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import zmq
 from loguru import logger
 
+from coordinator import __version__
+from coordinator.runtime.link_auth import ZapHandler, prove_unknown_keys_refused
 from protocol import ErrorMessage, Goodbye, Heartbeat, Hello, Message, ProtocolError, decode
+from protocol.curve import CurveKeyPair
 from protocol.malformed_log import MalformedMessageLog
-from protocol.transport import bind_router, recv_frames, send_message
+from protocol.transport import bind_router, recv_authenticated_frames, recv_frames, send_message
+from protocol.version import protocol_mismatch
 
 MAX_MESSAGES_PER_POLL = 1000  # bounded so timers still run under a flood
 DEFAULT_WORKER_TIMEOUT = 10.0  # the config's default coordinator.worker_timeout
@@ -64,11 +75,19 @@ class _Claim:
 
 
 class Hub:
-    def __init__(self, endpoint: str, *, worker_timeout: float = DEFAULT_WORKER_TIMEOUT) -> None:
+    def __init__(self, endpoint: str, *, worker_timeout: float = DEFAULT_WORKER_TIMEOUT,
+                 curve: CurveKeyPair | None = None, allowed_keys: Mapping[bytes, str] | None = None) -> None:
+        """Bind ``endpoint``; with ``curve``, links are CurveZMQ and ``allowed_keys`` (public key, Z85 -> the
+        terminal it may speak as) say who may connect. Raises ``OSError`` when the endpoint cannot be bound or
+        an unknown key is not refused."""
         self._context = zmq.Context()
+        self._zap: ZapHandler | None = None
         try:
-            self._socket, self.endpoint = bind_router(self._context, endpoint)
+            if curve is not None:  # the handler first: a connection accepted before it exists is not checked
+                self._zap = ZapHandler(self._context, allowed_keys or {})
+            self._socket, self.endpoint = bind_router(self._context, endpoint, curve)
         except zmq.ZMQError as e:
+            self._close_authentication()
             self._context.destroy(linger=0)
             raise OSError(f"cannot bind the coordinator to {endpoint}: {e}") from e
         self.worker_timeout = worker_timeout
@@ -76,7 +95,28 @@ class Hub:
         self._by_name: dict[str, _Attachment] = {}
         self._name_of: dict[bytes, str] = {}
         self._malformed = MalformedMessageLog()
-        self._refusals_logged: dict[str, tuple[float, int]] = {}  # name -> (last line at, refused since)
+        self._refusals_logged: dict[str, tuple[float, int]] = {}  # topic -> (last line at, refused since)
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
+        if self._zap is not None and curve is not None:
+            self._poller.register(self._zap.socket, zmq.POLLIN)
+            try:
+                prove_unknown_keys_refused(self._context, self.endpoint, curve.public, self._zap.serve,
+                                           expect_probe=self._zap.expect_probe)
+            except RuntimeError as e:
+                self.close()
+                raise OSError(str(e)) from e
+
+    @property
+    def authenticated(self) -> bool:
+        """Links are CurveZMQ and only allowed keys get in."""
+        return self._zap is not None
+
+    def allow_keys(self, allowed_keys: Mapping[bytes, str]) -> None:
+        """Replace who may connect (public key, Z85 -> terminal name), e.g. at a reload. Links already open
+        with a key no longer allowed are refused at their next message. Without CURVE there is nothing to do."""
+        if self._zap is not None:
+            self._zap.allow(allowed_keys)
 
     def send(self, name: str, message: Message) -> bool:
         """False when the worker is not connected or its queue is full: the message was not delivered."""
@@ -99,20 +139,27 @@ class Hub:
 
     def poll(self, timeout_ms: int) -> list[tuple[str, Message]]:
         received: list[tuple[str, Message]] = []
-        if self._socket.poll(timeout_ms, zmq.POLLIN):
+        ready = dict(self._poller.poll(timeout_ms))
+        if self._zap is not None and self._zap.socket in ready:
+            self._zap.serve()
+        if self._socket in ready:
             for _ in range(MAX_MESSAGES_PER_POLL):
                 try:
-                    frames = recv_frames(self._socket)
+                    routing_id, body, identity = self._receive()
                 except zmq.Again:
                     break
-                routing_id, body = frames[0], frames[1:]
+                if identity == "":
+                    continue  # its key is not allowed (any more): refused, nothing to route
                 try:
                     message = decode(body)
                 except ProtocolError as e:
                     self.dropped += 1
                     self._malformed.dropped(self._describe_peer(routing_id), e)
+                    if e.reason == "wrong-version" and body:  # (WORKER) tell it: it exits 2 naming both versions
+                        self._refuse(routing_id, "protocol-mismatch",
+                                     protocol_mismatch("a worker", body[0], "this coordinator", __version__))
                     continue
-                name = self._route(routing_id, message)
+                name = self._route(routing_id, message, identity)
                 if name is not None:
                     received.append((name, message))
         self._malformed.flush()
@@ -120,12 +167,39 @@ class Hub:
 
     def close(self) -> None:
         self._socket.close(linger=0)
+        self._close_authentication()
         self._context.destroy(linger=0)
+
+    def _close_authentication(self) -> None:
+        if self._zap is not None:
+            self._zap.close()
+
+    def _receive(self) -> tuple[bytes, list[bytes], str | None]:
+        """(routing id, body, the terminal the link may speak as): None without CURVE, "" when the link's key
+        is not allowed now (it has been told, and unbound)."""
+        if self._zap is None:
+            frames = recv_frames(self._socket)
+            return frames[0], frames[1:], None
+        frames, user_id, key = recv_authenticated_frames(self._socket)
+        routing_id = frames[0]
+        allowed_as = self._zap.name_of(key.encode("ascii"))
+        if user_id and allowed_as == user_id:
+            return routing_id, frames[1:], user_id
+        # Only a reload gets here: the key was removed from the config, or now belongs to another terminal.
+        bound = self._name_of.get(routing_id)
+        if bound is not None:
+            self._unbind(bound)
+        message = (f"this link's key ({key or 'none'}) is no longer allowed to speak as terminal {user_id!r}: the "
+                   "coordinator's config changed; start the worker with the key its entry names now")
+        self._refuse(routing_id, "key-not-allowed", message)
+        self._log_refusal(f"key-not-allowed {user_id}", message)
+        return routing_id, [], ""
 
     # ---- who is who ----------------------------------------------------------------------------
 
-    def _route(self, routing_id: bytes, message: Message) -> str | None:
-        """The terminal name ``message`` is from, or None when it is not for the engine."""
+    def _route(self, routing_id: bytes, message: Message, identity: str | None) -> str | None:
+        """The terminal name ``message`` is from, or None when it is not for the engine. ``identity``: the
+        terminal the link authenticated as (None without CURVE)."""
         now = time.monotonic()
         name = self._name_of.get(routing_id)
         if name is not None:
@@ -144,6 +218,9 @@ class Hub:
         if claim is None:
             if not isinstance(message, Goodbye):  # a stranger leaving needs no answer
                 self._refuse(routing_id, "hello-required", "send hello first", fatal=False)
+            return None
+        if identity is not None and claim.name != identity:
+            self._refuse_impostor(routing_id, claim, identity)
             return None
         if not self._bind(routing_id, claim, now):
             return None
@@ -190,16 +267,30 @@ class Hub:
                    "account: stop one of them (a worker started on two machines, or started by hand for a "
                    "terminal the coordinator starts itself: set remote = true for it)")
         self._refuse(routing_id, "duplicate-worker", message)
-        last_line, refused_since = self._refusals_logged.get(name, (0.0, 0))
+        if self._log_refusal(name, message):
+            # The attached worker's log says it too: the person may be watching that machine.
+            self._refuse(current.routing_id, "duplicate-worker-refused", message, fatal=False)
+
+    def _refuse_impostor(self, routing_id: bytes, claim: _Claim, identity: str) -> None:
+        message = (f"refused {_describe_claim(claim, worker='a worker')}: it claims terminal {claim.name!r}, but "
+                   f"its link authenticated with the key of terminal {identity!r}: a worker speaks only for the "
+                   "terminal whose public_key_file holds its key. Start it for its own terminal, or with that "
+                   "terminal's key pair; nothing was changed")
+        self._refuse(routing_id, "identity-mismatch", message)
+        self._log_refusal(f"identity-mismatch {identity}", message)
+
+    def _log_refusal(self, topic: str, message: str) -> bool:
+        """Log ``message`` at ERROR unless a refusal on ``topic`` was logged lately (then counted, and said with
+        the next line); True when it was logged."""
+        last_line, refused_since = self._refusals_logged.get(topic, (0.0, 0))
         now = time.monotonic()
         if now - last_line < REFUSAL_LOG_INTERVAL_SECONDS:
-            self._refusals_logged[name] = (last_line, refused_since + 1)
-            return
+            self._refusals_logged[topic] = (last_line, refused_since + 1)
+            return False
         more = f" ({refused_since} more refused in the last {now - last_line:.0f}s)" if refused_since else ""
         logger.error("{}{}", message, more)
-        self._refusals_logged[name] = (now, 0)
-        # The attached worker's log says it too: the person may be watching that machine.
-        self._refuse(current.routing_id, "duplicate-worker-refused", message, fatal=False)
+        self._refusals_logged[topic] = (now, 0)
+        return True
 
     def _refuse(self, routing_id: bytes, code: str, message: str, fatal: bool = True) -> None:
         with contextlib.suppress(zmq.ZMQError):  # gone already, or not reading: nothing more to tell it
@@ -230,7 +321,7 @@ def _claim_in(message: Message) -> _Claim | None:
     return None
 
 
-def _describe_claim(claim: _Claim) -> str:
+def _describe_claim(claim: _Claim, worker: str = "another worker") -> str:
     if not claim.pid:
-        return f"another worker (boot {claim.boot_id or 'unknown'})"
-    return f"another worker, pid {claim.pid} on {claim.host or 'an unknown host'} (boot {claim.boot_id})"
+        return f"{worker} (boot {claim.boot_id or 'unknown'})"
+    return f"{worker}, pid {claim.pid} on {claim.host or 'an unknown host'} (boot {claim.boot_id})"

@@ -140,6 +140,19 @@ class CommandLedger:
     def busy(self) -> bool:
         return any(self.in_flight.values())
 
+    def add_target(self, target: str) -> None:
+        """A target the config gained: nothing in flight for it yet (kept if it was still leaving)."""
+        self.in_flight.setdefault(target, {})
+
+    def remove_target(self, target: str, why: str) -> list[InFlight]:
+        """A target that left the config: what was still in flight for it can no longer be settled from its
+        terminal. Each intent keeps its record in the state, settled as abandoned with ``why`` (as ``recover``
+        does for a target gone at start-up); the abandoned flights are returned for the log."""
+        flights = list(self.in_flight.pop(target, {}).values())
+        for flight in flights:
+            self._state.settle_intent(flight.command.command_id, f"abandoned: {why}")
+        return flights
+
 
 def _closed_volume(command: Command, snapshot: Snapshot) -> float:
     """How much of the position a CLOSE was for is no longer there (0: all of it still is)."""

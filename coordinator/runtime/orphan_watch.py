@@ -42,19 +42,41 @@ class OrphanWatch:
         self._state = state
         self._events = events
         self._ask_history = ask_history
-        targets = [view for view in targets if view.target is not None]
-        self._trackers = {view.name: OrphanTracker(view.name, view.target.copy.orphans,
-                                                   keep_filled_copies=view.target.copy.source_fill is SourceFill.KEEP)
-                          for view in targets if view.target is not None}
+        self._trackers: dict[str, OrphanTracker] = {}
         # Copy positions: the same confirmations, and on_source_close for what a confirmed one becomes.
-        self._position_trackers = {view.name: OrphanTracker(view.name, _position_settings(view.target.copy),
-                                                            keep_filled_copies=False, positions=True)
-                                   for view in targets if view.target is not None}
-        for name, tracker in self._trackers.items():
-            tracker.restore(state.orphan_counts(name))
-        for name, tracker in self._position_trackers.items():
-            tracker.restore(state.orphan_counts(_positions_key(name)))
+        self._position_trackers: dict[str, OrphanTracker] = {}
         self._preserved: dict[tuple[str, int], None] = {}  # (target, copy ticket) told as kept; insertion-ordered
+        for view in targets:
+            self.add_target(view)
+
+    def add_target(self, view: TerminalView) -> None:
+        """Track ``view``'s orphans, from the counts the state kept (a target enabled again resumes them)."""
+        if view.target is None or view.name in self._trackers:
+            return
+        settings = view.target.copy
+        self._trackers[view.name] = OrphanTracker(view.name, settings.orphans,
+                                                  keep_filled_copies=settings.source_fill is SourceFill.KEEP)
+        self._position_trackers[view.name] = OrphanTracker(view.name, _position_settings(settings),
+                                                           keep_filled_copies=False, positions=True)
+        self._trackers[view.name].restore(self._state.orphan_counts(view.name))
+        self._position_trackers[view.name].restore(self._state.orphan_counts(_positions_key(view.name)))
+
+    def settings_changed(self, view: TerminalView) -> None:
+        """``view``'s copy rules changed: the next checks confirm under the new ones, with the counts so far."""
+        if view.target is None or view.name not in self._trackers:
+            return
+        settings = view.target.copy
+        tracker = self._trackers[view.name]
+        tracker.settings = settings.orphans
+        tracker.keep_filled_copies = settings.source_fill is SourceFill.KEEP
+        self._position_trackers[view.name].settings = _position_settings(settings)
+
+    def remove_target(self, target: str) -> None:
+        """``target`` left the config: no more checks. Its counts stay in the state, as its copies stay."""
+        self._trackers.pop(target, None)
+        self._position_trackers.pop(target, None)
+        for key in [key for key in self._preserved if key[0] == target]:
+            del self._preserved[key]
 
     def counts(self, target: str) -> dict[int, int]:
         """Consecutive checks that found each orphan on ``target``, by copy ticket."""

@@ -6,6 +6,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from loguru import logger
 
@@ -15,9 +16,14 @@ from coordinator.persistence.state import StateError, StateStore
 from coordinator.runtime.engine import Engine
 from coordinator.runtime.hub import Hub
 from coordinator.runtime.instance_lock import AnotherCoordinatorRunning, CoordinatorLock
+from coordinator.runtime.link_keys import prepare_link_keys
+from coordinator.runtime.reload import reload_config
+from coordinator.runtime.reload_requests import ReloadInbox, ReloadRequest, ReloadResult
 from coordinator.runtime.summary import once_exit_code, render_summary
 from coordinator.runtime.supervisor import Supervisor, allowed_silence
 from protocol import Shutdown
+from protocol.curve import KeyFileError
+from protocol.messages import SHUTDOWN_COORDINATOR_STOPPING
 
 ONCE_MAX_ROUNDS = 10
 LOOP_TICK_MS = 50
@@ -37,9 +43,42 @@ class Coordinator:
         self._hub: Hub | None = None
         self._supervisor: Supervisor | None = None
         self._exit_codes: dict[str, int] = {}  # the last exit code of each local worker that exited
+        self._reloads: ReloadInbox | None = None
+        self._reload_signalled = False  # SIGHUP: applied on the loop, never inside the signal handler
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = self._stop_reason or reason
+
+    def request_reload(self) -> None:
+        """Re-read the config file at the loop's next turn (SIGHUP)."""
+        self._reload_signalled = True
+
+    def _serve_reloads(self) -> None:
+        """Apply what SIGHUP or ``mt5-copier reload`` asked for, on this thread, between two messages."""
+        assert self._reloads is not None and self._hub is not None and self._supervisor is not None
+        assert self.engine is not None
+        asked: list[tuple[ReloadRequest | None, Path | None]] = [(r, r.config) for r in self._reloads.take()]
+        if self._reload_signalled:
+            self._reload_signalled = False
+            asked.append((None, None))
+        for request, path in asked:
+            if self.once or (request is not None and path is None):
+                why = "a run --once does not reload" if self.once else "the reload request could not be read"
+                logger.warning("reload refused: {}", why)
+                result = ReloadResult(applied=False, problems=(why,))
+            else:
+                logger.info("reloading the config{}", " (SIGHUP)" if request is None else "")
+                try:
+                    reloaded = reload_config(self.config, self.engine, self._hub, self._supervisor, requested=path)
+                    self.config = reloaded.config or self.config
+                    result = reloaded.result
+                except Exception as e:  # a bug, or a worker that cannot be spawned: copying must go on
+                    logger.exception("the reload failed part-way; the coordinator goes on with what was applied")
+                    self.config = self.engine.config  # the runner runs what the engine runs
+                    result = ReloadResult(applied=False, problems=(f"the reload failed part-way ({e}); the "
+                                                                   "coordinator's log says what was applied",))
+            if request is not None:
+                self._reloads.answer(request, result)
 
     @property
     def stopping(self) -> bool:
@@ -71,7 +110,19 @@ class Coordinator:
             logger.critical("{}", e)
             return ExitCode.FATAL
         try:
-            self._hub = Hub(coordinator.bind, worker_timeout=coordinator.worker_timeout)
+            curve, allowed_keys = prepare_link_keys(self.config)
+        except KeyFileError as e:  # a key file changed since the config was checked: the config's problem
+            logger.critical("{}", e)
+            state.close()
+            return ExitCode.CONFIG_ERROR
+        except OSError as e:
+            logger.critical("cannot write the local workers' key pairs: {}", e)
+            state.close()
+            return ExitCode.FATAL
+        try:
+            # With curve, the hub proves an unknown key is refused before it serves (OSError otherwise).
+            self._hub = Hub(coordinator.bind, worker_timeout=coordinator.worker_timeout, curve=curve,
+                            allowed_keys=allowed_keys)
         except OSError as e:
             logger.critical("{}", e)
             state.close()
@@ -87,6 +138,8 @@ class Coordinator:
         self._supervisor = Supervisor(self.config.path, self._hub.endpoint, local, restart=not self.once,
                                       console_level=self.worker_console_level)
         self._supervisor.start_all()
+        self._reloads = ReloadInbox(coordinator.state_dir)
+        self._reloads.clear()
         try:
             return self._run_once() if self.once else self._run_forever()
         finally:
@@ -95,9 +148,12 @@ class Coordinator:
 
     def _shutdown(self) -> None:
         assert self._hub is not None and self._supervisor is not None and self.engine is not None
+        # Only the workers this coordinator started: a remote one is a service that stays attached to its terminal
+        # and reconnects when a coordinator is back (it notices the silence after worker_timeout).
         for view in self.engine.views.values():
-            if view.welcomed or not view.config.remote:
-                self._hub.send(view.name, Shutdown(reason=self._stop_reason or "coordinator stopping"))
+            if not view.config.remote:
+                self._hub.send(view.name, Shutdown(reason=self._stop_reason or "coordinator stopping",
+                                                   code=SHUTDOWN_COORDINATOR_STOPPING))
         self._supervisor.stop_all()
         self.engine.sessions.all_stopped()
         self.engine.publish_status(final=True)
@@ -119,6 +175,7 @@ class Coordinator:
         self._kill_hung_workers()
         for name, view in self.engine.views.items():
             self.engine.sessions.note_restarts(view, self._supervisor.restarts(name))
+        self._serve_reloads()
 
     def _kill_hung_workers(self) -> None:
         """A local worker silent too long is stuck (a terminal call that blocks, a stopped process): kill it,
@@ -154,7 +211,6 @@ class Coordinator:
 
     def _run_forever(self) -> ExitCode:
         assert self.engine is not None
-        interval = self.config.coordinator.interval
         next_full = time.monotonic()
         hello_deadline: float | None = next_full + self.config.coordinator.hello_timeout
         while not self.stopping:
@@ -166,7 +222,7 @@ class Coordinator:
             now = time.monotonic()
             if now >= next_full:
                 self.engine.reconcile()
-                next_full = now + interval
+                next_full = now + self.config.coordinator.interval  # read each time: a reload may change it
             elif dirty:
                 # React to a change at once; the timer is only the safety net.
                 self.engine.reconcile(dirty)
@@ -253,5 +309,11 @@ def install_signal_handlers(coordinator: Coordinator) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    if sys.platform != "win32":  # Windows has no SIGHUP: `mt5-copier reload` works everywhere
+        def reload(_signum: int, _frame: object) -> None:
+            logger.info("received SIGHUP; reloading the config")
+            coordinator.request_reload()
+
+        signal.signal(signal.SIGHUP, reload)
     if sys.platform == "win32":
         signal.signal(signal.SIGBREAK, stop)

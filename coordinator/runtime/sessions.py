@@ -13,11 +13,11 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from loguru import logger
 
-from config import AppConfig
+from config import AppConfig, TargetConfig, TerminalConfig
 from coordinator import __version__
 from coordinator.domain.clocks import estimate_offset
 from coordinator.domain.report import trim
@@ -46,6 +46,15 @@ DEFINITE_TERMINAL_FAILURES = frozenset({"terminal-not_found", "terminal-authoriz
                                         "terminal-ipc_timeout"})
 
 SendFunction = Callable[[str, Message], bool]
+
+
+class _LinkBefore(NamedTuple):
+    """A view's link as it was when a hello arrived (``note_welcome`` tells a reconnect from a repeat)."""
+
+    welcomed: bool
+    boot_id: str
+    terminal_link_ok: bool
+    spoke_since_welcome: bool
 
 
 class SessionListener(Protocol):
@@ -96,8 +105,14 @@ class WorkerSessions:
         now = self._clock()
         view.last_seen = now
         if isinstance(message, Hello):
+            before = _LinkBefore(view.welcomed, view.boot_id, view.terminal_link_ok, view.spoke_since_welcome)
             self._on_hello(view, message)
-        elif isinstance(message, ErrorMessage):
+            if view.hello is message:  # welcomed (a refused hello leaves the view as it was)
+                self.note_welcome(view, message, before)
+            return
+        if view.welcomed:
+            view.spoke_since_welcome = True
+        if isinstance(message, ErrorMessage):
             self._on_error(view, message)
         elif isinstance(message, Goodbye):
             logger.info("{}: worker is leaving: {}", name, message.reason)
@@ -120,16 +135,15 @@ class WorkerSessions:
 
     def _on_hello(self, view: TerminalView, hello: Hello) -> None:
         config = view.config
-        problems = []
         if hello.terminal != view.name:
-            problems.append(f"calls itself {hello.terminal!r} on the link of {view.name!r}")
-        if hello.role != config.role.value:
-            problems.append(f"runs as {hello.role}, configured as {config.role.value}")
-        if problems:
-            message = f"worker {view.name} " + "; ".join(problems)
+            problem, code = f"calls itself {hello.terminal!r} on the link of {view.name!r}", "identity-mismatch"
+        else:
+            problem, code = "; ".join(_hello_mismatches(config, hello)), "hello-mismatch"
+        if problem:
+            message = f"worker {view.name} {problem}"
             logger.error("{}: refusing it", message)
             view.last_error = message
-            self._send(view.name, ErrorMessage(code="identity-mismatch", message=message, fatal=True))
+            self._send(view.name, ErrorMessage(code=code, message=message, fatal=True))
             return
         # A terminal on another account is welcomed, not refused: a person may log back in, and the worker
         # keeps reporting. Until then every decision that depends on it is frozen (see _note_account).
@@ -151,12 +165,13 @@ class WorkerSessions:
         view.welcomed_at = self._clock()
         self._update_clock(view, hello.server_time)
         logger.info("{} ({}) connected: account {}@{}, {} terminal, balance {:.2f} {}", view.name,
-                    hello.role, hello.account.login, hello.account.server, hello.backend, hello.account.balance,
+                    config.role.value, hello.account.login, hello.account.server, hello.backend, hello.account.balance,
                     hello.account.currency)
         coordinator = self._config.coordinator
         self._send(view.name, Welcome(
             coordinator_version=__version__, protocol_minor=PROTOCOL_MINOR,
             heartbeat_interval=coordinator.heartbeat_interval, worker_timeout=coordinator.worker_timeout,
+            role=config.role.value,  # a worker from a worker file knows no role: it takes this one
         ))
 
     def _on_error(self, view: TerminalView, message: ErrorMessage) -> None:
@@ -370,6 +385,74 @@ class WorkerSessions:
         for view in self.views.values():
             view.online = False
 
+    # ---- the link, for status ------------------------------------------------------------------
+
+    def note_welcome(self, view: TerminalView, hello: Hello, before: _LinkBefore) -> None:
+        """``view``'s worker was just welcomed: note when its link opened and whether this is a reconnect.
+
+        A reconnect is a welcome after the first one of this coordinator's life that is a new worker process
+        (a new boot id) or the same process on a new link (it had gone quiet or been lost, or it spoke on its
+        old link before this hello). Not a reconnect: a hello repeated before its welcome reached the worker
+        (sent again, or queued while the coordinator was away), one sent because the worker re-attached to its
+        terminal, or one the coordinator asked for (``ask_hello``).
+        """
+        asked, view.hello_asked = view.hello_asked, False
+        spoke, view.spoke_since_welcome = before.spoke_since_welcome, False
+        now = self._wall_ms() / 1000
+        if not view.ever_welcomed:
+            view.ever_welcomed = True
+            view.connected_since = now
+            return
+        same_link = (hello.boot_id == before.boot_id and before.welcomed
+                     and (asked or not before.terminal_link_ok or not spoke))
+        if same_link:
+            return
+        view.reconnects += 1
+        view.connected_since = now
+
+    # ---- the config changes (a reload) ---------------------------------------------------------
+
+    def use_config(self, config: AppConfig) -> None:
+        """The coordinator runs ``config`` from now on (heartbeats, timeouts, the checks of hellos)."""
+        self._config = config
+
+    def add_view(self, terminal: TerminalConfig, target: TargetConfig | None = None) -> TerminalView:
+        """A terminal the config gained (a target, or a disabled one enabled): its worker is welcome from now."""
+        view = TerminalView(terminal, target)
+        self.configure_view(view, terminal, target)
+        self.views[view.name] = view
+        if target is not None:
+            self.targets[view.name] = view
+        return view
+
+    def configure_view(self, view: TerminalView, terminal: TerminalConfig, target: TargetConfig | None) -> None:
+        """``view``'s entry is now ``terminal`` (and ``target``): what the coordinator itself reads of it (copy
+        rules, a configured server clock) applies at once; its worker's session is left as it is."""
+        if terminal.server_utc_offset != view.config.server_utc_offset or view.server_offset is None:
+            view.server_offset = round(terminal.server_utc_offset * 3600) \
+                if terminal.server_utc_offset is not None else None
+            view.offset_measured_at = 0.0
+        view.config = terminal
+        view.target = target
+
+    def stop_planning(self, name: str) -> TerminalView | None:
+        """The target ``name`` left the config (or was disabled): nothing is planned for it any more, but its
+        worker's answers to what it was sent are still heard until ``drop_view``."""
+        return self.targets.pop(name, None)
+
+    def drop_view(self, name: str) -> None:
+        """Forget ``name`` entirely: a worker that says hello for it from now on is refused as unknown."""
+        self.targets.pop(name, None)
+        self.views.pop(name, None)
+
+    def ask_hello(self, view: TerminalView, why: str) -> bool:
+        """Ask ``view``'s worker to say hello again on its link (its hello is then checked against the entry
+        as it is now); not counted as a reconnect."""
+        if not view.welcomed:
+            return False
+        view.hello_asked = True
+        return self._send(view.name, ErrorMessage(code="hello-required", message=why))
+
     def ready(self, view: TerminalView) -> bool:
         """Welcomed, with a first snapshot."""
         return view.welcomed and view.snapshot is not None
@@ -378,6 +461,22 @@ class WorkerSessions:
         """The worker is online, or was heard from within ``worker_timeout``."""
         return view.online or (view.last_seen > 0
                                and now - view.last_seen <= self._config.coordinator.worker_timeout)
+
+
+def _hello_mismatches(config: TerminalConfig, hello: Hello) -> list[str]:
+    """How a hello disagrees with the coordinator's entry for its terminal: its role, and the account its own
+    config names (protocol 1.3; 0 and "" from older workers are not checked). A worker from a worker file knows
+    no role: it says "" and takes the Welcome's."""
+    problems = []
+    if hello.role != config.role.value and not (hello.worker_file and not hello.role):
+        problems.append(f"runs as {hello.role or 'no role'}, the coordinator's config has it as {config.role.value}")
+    login = hello.configured_login or config.login
+    server = hello.configured_server or config.server
+    if (login, server) != (config.login, config.server):
+        problems.append(f"is configured for account {login}@{server} in its own config file, and the coordinator's "
+                        f"config names {config.login}@{config.server} for it: make the two agree ([terminal] login "
+                        "and server of the worker's file, or this terminal's entry in the coordinator's config)")
+    return problems
 
 
 def now_ms() -> int:

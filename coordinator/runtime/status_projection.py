@@ -5,7 +5,7 @@ is ``None``, never 0."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from loguru import logger
 
@@ -15,7 +15,7 @@ from coordinator.domain.report import TargetReport
 from coordinator.persistence.state import StateStore
 from coordinator.persistence.status import StatusBoard, TerminalStatus
 from coordinator.runtime.orphan_watch import OrphanWatch
-from coordinator.runtime.sessions import WorkerSessions
+from coordinator.runtime.sessions import WorkerSessions, now_ms
 from coordinator.runtime.views import TerminalView
 from protocol import PendingOrder, Snapshot
 
@@ -24,14 +24,22 @@ class StatusPublisher:
     """Writes every terminal's row to the status board (another process reads it)."""
 
     def __init__(self, config: AppConfig, sessions: WorkerSessions, reports: Mapping[str, TargetReport],
-                 orphans: OrphanWatch, state: StateStore, clock: Callable[[], float]) -> None:
+                 orphans: OrphanWatch, state: StateStore, clock: Callable[[], float], *,
+                 removed: Collection[str] = (), wall_ms: Callable[[], int] = now_ms) -> None:
+        """``removed``: the targets a reload removed from the config (read at every publish)."""
         self._config = config
         self._sessions = sessions
         self._reports = reports
         self._orphans = orphans
         self._state = state
         self._clock = clock
+        self._removed = removed
+        self._wall_ms = wall_ms
         self._board = StatusBoard(state.connection)
+
+    def use_config(self, config: AppConfig) -> None:
+        """A reload: the disabled targets are those of ``config`` from now on."""
+        self._config = config
 
     def publish(self, *, final: bool = False) -> None:
         """``final``: the coordinator is stopping; the counts its workers last reported stay readable as the
@@ -42,10 +50,13 @@ class StatusPublisher:
             logger.warning("could not write the status table: {}", e)
 
     def rows(self, *, final: bool = False) -> list[TerminalStatus]:
-        """One row per terminal: the enabled ones from what their workers report, the disabled from the state."""
-        rows = [self._row(view, final=final) for view in self._sessions.views.values()]
-        return rows + [disabled_row(target, self._state.pending_copies(target.name))
-                       for target in self._config.targets if not target.copy.enabled]
+        """One row per terminal: the enabled ones from what their workers report, the disabled and the removed
+        from the state."""
+        running = [self._sessions.source, *self._sessions.targets.values()]
+        rows = [self._row(view, final=final) for view in running]
+        rows += [disabled_row(target, self._state.pending_copies(target.name))
+                 for target in self._config.targets if not target.copy.enabled]
+        return rows + [removed_row(name, self._state.pending_copies(name)) for name in self._removed]
 
     def _row(self, view: TerminalView, *, final: bool) -> TerminalStatus:
         report = self._reports.get(view.name)
@@ -57,8 +68,11 @@ class StatusPublisher:
             orphans = orphan_states(plan.orphans, self._orphans.counts(view.name), max_checks, preserved)
             positions = position_states(plan, self._sessions.source.snapshot,
                                         self._orphans.position_counts(view.name), max_checks, preserved)
+        now = self._clock()
+        last_seen = self._wall_ms() / 1000 - (now - view.last_seen) if view.last_seen > 0 else None
         return terminal_row(view, is_source=view is self._sessions.source, report=report, orphans=orphans,
-                            talking=self._sessions.talking(view, self._clock()), final=final, positions=positions)
+                            talking=self._sessions.talking(view, now), final=final, positions=positions,
+                            last_seen=last_seen)
 
 
 def orphan_states(plan_orphans: Sequence[PendingOrder], counts: Mapping[int, int], max_checks: int,
@@ -105,9 +119,10 @@ def position_states(plan: TargetPlan, source: Snapshot | None, counts: Mapping[i
 
 def terminal_row(view: TerminalView, *, is_source: bool, report: TargetReport | None,
                  orphans: list[tuple[int, int, str]], talking: bool, final: bool = False,
-                 positions: list[tuple[int, int, str]] | None = None) -> TerminalStatus:
+                 positions: list[tuple[int, int, str]] | None = None, last_seen: float | None = None) -> TerminalStatus:
     """``talking``: the worker was heard from lately (a worker that talks but cannot reach its terminal is online,
-    its terminal unreachable). ``final``: the coordinator is stopping; the last counts stay as the last known."""
+    its terminal unreachable). ``final``: the coordinator is stopping; the last counts stay as the last known.
+    ``last_seen``: unix time of the worker's last message (None: never heard from)."""
     snapshot = view.snapshot if view.online or final else None
     plan = report.last_plan if report else None
     skipped: list[tuple[int, str]] = []
@@ -135,6 +150,12 @@ def terminal_row(view: TerminalView, *, is_source: bool, report: TargetReport | 
         orphan_list=tuple(orphans),
         positions=(len(snapshot.positions) if is_source else len(positions or ())) if snapshot is not None else None,
         position_list=tuple(positions or ()),
+        host=view.hello.host if view.hello is not None else "",
+        worker_version=view.hello.worker_version if view.hello is not None else "",
+        worker_pid=view.hello.pid if view.hello is not None else None,
+        connected_since=view.connected_since if talking and view.welcomed and view.connected_since else None,
+        last_seen=last_seen,
+        reconnects=view.reconnects,
         last_sync_at=view.last_sync_at,
         last_error=last_error,
         updated_at=time.time(),
@@ -148,4 +169,14 @@ def disabled_row(target: TargetConfig, unmanaged_copies: int) -> TerminalStatus:
         connected=None, pending_orders=None, copies=None, orphans=None, unmanaged_copies=unmanaged_copies,
         skipped=(), last_sync_at=0.0, updated_at=time.time(),
         last_error=f"disabled: {unmanaged_copies} copies left there unmanaged" if unmanaged_copies else "",
+    )
+
+
+def removed_row(name: str, unmanaged_copies: int) -> TerminalStatus:
+    """A target a reload removed from the config: no worker runs for it; its copies stay as they are."""
+    return TerminalStatus(
+        name=name, role="target", enabled=False, removed=True, online=False, terminal_reachable=None,
+        connected=None, pending_orders=None, copies=None, orphans=None, unmanaged_copies=unmanaged_copies,
+        skipped=(), last_sync_at=0.0, updated_at=time.time(),
+        last_error=f"removed from the config; {unmanaged_copies} copies left as they are",
     )

@@ -30,6 +30,9 @@ HEALTHY_UPTIME_SECONDS = 2 * MAX_RESTART_DELAY
 # The longest pause terminal_worker.worker makes between two attempts to attach to its terminal. Before its
 # hello a worker says nothing in that pause (it has nothing to say until it holds its terminal).
 WORKER_ATTACH_RETRY_PAUSE_MAX = 30.0
+# A worker a reload stops (its terminal removed, or its entry changed) was told so over the wire; one that has not
+# exited after this long is interrupted, and killed this long after that.
+RELOAD_STOP_SECONDS = 5.0
 
 
 class WorkerProcess(Protocol):
@@ -56,6 +59,11 @@ class _Child:
     next_start: float = 0.0
     gave_up: bool = False
     killed_as_hung: bool = False  # a hung worker's uptime is no proof of health
+    # A reload stops it: "retire" (its terminal is gone, or now remote) or "restart" (its entry changed; started
+    # again at once, with the new entry, once it exited); "" otherwise. ``stop_deadline``: when it is interrupted.
+    stopping: str = ""
+    stop_deadline: float = 0.0
+    interrupted: bool = False
 
 
 class Supervisor:
@@ -92,7 +100,10 @@ class Supervisor:
         """Reap exited workers, restart them per policy; return the (name, exit code) of those that exited."""
         exited: list[tuple[str, int]] = []
         now = self._clock()
-        for name, child in self._children.items():
+        for name, child in list(self._children.items()):
+            if child.stopping:
+                exited += self._check_stopping(name, child, now)
+                continue
             if child.process is not None:
                 code = child.process.poll()
                 if code is None:
@@ -116,15 +127,104 @@ class Supervisor:
                 self._start(child)
         return exited
 
+    # ---- a reload -------------------------------------------------------------------------------
+
+    def pid(self, name: str) -> int | None:
+        """The process id of ``name``'s running worker; None when none runs."""
+        child = self._children.get(name)
+        return child.process.pid if child is not None and child.process is not None else None
+
+    def names(self) -> list[str]:
+        """The terminals this supervisor runs workers for (retiring ones included until they exited)."""
+        return list(self._children)
+
+    def add(self, terminal: TerminalConfig) -> None:
+        """Start a worker for a terminal a reload added (or made local). One still stopping from an earlier
+        change is started again with this entry once it exited."""
+        child = self._children.get(terminal.name)
+        if child is not None:
+            child.terminal = terminal
+            if child.stopping:
+                child.stopping = "restart"
+            elif child.process is None:
+                self._start_fresh(child)
+            return
+        child = _Child(terminal)
+        self._children[terminal.name] = child
+        self._start(child)
+
+    def restart(self, terminal: TerminalConfig) -> None:
+        """``terminal``'s entry changed and its worker was told to stop (``Shutdown``): start it again with the
+        new entry once it exited (interrupted after ``RELOAD_STOP_SECONDS``). A worker that is not running (it
+        gave up, or waits to be restarted) is started at once: the new entry may be what it needed."""
+        child = self._children.get(terminal.name)
+        if child is None:
+            self.add(terminal)
+            return
+        child.terminal = terminal
+        if child.process is None:
+            child.stopping = ""
+            self._start_fresh(child)
+            return
+        self._stop(child, "restart")
+
+    def retire(self, name: str) -> None:
+        """``name``'s worker was told to stop for good (its terminal left the config, or is now remote): it is
+        reaped once it exited (interrupted after ``RELOAD_STOP_SECONDS``) and never started again."""
+        child = self._children.get(name)
+        if child is None:
+            return
+        if child.process is None:
+            del self._children[name]
+            return
+        self._stop(child, "retire")
+
+    def _stop(self, child: _Child, how: str) -> None:
+        if not child.stopping:
+            child.stop_deadline = self._clock() + RELOAD_STOP_SECONDS
+            child.interrupted = False
+        child.stopping = how
+
+    def _start_fresh(self, child: _Child) -> None:
+        """Started by a reload: a new entry is a new start, not a crash to back off from."""
+        child.gave_up = False
+        child.failures_in_a_row = 0
+        child.next_start = 0.0
+        self._start(child)
+
+    def _check_stopping(self, name: str, child: _Child, now: float) -> list[tuple[str, int]]:
+        """A worker a reload stops: reaped when it exited, interrupted then killed when it takes too long."""
+        assert child.process is not None
+        code = child.process.poll()
+        if code is None:
+            if now >= child.stop_deadline + RELOAD_STOP_SECONDS:
+                logger.warning("worker {} did not stop; killing it", name)
+                child.process.kill()
+            elif now >= child.stop_deadline and not child.interrupted:
+                child.interrupted = True
+                logger.warning("worker {} did not stop within {:.0f}s of being asked; interrupting it", name,
+                               RELOAD_STOP_SECONDS)
+                _interrupt(child.process)
+            return []
+        child.process = None
+        how, child.stopping = child.stopping, ""
+        if how == "retire":
+            del self._children[name]
+            logger.info("worker {} stopped (exit code {})", name, code)
+        else:
+            logger.info("worker {} stopped (exit code {}); starting it again with its new entry", name, code)
+            self._start_fresh(child)
+        return [(name, code)]
+
     def restarts(self, name: str) -> int:
         child = self._children.get(name)
         return child.restarts if child is not None else 0
 
     def watchable_since(self, name: str) -> float | None:
         """When the running worker of ``name`` was started (supervisor clock); None when there is none to
-        watch for silence (none running, or it is being killed already)."""
+        watch for silence (none running, being killed already, or being stopped by a reload)."""
         child = self._children.get(name)
-        if child is None or child.process is None or child.killed_as_hung:
+        if child is None or child.process is None or child.killed_as_hung or child.stopping:
             return None
         return child.started_at
 

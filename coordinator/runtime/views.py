@@ -43,6 +43,12 @@ class TerminalView:
     restarts: int = 0  # worker restarts during this coordinator's life (set by the runner from its supervisor)
     account: str = ""  # "login@server" the terminal last reported being logged into ("" = not reported yet)
     account_problem: str = ""  # set while that is not the configured account: every decision on it is frozen
+    # The link, for status (see WorkerSessions.note_welcome for what counts as a reconnect).
+    ever_welcomed: bool = False  # welcomed at least once during this coordinator's life
+    connected_since: float = 0.0  # unix time of the welcome that opened the current link (0 = never)
+    reconnects: int = 0  # welcomes after the first that were a new link or a new worker process
+    spoke_since_welcome: bool = False  # sent something besides a hello since its last welcome
+    hello_asked: bool = False  # the coordinator asked it to say hello again on its link (a reload changed its entry)
 
     @property
     def name(self) -> str:
