@@ -13,6 +13,8 @@ routing id already in use is simply ignored by libzmq.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import zmq
 
 from protocol.codec import MAX_MESSAGE_BYTES, decode, encode
@@ -72,12 +74,15 @@ def bind_router(context: zmq.Context, endpoint: str, curve: CurveKeyPair | None 
     return socket, bound
 
 
-def connect_dealer(context: zmq.Context, endpoint: str, curve: CurveClient | None = None) -> zmq.Socket:
+def connect_dealer(context: zmq.Context, endpoint: str, curve: CurveClient | None = None, *,
+                   before_connect: Callable[[zmq.Socket], None] | None = None) -> zmq.Socket:
     """Connect a worker's DEALER to the coordinator. It names its terminal in its hello, not in a routing id.
 
     With ``curve`` the link is CurveZMQ: the coordinator is recognised by its public key, and recognises the
     worker by the worker's. A coordinator that refuses the key fails the handshake: a socket monitor sees
     ``EVENT_HANDSHAKE_FAILED_AUTH`` (its value is the ZAP status, 400), and libzmq does not retry.
+    ``before_connect`` runs on the ready socket before it connects: a monitor attached there sees the first
+    attempt's events too.
     """
     socket = context.socket(zmq.DEALER)
     _common_options(socket, endpoint)
@@ -91,6 +96,8 @@ def connect_dealer(context: zmq.Context, endpoint: str, curve: CurveClient | Non
     socket.setsockopt(zmq.RECONNECT_IVL, 200)
     socket.setsockopt(zmq.RECONNECT_IVL_MAX, 5000)
     socket.setsockopt(zmq.CONNECT_TIMEOUT, 5000)
+    if before_connect is not None:
+        before_connect(socket)
     socket.connect(endpoint)
     return socket
 

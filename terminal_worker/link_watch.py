@@ -40,8 +40,6 @@ class LinkWatch:
         self._monitor = socket.get_monitor_socket(_EVENTS, f"inproc://worker-link-monitor-{next(_MONITOR_IDS)}")
         self._connecting_since: float | None = None
         self._connected = False
-        # The socket connected before the monitor listened (``connect_dealer`` does both): the first attempt's
-        # events may be missed; every later attempt, and every reopened socket, is seen.
         self.problem = problem or "no connection event seen yet"
         self.key_refused = False  # the coordinator's authenticator refused this worker's key (ZAP 400)
 

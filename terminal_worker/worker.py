@@ -205,9 +205,10 @@ class Worker:
         # it a new routing id; the hello it sends next tells which terminal it serves. Nothing else is reset:
         # the terminal stays attached, and the results of commands already executed stay in memory, so a
         # command sent again after the reconnect is answered, never executed twice.
-        socket = connect_dealer(self._context, self.endpoint, self.curve)
-        self._link_watch = LinkWatch(socket, self.endpoint, problem=problem)
-        self._socket = socket
+        def watch(socket: zmq.Socket) -> None:  # before it connects, so the first attempt is seen too
+            self._link_watch = LinkWatch(socket, self.endpoint, problem=problem)
+
+        self._socket = connect_dealer(self._context, self.endpoint, self.curve, before_connect=watch)
         self._welcomed = False
         self._sent_key = None
         self._last_heard = time.monotonic()

@@ -56,6 +56,15 @@ def dealer(context: zmq.Context, hub: Hub, keys: CurveKeyPair | None) -> zmq.Soc
     return connect_dealer(context, hub.endpoint, curve)
 
 
+def watched_dealer(context: zmq.Context, hub: Hub, keys: CurveKeyPair | None) -> tuple[zmq.Socket, zmq.Socket]:
+    """A client and its monitor, attached before it connects so that no handshake event is missed."""
+    curve = None if keys is None else CurveClient(keys=keys, server_public=COORDINATOR.public)
+    monitors: list[zmq.Socket] = []
+    socket = connect_dealer(context, hub.endpoint, curve,
+                            before_connect=lambda socket: monitors.append(socket.get_monitor_socket()))
+    return socket, monitors[0]
+
+
 def handshake_event(monitor: zmq.Socket, hub: Hub, timeout: float = 2.0) -> int:
     """The first handshake outcome a client's monitor reports, the hub pumped meanwhile."""
     deadline = time.monotonic() + timeout
@@ -99,8 +108,7 @@ def test_a_worker_with_its_own_key_is_welcomed_and_routed(hub, context):
 
 
 def test_an_unknown_key_never_reaches_the_hub_and_is_logged(hub, context, log):
-    stranger = dealer(context, hub, STRANGER)
-    monitor = stranger.get_monitor_socket()
+    stranger, monitor = watched_dealer(context, hub, STRANGER)
     try:
         send(stranger, hello("alpha"))
         event = handshake_event(monitor, hub)
@@ -117,8 +125,7 @@ def test_an_unknown_key_never_reaches_the_hub_and_is_logged(hub, context, log):
 
 
 def test_a_plain_client_gets_nothing_through(hub, context):
-    plain = dealer(context, hub, None)
-    monitor = plain.get_monitor_socket()
+    plain, monitor = watched_dealer(context, hub, None)
     try:
         send(plain, hello("alpha"))
         event = handshake_event(monitor, hub)

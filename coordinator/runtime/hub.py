@@ -155,7 +155,7 @@ class Hub:
                 except ProtocolError as e:
                     self.dropped += 1
                     self._malformed.dropped(self._describe_peer(routing_id), e)
-                    if e.reason == "wrong-version" and body:  # (WORKER) tell it: it exits 2 naming both versions
+                    if e.reason == "wrong-version" and body:  # tell it: it exits 2 naming both versions
                         self._refuse(routing_id, "protocol-mismatch",
                                      protocol_mismatch("a worker", body[0], "this coordinator", __version__))
                     continue
