@@ -68,6 +68,38 @@ _STATUS_TABLE_0_3 = """CREATE TABLE terminal_status (
     updated_at REAL NOT NULL
 )"""
 
+# ... and as 0.4 laid it out (each worker's link, the targets a reload removed).
+_STATUS_TABLE_0_4 = """CREATE TABLE terminal_status (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    enabled INTEGER NOT NULL,
+    online INTEGER NOT NULL,
+    terminal_reachable INTEGER,
+    connected INTEGER,
+    account TEXT NOT NULL,
+    account_ok INTEGER,
+    pending_orders INTEGER,
+    copies INTEGER,
+    orphans INTEGER,
+    failed INTEGER NOT NULL,
+    unmanaged_copies INTEGER NOT NULL,
+    restarts INTEGER NOT NULL,
+    skipped TEXT NOT NULL,
+    orphan_list TEXT NOT NULL,
+    positions INTEGER,
+    position_list TEXT NOT NULL,
+    removed INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    worker_version TEXT NOT NULL,
+    worker_pid INTEGER,
+    connected_since REAL,
+    last_seen REAL,
+    reconnects INTEGER NOT NULL,
+    last_sync_at REAL NOT NULL,
+    last_error TEXT NOT NULL,
+    updated_at REAL NOT NULL
+)"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "links, intents, the history of events, orphan confirmations", """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -132,7 +164,24 @@ CREATE TABLE IF NOT EXISTS orphan_counts (
               "DROP TABLE IF EXISTS terminal_status;\n" + _STATUS_TABLE_0_3 + ";"),
     Migration(4, "the live status board, with each worker's link (host, version, pid, connected since, last seen, "
                  "reconnects) and the targets a reload removed",
-              "DROP TABLE IF EXISTS terminal_status;\n" + STATUS_TABLE_SCHEMA + ";"),
+              "DROP TABLE IF EXISTS terminal_status;\n" + _STATUS_TABLE_0_4 + ";"),
+    Migration(5, "operator controls and risk guards per target (pause, close-only, a tripped guard, the equity "
+                 "peak), the latency stages of each copy in its history event, and the status board with them",
+              """CREATE TABLE IF NOT EXISTS target_controls (
+    target TEXT PRIMARY KEY,
+    mode TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    set_by TEXT NOT NULL DEFAULT '',
+    set_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS risk_state (
+    target TEXT PRIMARY KEY,
+    peak_equity REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+ALTER TABLE events ADD COLUMN stages TEXT NOT NULL DEFAULT '';
+DROP TABLE IF EXISTS terminal_status;
+""" + STATUS_TABLE_SCHEMA + ";"),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
