@@ -39,10 +39,17 @@ def load_config(path: str | os.PathLike[str], *, check_terminal_folders: bool = 
     ``check_terminal_folders`` also requires every sim terminal's folder to exist here (``check-config``).
     """
     file = Path(path).expanduser().absolute()
-    source = str(file)
+    data = read_toml_file(file)
+    config = parse_config(data, base_dir=file.parent, source=str(file), check_terminal_folders=check_terminal_folders)
+    return dataclasses.replace(config, path=file)
+
+
+def read_toml_file(file: Path) -> dict[str, Any]:
+    """The TOML table in ``file``; ``ConfigError`` naming the file for a missing or unreadable file, text that is
+    not UTF-8, or a syntax error. Shared by the coordinator's config and a worker's file."""
 
     def fail(message: str) -> ConfigError:
-        return ConfigError([ConfigProblem("config", message)], source)
+        return ConfigError([ConfigProblem("config", message)], str(file))
 
     try:
         raw = file.read_bytes()
@@ -56,11 +63,9 @@ def load_config(path: str | os.PathLike[str], *, check_terminal_folders: bool = 
     except UnicodeDecodeError as exc:
         raise fail(f"{file} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise fail(f"invalid TOML in {file}: {exc}") from None
-    config = parse_config(data, base_dir=file.parent, source=source, check_terminal_folders=check_terminal_folders)
-    return dataclasses.replace(config, path=file)
 
 
 def parse_config(

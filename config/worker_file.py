@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # Python 3.10
-    import tomli as tomllib
 
 from .choices import Backend
 from .errors import ConfigError, ConfigProblem
 from .keys import SOURCE
+from .loader import read_toml_file
 from .model import CopySettings
 from .paths import mt5_terminal_path_problem, resolve_path, sim_terminal_problem
 from .schema import INVALID, Field, Table
@@ -76,8 +71,8 @@ def is_worker_file(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a worker file: it has [link] or [terminal], and neither [source] nor [[targets]].
     False for a file that cannot be read or parsed (loading it as the coordinator's config says why)."""
     try:
-        data = tomllib.loads(Path(path).expanduser().read_bytes().decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = read_toml_file(Path(path).expanduser().absolute())
+    except ConfigError:
         return False
     return bool(WORKER_TABLES & data.keys()) and not COORDINATOR_TABLES & data.keys()
 
@@ -90,26 +85,8 @@ def load_worker_file(path: str | os.PathLike[str], *, check_files: bool = False)
     owner alone) and a sim terminal's folder.
     """
     file = Path(path).expanduser().absolute()
-    source = str(file)
-
-    def fail(message: str) -> ConfigError:
-        return ConfigError([ConfigProblem("config", message)], source)
-
-    try:
-        raw = file.read_bytes()
-    except FileNotFoundError:
-        raise fail(f"file not found: {file}") from None
-    except OSError as exc:
-        raise fail(f"cannot read {file}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")  # Windows editors may start the file with a byte order mark
-    except UnicodeDecodeError as exc:
-        raise fail(f"{file} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise fail(f"invalid TOML in {file}: {exc}") from None
-    config = parse_worker_file(data, base_dir=file.parent, source=source, check_files=check_files)
+    data = read_toml_file(file)
+    config = parse_worker_file(data, base_dir=file.parent, source=str(file), check_files=check_files)
     return dataclasses.replace(config, path=file)
 
 

@@ -6,11 +6,11 @@ A key pair is two files in ZeroMQ's certificate format (what ``zmq.auth.create_c
 characters for 32 bytes.
 
 A secret key file others can read is refused: whoever reads it can speak as its owner. On POSIX that is the
-file's mode (group or others have any bit). On Windows the mode bits say nothing about who may read a file
-(its ACL does), and reading an ACL from ``icacls`` output means parsing localised account names ("Everyone",
-"Jeder", ...), which would refuse good files or pass bad ones; so Windows files are not checked here. What
-this module does on Windows is write secret files with an owner-only ACL (``icacls``), and the error
-messages say how to restore one.
+file's mode (group or others have any bit). On Windows the mode bits say nothing about who may read a file (its
+ACL does): the ACL is read through the Win32 API and compared by SID, not from ``icacls`` output, whose account
+names are localised; the owner, SYSTEM and Administrators may read it, nobody else (``protocol.windows_acl``
+says why). Secret files are written owner-only (mode 600; on Windows an ACL granting the user alone, by
+``icacls``), and a refusal ends with the command that restores that, the same ``icacls`` command on Windows.
 """
 
 from __future__ import annotations
@@ -26,6 +26,11 @@ from pathlib import Path
 
 import zmq
 from zmq.utils import z85
+
+from protocol.windows_acl import EVERYONE, Ace, describe_sid, readable_by_others
+
+if sys.platform == "win32":
+    from protocol.windows_acl import owner_and_dacl, process_user_sid
 
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
@@ -146,8 +151,39 @@ def local_worker_key_path(state_dir: Path, name: str) -> Path:
 def owner_only_fix(path: Path) -> str:
     """The command that makes ``path`` readable by its owner alone, on this system."""
     if sys.platform == "win32":
-        return f'icacls "{path}" /inheritance:r /grant:r "%USERNAME%":F'
+        return _icacls_fix(path)
     return f"chmod 600 {shlex.quote(str(path))}"
+
+
+def icacls_owner_only(path: str, grantee: str) -> list[str]:
+    """The ``icacls`` command line that leaves ``path`` to ``grantee`` alone: inherited entries removed
+    (/inheritance:r), the grantee's own replaced by full control (/grant:r). ``keys new`` runs it with the user's
+    SID; a refusal shows it with %USERNAME% for a person to type (cmd.exe expands it)."""
+    return ["icacls", path, "/inheritance:r", "/grant:r", f"{grantee}:F"]
+
+
+def windows_acl_problem(path: Path, owner_sid: str, aces: list[Ace] | None, user_sid: str | None = None) -> str | None:
+    """The refusal of a secret key file with this owner and DACL (None: a NULL DACL, which lets everyone in);
+    None when only its owner, ``user_sid`` (the account reading it), SYSTEM and Administrators may read it.
+    Decides from SIDs alone, so it runs (and is tested) anywhere; ``_check_owner_only`` reads them on Windows."""
+    others = [EVERYONE] if aces is None else readable_by_others(owner_sid, aces, user_sid=user_sid)
+    if not others:
+        return None
+    who = ("it has no ACL at all, which lets everyone in" if aces is None
+           else f"its ACL lets in {', '.join(describe_sid(sid) for sid in others)}")
+    message = (f"the secret key file {path} can be read or changed by other users ({who}): whoever reads it can "
+               f"speak as its owner. Make it the owner's alone: {_icacls_fix(path)}")
+    if aces is not None:
+        # /inheritance:r drops inherited entries only, and /grant:r replaces only the grantee's own: an entry
+        # given to another account directly survives both.
+        message += (f'; if icacls "{path}" still lists {"it" if len(others) == 1 else "any of them"} after that '
+                    f'(granted directly, not inherited), also: icacls "{path}" /remove:g '
+                    f"{' '.join(f'*{sid}' for sid in others)}")
+    return message
+
+
+def _icacls_fix(path: Path) -> str:
+    return " ".join(icacls_owner_only(f'"{path}"', '"%USERNAME%"'))
 
 
 # ---- reading ------------------------------------------------------------------------------------
@@ -195,8 +231,17 @@ def _is_key(key: bytes) -> bool:
 
 
 def _check_owner_only(path: Path) -> None:
-    if sys.platform == "win32":
-        return  # the mode bits do not reflect the ACL; see the module's docstring
+    if sys.platform == "win32":  # the mode bits do not reflect the ACL; see the module's docstring
+        try:
+            owner_sid, aces = owner_and_dacl(path)
+            user_sid = process_user_sid()
+        except OSError as e:
+            raise KeyFileError(f"cannot read the access list (ACL) of the secret key file {path}: "
+                               f"{e.strerror or e}") from None
+        problem = windows_acl_problem(path, owner_sid, aces, user_sid)
+        if problem is not None:
+            raise KeyFileError(problem)
+        return
     try:
         mode = path.stat().st_mode
     except OSError as e:
@@ -252,7 +297,7 @@ def _restrict_to_owner_windows(path: Path) -> None:
         whoami = subprocess.run(["whoami", "/user", "/fo", "csv", "/nh"], capture_output=True, text=True,
                                 check=True, timeout=30)
         sid = whoami.stdout.strip().split(",")[-1].strip('"')
-        subprocess.run(["icacls", str(path), "/inheritance:r", "/grant:r", f"*{sid}:F"], capture_output=True,
-                       text=True, check=True, timeout=30)
+        subprocess.run(icacls_owner_only(str(path), f"*{sid}"), capture_output=True, text=True, check=True,
+                       timeout=30)
     except (OSError, subprocess.SubprocessError) as e:
         raise OSError(f"cannot make {path} readable by its owner only (icacls): {e}") from e

@@ -21,7 +21,7 @@ from protocol.curve import (
     secret_key_file_problem,
 )
 
-posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions (Windows: an ACL, not checked)")
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions (Windows: ACL tests)")
 
 
 def cli(capsys, *args: str) -> tuple[int, str, str]:

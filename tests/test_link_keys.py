@@ -27,7 +27,7 @@ from protocol.curve import (
 )
 from tests.test_config import config_text, write
 
-posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions (Windows: an ACL, not checked)")
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permissions (Windows: ACL tests)")
 
 REMOTE_BIND = {"bind": '"tcp://0.0.0.0:5757"', "secret_key_file": '"keys/coordinator.key_secret"'}
 
