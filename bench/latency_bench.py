@@ -3,19 +3,27 @@
 The copier (one worker process per target, diffs planned centrally) is measured against one process that
 visits every target in turn and sends each order itself: what a simple copier script does. Each target's
 broker is given a realistic round trip with ``mt5sim.set_latency``. Figures: from the moment an order
-exists on the source until its copy exists on every target.
+exists on the source until its copy exists on every target; then the same copies by stage, as the copier
+measured them and stored them with their history events (``mt5-copier history`` shows them): the source's poll
+(the order placed -> the source worker's poll that saw it), planned, sent, answered (the broker's part of it in
+brackets), confirmed.
 """
 
 from __future__ import annotations
 
 import os
+import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 import mt5sim
+from coordinator.domain.latency import CopyStages
+from coordinator.persistence.state import DATABASE_NAME, read_events
 from protocol.tags import parse_tag
 
 BROKER_ROUND_TRIP = 0.05  # seconds per order_send
@@ -105,9 +113,10 @@ def measure_copier(fan_out: int, burst: int) -> dict[str, float]:
                                    env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         try:
             _wait_all(targets, {_place(source, 0)})  # warm-up: everything connected and planned once
-            single = []
+            single, placed_ms = [], {}
             for i in range(3):
                 ticket = _place(source, 1 + i)
+                placed_ms[ticket] = time.time() * 1000
                 single.append(_wait_all(targets, {ticket}))
             tickets = {_place(source, 10 + i) for i in range(burst)}
             burst_seconds = _wait_all(targets, tickets)
@@ -117,7 +126,26 @@ def measure_copier(fan_out: int, burst: int) -> dict[str, float]:
         finally:
             process.terminate()
             process.wait(20)
-    return {"single": sorted(single)[1], "burst": burst_seconds, **memory}
+        stages = _stages(root / "state" / DATABASE_NAME, placed_ms)
+    return {"single": sorted(single)[1], "burst": burst_seconds, **memory, **stages}
+
+
+def _stages(database: Path, placed_ms: dict[int, float]) -> dict[str, float]:
+    """The median of each stage (ms) over the copies of the single orders, from the copier's history."""
+    with closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as db:
+        events = read_events(db, limit=10_000, with_stages=True)
+    timed = [(event.source_ticket, stages) for event in events if event.source_ticket in placed_ms
+             and (stages := CopyStages.from_json(event.stages)) is not None and stages.complete]
+    if not timed:
+        return {}
+    figures: dict[str, list[float]] = {"poll": [], "total": [], "broker": []}
+    for ticket, stages in timed:
+        figures["poll"].append(stages.detected - placed_ms[ticket])
+        figures["total"].append(stages.total_ms)
+        figures["broker"].append(stages.broker_ms or 0.0)
+        for stage, took in stages.steps():
+            figures.setdefault(stage, []).append(took)
+    return {name: statistics.median(values) for name, values in figures.items()}
 
 
 def measure_sequential(fan_out: int, burst: int) -> float:
@@ -151,11 +179,28 @@ def run(*, quick: bool) -> None:
     print(f"end-to-end copy latency, broker round trip {BROKER_ROUND_TRIP * 1000:.0f} ms per order_send")
     print(f"  {'targets':>7} {'one order':>11} {'burst of 10':>12} {'sequential baseline':>20} "
           f"{'coordinator RSS':>16} {'worker RSS':>11}")
+    stage_rows: list[tuple[int, dict[str, float]]] = []
     for fan_out in ((1, 4) if quick else (1, 4, 8)):
         copier = measure_copier(fan_out, 10)
+        stage_rows.append((fan_out, copier))
         baseline = measure_sequential(fan_out, 10)
         print(f"  {fan_out:>7} {copier['single'] * 1000:>9.0f}ms {copier['burst'] * 1000:>10.0f}ms "
               f"{baseline * 1000:>18.0f}ms {copier['coordinator']:>13.1f} MB {copier['workers']:>8.1f} MB")
     print("  (one order: median of 3, source order placed -> copy on every target; burst: 10 orders at once;"
           " baseline: one process sending the same 10 orders to each target in turn)")
+    print()
+    print("the same copies by stage, as the copier measured them (median over the one-order copies, ms)")
+    print(f"  {'targets':>7} {'source poll':>12} {'planned':>8} {'sent':>7} {'answered (broker)':>18} "
+          f"{'confirmed':>10} {'detected->confirmed':>20}")
+    for fan_out, copier in stage_rows:
+        if "total" not in copier:
+            print(f"  {fan_out:>7} (no copy timed)")
+            continue
+        answered = f"{copier['answered']:.1f} ({copier['broker']:.1f})"
+        print(f"  {fan_out:>7} {copier['poll']:>12.1f} {copier['planned']:>8.1f} {copier['sent']:>7.1f} "
+              f"{answered:>18} {copier['confirmed']:>10.1f} {copier['total']:>20.1f}")
+    print("  (source poll: the order placed -> the end of the source worker's poll that saw it, up to its "
+          "poll_interval and the poll's reads; "
+          "sent: includes the intent's durable write; answered: the target worker's round trip, the broker's "
+          "order_send in brackets; confirmed: the copy in the target's snapshot)")
     print()

@@ -22,17 +22,21 @@ from .choices import (
 from .errors import ConfigError, ConfigProblem
 from .loader import EXAMPLE_CONFIG_PATH, load_config, parse_config
 from .model import (
+    AlertsConfig,
     AppConfig,
     CoordinatorConfig,
     CopySettings,
+    MetricsConfig,
     OrphanSettings,
     PositionSettings,
+    RiskSettings,
     TargetConfig,
     TerminalConfig,
 )
 
 __all__ = [
     "EXAMPLE_CONFIG_PATH",
+    "AlertsConfig",
     "AppConfig",
     "Backend",
     "ConfigError",
@@ -40,12 +44,14 @@ __all__ = [
     "CoordinatorConfig",
     "CopySettings",
     "ExpirationFallback",
+    "MetricsConfig",
     "OrderKind",
     "OrphanPolicy",
     "OrphanSettings",
     "OutOfBounds",
     "PositionSettings",
     "PriceMode",
+    "RiskSettings",
     "Role",
     "SourceClose",
     "SourceFill",

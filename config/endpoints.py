@@ -86,3 +86,44 @@ def _is_loopback(host: str, *, bracketed: bool) -> bool:
         return False
     # Brackets are for IPv6 only; an IPv4 address is never bracketed in a ZeroMQ endpoint.
     return address.is_loopback and (address.version == 6) == bracketed
+
+
+# ---- the metrics and status page's HTTP listen address ([metrics] listen) ----------------------------------
+
+
+def listen_address_problem(listen: str) -> str | None:
+    """Why ``listen`` is not a "HOST:PORT" the coordinator's HTTP server can bind, or None when it is."""
+    try:
+        split_listen_address(listen)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def split_listen_address(listen: str) -> tuple[str, int]:
+    """(host, port) of "HOST:PORT" or "[IPV6]:PORT"; ValueError saying what is wrong."""
+    expected = f'expected "HOST:PORT" such as "127.0.0.1:9464" (an IPv6 address in brackets), got {listen!r}'
+    if listen.startswith("["):
+        close = listen.find("]")
+        if close < 0 or not listen[close + 1 :].startswith(":"):
+            raise ValueError(expected)
+        host, port = listen[1:close], listen[close + 2 :]
+    else:
+        host, separator, port = listen.rpartition(":")
+        if not separator or ":" in host:
+            raise ValueError(expected)
+    if not host:
+        raise ValueError(expected + "; the host is missing")
+    if not _PORT.fullmatch(port) or not 1 <= int(port) <= 65535:
+        raise ValueError(expected + "; the port must be a number from 1 to 65535")
+    return host, int(port)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Only this machine reaches ``host`` (localhost, 127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False

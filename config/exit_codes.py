@@ -21,6 +21,8 @@ class ExitCode(IntEnum):
     - ``check-config``: OK valid, CONFIG_ERROR invalid.
     - ``history``: CONFIG_ERROR for an invalid config or argument (unknown target, ``--since``,
       ``--limit``), FATAL when the state cannot be read (none yet, or unreadable).
+    - ``pause``, ``resume``: CONFIG_ERROR for an invalid config or an unknown target, FATAL for a state file
+      they cannot use (unreadable, from a newer version, or in use by a running coordinator of an older one).
     - a worker: OK when asked to stop (a signal, the coordinator that started it stopping, its terminal
       removed from the coordinator's config); CONFIG_ERROR for what a restart cannot mend (an invalid config
       or worker file, a key file it cannot use or a key the coordinator refused, an unknown terminal, terminal

@@ -7,7 +7,7 @@ the copy keys side by side, and advice for tempting wrong keys.
 
 from __future__ import annotations
 
-from .model import CoordinatorConfig, CopySettings, OrphanSettings, TerminalConfig
+from .model import AlertsConfig, CoordinatorConfig, CopySettings, MetricsConfig, OrphanSettings, TerminalConfig
 from .schema import ArrayOfTables, Field, Table
 from .settings import schema_fields, table_of
 
@@ -20,6 +20,8 @@ _TERMINAL_KEY_HINTS = (
 )
 
 COORDINATOR = table_of(CoordinatorConfig)
+ALERTS = table_of(AlertsConfig)
+METRICS = table_of(MetricsConfig)
 ORPHANS = table_of(OrphanSettings)
 SOURCE = table_of(TerminalConfig, key_hints=_TERMINAL_KEY_HINTS)
 TARGET = Table(fields=schema_fields(TerminalConfig) + schema_fields(CopySettings), key_hints=_TERMINAL_KEY_HINTS)
@@ -34,5 +36,7 @@ APP = Table(
             required=True,
             description="the terminals orders are copied to",
         ),
+        Field(name="alerts", spec=ALERTS, description="where a person is told of what needs them"),
+        Field(name="metrics", spec=METRICS, description="Prometheus metrics and the status page"),
     )
 )

@@ -23,7 +23,16 @@ else:  # Python 3.10
 from .checks import cross_field_problems, terminal_folder_problems
 from .errors import ConfigError, ConfigProblem
 from .keys import APP
-from .model import AppConfig, CoordinatorConfig, CopySettings, Role, TargetConfig, TerminalConfig
+from .model import (
+    AlertsConfig,
+    AppConfig,
+    CoordinatorConfig,
+    CopySettings,
+    MetricsConfig,
+    Role,
+    TargetConfig,
+    TerminalConfig,
+)
 from .schema import INVALID
 from .settings import build
 
@@ -122,4 +131,6 @@ def _build(checked: dict[str, Any], base_dir: Path) -> AppConfig:
             )
             for target in checked["targets"]
         ),
+        alerts=build(AlertsConfig, checked["alerts"], base_dir),
+        metrics=build(MetricsConfig, checked["metrics"], base_dir),
     )

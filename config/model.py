@@ -7,15 +7,16 @@ its table here; the tests then ask for it in ``config/example.toml`` and in the 
 Cross-key rules (``max_lot >= min_lot``) live in ``config/checks.py``.
 
 The objects are plain values: never mutated, hashable, and safe to log (no secret lives in them, only the
-names of environment variables holding secrets).
+names of environment variables holding secrets; the one exception, the alert URLs, is left out of their repr).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .alert_urls import URLS_ENV_HINT, url_shape_problem
 from .choices import (
     Backend,
     ExpirationFallback,
@@ -29,7 +30,7 @@ from .choices import (
     VolumeMode,
     VolumeRounding,
 )
-from .endpoints import bind_endpoint_problem
+from .endpoints import bind_endpoint_problem, listen_address_problem
 from .formats import (
     ENV_VAR_NAME,
     ENV_VAR_NAME_HINT,
@@ -38,7 +39,7 @@ from .formats import (
     TERMINAL_NAME_HINT,
     terminal_name_problem,
 )
-from .schema import Boolean, Choice, Integer, MapOf, Number, SetOf, String
+from .schema import Boolean, Choice, Integer, ListOf, MapOf, Number, SetOf, String
 from .settings import config_table, path_setting, setting
 
 
@@ -90,6 +91,43 @@ class CoordinatorConfig:
         default=None,
         doc="the coordinator's CURVE key pair (NAME.key_secret, made by mt5-copier keys new): links are "
             "encrypted and only the terminals' keys get in; required for a bind other machines can reach",
+    )
+
+
+@config_table
+class AlertsConfig:
+    """Where a person is told of what needs them ([alerts]); no URL: no alerts."""
+
+    # Each URL may hold a secret: never shown (not even in a problem), and only its shape is checked at load
+    # (config/alert_urls.py says why; apprise checks the rest at check-config and at the start of run).
+    urls: tuple[str, ...] = setting(
+        ListOf(item=String(non_empty=True, check=url_shape_problem, secret=True)),
+        default=(),
+        shown_default="[]",
+        doc="apprise URLs alerts are sent to (tgram://, mailtos://, discord://, json://, ...)",
+        secret=True,  # left out of the repr
+    )
+    urls_env: str | None = setting(
+        String(pattern=ENV_VAR_NAME, pattern_hint=URLS_ENV_HINT, secret=True),
+        default=None,
+        doc="name of an environment variable holding more URLs, separated by spaces (secrets stay out of the file)",
+    )
+    min_interval: float = setting(
+        Number(ge=0),
+        default=300.0,
+        doc="seconds before an alert about the same thing is sent again; the next one says how many were held back",
+    )
+
+
+@config_table
+class MetricsConfig:
+    """The coordinator's HTTP server: Prometheus metrics and the status page ([metrics]); no listen: off."""
+
+    listen: str | None = setting(
+        String(non_empty=True, check=listen_address_problem),
+        default=None,
+        doc='"HOST:PORT" where /metrics, the status page (/) and /api/status are served; a non-loopback host is '
+            "allowed (with a warning: the page has no authentication)",
     )
 
 
@@ -217,6 +255,28 @@ class PositionSettings:
 
 
 @config_table
+class RiskSettings:
+    """Risk guards on one target's account ([targets.risk]); each is off when absent."""
+
+    max_total_volume: float | None = setting(
+        Number(gt=0),
+        default=None,
+        doc="lots across the copier's pending copies and copy positions on this account; a copy that would pass "
+            "it waits",
+    )
+    min_equity: float | None = setting(
+        Number(gt=0),
+        default=None,
+        doc="account equity below it: no new copies (close-only) until it is back",
+    )
+    max_drawdown_percent: float | None = setting(
+        Number(gt=0, lt=100),
+        default=None,
+        doc="equity this many percent below its peak: close-only until `mt5-copier resume`",
+    )
+
+
+@config_table
 class CopySettings:
     """How orders are copied onto one target (the copy keys of a [[targets]] table)."""
 
@@ -285,6 +345,11 @@ class CopySettings:
         default=PositionSettings(),
         doc="how a copy's position follows its source's after both filled",
     )
+    risk: RiskSettings = setting(
+        RiskSettings,
+        default=RiskSettings(),
+        doc="risk guards on this target's account",
+    )
     order_types: frozenset[OrderKind] = setting(
         SetOf(item=Choice.of_enum(OrderKind), non_empty=True),
         default=frozenset(OrderKind),
@@ -344,6 +409,8 @@ class AppConfig:
     coordinator: CoordinatorConfig
     source: TerminalConfig  # role SOURCE
     targets: tuple[TargetConfig, ...]
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)  # no alerts unless the file has [alerts]
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # off unless the file has [metrics]
 
     def terminals(self) -> tuple[TerminalConfig, ...]:
         """Every terminal: the source first, then the targets in file order."""

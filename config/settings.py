@@ -65,7 +65,7 @@ class Setting:
 
 @overload
 def setting(
-    spec: Spec | type, *, default: _T, doc: str, key: str = "", shown_default: str | None = None
+    spec: Spec | type, *, default: _T, doc: str, key: str = "", shown_default: str | None = None, secret: bool = False
 ) -> _T: ...
 
 
@@ -74,19 +74,21 @@ def setting(spec: Spec | type, *, doc: str, key: str = "") -> Any: ...
 
 
 def setting(
-    spec: Spec | type, *, default: Any = NO_DEFAULT, doc: str, key: str = "", shown_default: str | None = None
+    spec: Spec | type, *, default: Any = NO_DEFAULT, doc: str, key: str = "", shown_default: str | None = None,
+    secret: bool = False,
 ) -> Any:
     """A config key, held as it is by its attribute; required unless it has a ``default``.
 
     ``spec`` is a schema spec, or a ``@config_table`` class for a sub-table (give its ``default`` as the class
     built with no arguments). ``key`` names the key when it differs from the attribute. ``shown_default``
-    is for the documentation, when the default is no plain value (``"all six"``).
+    is for the documentation, when the default is no plain value (``"all six"``). ``secret``: the value may
+    hold a secret (an alert URL's token), so the object's repr leaves it out and it can still be logged.
     """
     declared = Setting(spec, default, doc, key, shown_default, is_path=False)
     metadata = {_METADATA_KEY: declared}
     if default is NO_DEFAULT:
-        return dataclasses.field(metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+        return dataclasses.field(metadata=metadata, repr=not secret)
+    return dataclasses.field(default=default, metadata=metadata, repr=not secret)
 
 
 def path_setting(

@@ -329,6 +329,10 @@ class Heartbeat(Struct, frozen=True, kw_only=True):
     connected: bool = True  # the worker holds its terminal link (the broker connection is in snapshots)
     server_time: int = 0  # the broker server's clock (seconds) from the freshest tick the worker saw
     quotes: Items[Quote] = ()  # current prices of the symbols the coordinator asked about
+    # The account's figures at the last poll (protocol 1.3): they move with the market while nothing else
+    # changes, and a snapshot is sent only on a change, so the risk guards read them from here.
+    balance: Number = 0.0
+    equity: Number = 0.0
 
 
 class HistoryRequest(Struct, frozen=True, kw_only=True):

@@ -433,6 +433,8 @@ class Worker:
                     connected=self.adapter.connected,  # the terminal link; the broker link is in snapshots
                     server_time=self._server_time,
                     quotes=self._quotes,
+                    balance=self._account_cache[0],
+                    equity=self._account_cache[1],
                 )
             )
 

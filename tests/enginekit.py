@@ -96,11 +96,13 @@ def now_ms() -> int:
 class EngineRig:
     """``target``: extra settings of the target t1; ``more_targets``: further targets by name, with theirs.
     ``fixed_offsets``: every broker clock is configured as UTC (else measured from tick times); ``source``:
-    extra settings of the source (its own ``server_utc_offset``, say)."""
+    extra settings of the source (its own ``server_utc_offset``, say); ``stage_clock``: the clock of the copies'
+    latency stages (UTC milliseconds; the wall clock when None)."""
 
     def __init__(self, state_dir: Path, target: dict[str, Any] | None = None, *,
                  more_targets: dict[str, dict[str, Any]] | None = None, fixed_offsets: bool = True,
-                 source: dict[str, Any] | None = None, wall_ms: Callable[[], int] = now_ms) -> None:
+                 source: dict[str, Any] | None = None, wall_ms: Callable[[], int] = now_ms,
+                 stage_clock: Callable[[], float] | None = None) -> None:
         offsets = {"server_utc_offset": 0} if fixed_offsets else {}
         targets = {TARGET: target or {}, **(more_targets or {})}
         self.logins = {SOURCE: 1, **{name: 2 + i for i, name in enumerate(targets)}}
@@ -115,7 +117,8 @@ class EngineRig:
         self.clock = 1000.0
         self.sent: list[tuple[str, Message]] = []
         self.state = StateStore(state_dir)
-        self.engine = Engine(self.config, self.state, self._send, clock=lambda: self.clock, wall_ms=wall_ms)
+        self.engine = Engine(self.config, self.state, self._send, clock=lambda: self.clock, wall_ms=wall_ms,
+                             **({"stage_clock": stage_clock} if stage_clock is not None else {}))
         self.seq = dict.fromkeys(self.logins, 0)
 
     def _send(self, name: str, message: Message) -> bool:
@@ -152,12 +155,15 @@ class EngineRig:
         return self.seq[name]
 
     def heartbeat(self, name: str, *, last_seq: int | None = None, sent_at_ms: int | None = None,
-                  server_time: int = 0, quotes: Iterable[Quote] = (), boot: str = "b1", connected: bool = True) -> None:
-        """``connected``: the worker holds its terminal link."""
+                  server_time: int = 0, quotes: Iterable[Quote] = (), boot: str = "b1", connected: bool = True,
+                  balance: float = 0.0, equity: float = 0.0) -> None:
+        """``connected``: the worker holds its terminal link; ``balance``/``equity``: the account's figures
+        (0, 0: not reported, as from an older worker)."""
         sent = now_ms() if sent_at_ms is None else sent_at_ms
         self.engine.on_message(name, Heartbeat(
             sent_at_ms=sent, boot_id=boot, last_seq=self.seq[name] if last_seq is None else last_seq,
-            polled_at_ms=sent, connected=connected, server_time=server_time, quotes=tuple(quotes)))
+            polled_at_ms=sent, connected=connected, server_time=server_time, quotes=tuple(quotes),
+            balance=balance, equity=equity))
 
     def specs(self, name: str = TARGET, symbol: str = "EURUSD", **overrides: Any) -> None:
         values = {**SPEC, **overrides}

@@ -12,6 +12,7 @@ import pytest
 
 from config import (
     EXAMPLE_CONFIG_PATH,
+    AlertsConfig,
     AppConfig,
     Backend,
     ConfigError,
@@ -19,6 +20,7 @@ from config import (
     CoordinatorConfig,
     CopySettings,
     ExpirationFallback,
+    MetricsConfig,
     OrderKind,
     OrphanPolicy,
     OrphanSettings,
@@ -34,7 +36,7 @@ from config import (
     load_config,
     parse_config,
 )
-from config.keys import COORDINATOR, ORPHANS, SOURCE, TARGET
+from config.keys import ALERTS, COORDINATOR, METRICS, ORPHANS, SOURCE, TARGET
 from config.schema import Integer, String
 from config.settings import (
     NO_DEFAULT,
@@ -145,7 +147,7 @@ def test_example_config_validates():
 
 
 # Keys naming files that must exist where the config is loaded: the example shows them commented out.
-KEYS_SHOWN_COMMENTED_OUT = ("secret_key_file", "public_key_file")
+KEYS_SHOWN_COMMENTED_OUT = ("secret_key_file", "public_key_file", "urls_env")
 
 
 def test_example_config_mentions_every_accepted_key():
@@ -159,13 +161,16 @@ def test_example_config_mentions_every_accepted_key():
     assert set(TARGET.field_names()) <= target_keys_used
     orphan_keys_used = set().union(*(target.get("orphans", {}).keys() for target in data["targets"]))
     assert set(ORPHANS.field_names()) <= orphan_keys_used
+    assert set(ALERTS.field_names()) <= data["alerts"].keys()
+    assert set(METRICS.field_names()) <= data["metrics"].keys()
 
 
 # The README's configuration reference: a key declared without documentation fails here
 
 README_PATH = Path(__file__).resolve().parents[1] / "README.md"
 # The tables of keys, as the README heads them; sub-tables ([targets.orphans]) are found from their declarations.
-CONFIG_TABLES = {"[coordinator]": CoordinatorConfig, "[source]": TerminalConfig, "[[targets]]": CopySettings}
+CONFIG_TABLES = {"[coordinator]": CoordinatorConfig, "[source]": TerminalConfig, "[[targets]]": CopySettings,
+                 "[alerts]": AlertsConfig, "[metrics]": MetricsConfig}
 
 
 def readme_configuration_tables() -> dict[str, dict[str, str]]:
@@ -448,7 +453,7 @@ def test_every_optional_key_is_read(tmp_path):
 
 def test_unknown_top_level_key_lists_the_accepted_keys(tmp_path):
     assert problems(tmp_path, top={"colour": '"red"'}) == [
-        "colour: unknown key; accepted keys: coordinator, source, targets"
+        "colour: unknown key; accepted keys: alerts, coordinator, metrics, source, targets"
     ]
 
 
@@ -981,7 +986,7 @@ def test_every_problem_in_a_file_is_reported_at_once(tmp_path):
 
     assert str(caught.value).splitlines() == [
         f"Invalid configuration in {path} (6 problems):",
-        "colour: unknown key; accepted keys: coordinator, source, targets",
+        "colour: unknown key; accepted keys: alerts, coordinator, metrics, source, targets",
         "coordinator.interval: must be greater than 0, got 0",
         "coordinator.log_level: must be one of 'TRACE', 'DEBUG', 'INFO', 'SUCCESS', 'WARNING', 'ERROR', "
         "'CRITICAL', got 'loud'",

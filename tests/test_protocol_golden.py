@@ -447,7 +447,7 @@ BODIES_0_2: dict[str, str] = {  # captured from the dataclass codec of 0.2.0 (pr
 ADDED_IN_1_2 = frozenset({"price_open", "sl", "tp", "price_current", "time_msc", "expected_volume", "deviation",
                           "price", "volume", "requested_price", "positions", "unknown_positions"})
 # Keys protocol 1.3 added, as optional: Hello's (a worker's own account, a worker file), Welcome.role, Shutdown.code.
-ADDED_IN_1_3 = frozenset({"configured_login", "configured_server", "worker_file", "role", "code"})
+ADDED_IN_1_3 = frozenset({"configured_login", "configured_server", "worker_file", "role", "code", "balance", "equity"})
 # Fields 0.2 sent in every command that were the coordinator's own records (now in its actions).
 DROPPED_FROM_COMMAND = frozenset({"source_volume", "price_offset"})
 

@@ -18,13 +18,8 @@ from config import load_config
 from coordinator.cli.app import main
 from coordinator.cli.operator import gather_status
 from coordinator.persistence.status import TerminalStatus
-from coordinator.runtime.reload_requests import (
-    ReloadInbox,
-    ReloadResult,
-    ReloadTimeout,
-    reload_folder,
-    request_reload,
-)
+from coordinator.runtime.operator_requests import NoAnswer, RequestInbox, requests_folder
+from coordinator.runtime.reload_requests import ReloadRequest, ReloadResult, request_reload
 from tests.conftest import wait_for
 from tests.simhelpers import BUY_LIMIT, copier_config, copies, place_pending, sim_terminals, target_section
 
@@ -48,7 +43,7 @@ class FakeCoordinator:
     """The coordinator's side of the request files, on a thread, answering every request with ``result``."""
 
     def __init__(self, state_dir: Path, result: ReloadResult) -> None:
-        self.inbox = ReloadInbox(state_dir)
+        self.inbox = RequestInbox(state_dir)
         self.result = result
         self.asked: list[Path | None] = []
         self._stop = threading.Event()
@@ -57,8 +52,8 @@ class FakeCoordinator:
     def _serve(self) -> None:
         while not self._stop.is_set():
             for request in self.inbox.take():
-                self.asked.append(request.config)
-                self.inbox.answer(request, self.result)
+                self.asked.append(ReloadRequest.from_request(request).config)
+                self.inbox.answer(request, self.result.to_body())
             time.sleep(0.02)
 
     def __enter__(self) -> FakeCoordinator:
@@ -80,7 +75,7 @@ def test_no_coordinator_running_exits_3_and_asks_nobody(capsys, config_path, tmp
     assert code == 3
     assert out == ""
     assert f"no coordinator is running on {tmp_path / 'state'}" in err
-    assert not reload_folder(tmp_path / "state").exists()
+    assert not requests_folder(tmp_path / "state").exists()
 
 
 def test_a_config_that_does_not_load_is_refused_with_every_problem_and_the_coordinator_is_not_asked(
@@ -92,7 +87,7 @@ def test_a_config_that_does_not_load_is_refused_with_every_problem_and_the_coord
     assert code == 2
     assert "targets[0] (alpha).lot_multiplier" in err and "min_lot" in err
     assert "the running coordinator was not asked" in err
-    assert not reload_folder(tmp_path / "state").exists()
+    assert not requests_folder(tmp_path / "state").exists()
 
 
 def test_an_applied_reload_exits_0_and_says_what_changed(capsys, config_path, tmp_path, running):
@@ -102,7 +97,7 @@ def test_an_applied_reload_exits_0_and_says_what_changed(capsys, config_path, tm
     assert code == 0, err
     assert out == f"{config_path}: reloaded by the coordinator (pid {running})\n  added: beta\n"
     assert coordinator.asked == [config_path]
-    assert list(reload_folder(tmp_path / "state").iterdir()) == []  # both files are gone
+    assert list(requests_folder(tmp_path / "state").iterdir()) == []  # both files are gone
 
 
 def test_a_refused_reload_exits_2_with_every_problem(capsys, config_path, tmp_path, running):
@@ -120,11 +115,11 @@ def test_a_refused_reload_exits_2_with_every_problem(capsys, config_path, tmp_pa
 def test_a_coordinator_that_never_takes_the_request_times_out_and_the_request_is_withdrawn(tmp_path, running):
     state_dir = tmp_path / "state"
 
-    with pytest.raises(ReloadTimeout, match="did not take the request within 1s"):
+    with pytest.raises(NoAnswer, match="did not take the request within 1s"):
         request_reload(state_dir, tmp_path / "copier.toml", still_running=lambda: True, timeout=1.0)
 
-    assert list(reload_folder(state_dir).iterdir()) == []
-    assert ReloadInbox(state_dir).take() == []
+    assert list(requests_folder(state_dir).iterdir()) == []
+    assert RequestInbox(state_dir).take() == []
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -175,7 +175,8 @@ def test_the_json_names_every_fact_of_every_configured_terminal(capsys, config_p
         "account", "expected_account", "account_ok", "pending_orders", "copies", "orphans", "failed",
         "unmanaged_copies", "links_recorded", "restarts", "last_sync_at", "last_error", "skipped", "orphan_list",
         "positions", "position_list", "updated_at", "removed", "remote", "worker_pid", "worker_host",
-        "worker_version", "connected_since", "last_seen", "reconnects",
+        "worker_version", "connected_since", "last_seen", "reconnects", "control_mode", "control_reason",
+        "control_set_by", "control_since",
     }
     assert {key: broker_a[key] for key in ("name", "role", "enabled", "health", "problems", "worker_online",
                                            "terminal_reachable", "broker_connected", "account", "expected_account",

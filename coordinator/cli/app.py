@@ -8,7 +8,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from config import ConfigError, CopySettings, VolumeMode, config_notes, load_config
+from config import AppConfig, ConfigError, CopySettings, VolumeMode, config_notes, load_config
 from config.exit_codes import ExitCode, StatusExitCode
 from config.logs import add_log_file, setup_console
 from coordinator import __version__
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", required=True, type=Path, help="TOML config file")
     run.add_argument("--once", action="store_true",
                      help=f"one full sync, a summary, and exit ({ExitCode.OK:d} = all done)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="with --once: print what would be placed, modified, replaced, removed, closed or skipped on "
+                          f"every target and why, sending nothing (exit {ExitCode.OK:d})")
 
     check = commands.add_parser("check-config", help="validate a config file, and that each sim terminal exists "
                                                      f"here; exit {ExitCode.OK:d} valid, {ExitCode.CONFIG_ERROR:d} "
@@ -59,6 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
                                                 f"{ExitCode.FATAL:d} no coordinator running")
     add_reload_arguments(reload)
 
+    from coordinator.cli.remove_copies import add_arguments as add_remove_copies_arguments
+
+    remove_copies = commands.add_parser(
+        "remove-copies", help="the kill switch: the running coordinator pauses a target and removes the copier's "
+                              f"pending copies there (and closes its copy positions with --positions); exit "
+                              f"{ExitCode.OK:d} all done, {ExitCode.INCOMPLETE:d} something failed or unknown, "
+                              f"{ExitCode.CONFIG_ERROR:d} refused, nothing removed")
+    add_remove_copies_arguments(remove_copies)
+
+    from coordinator.cli.controls import add_pause_arguments, add_resume_arguments
+
+    pause = commands.add_parser("pause", help="stop sending to a target (every target without --target), or with "
+                                              "--close-only let only what reduces its exposure through; works "
+                                              "whether the coordinator runs or not (applied within a second)")
+    add_pause_arguments(pause)
+    resume = commands.add_parser("resume", help="copy to a paused or close-only target again (also clears a "
+                                                "tripped max_drawdown_percent guard)")
+    add_resume_arguments(resume)
+
     history = commands.add_parser("history", help="show what the copier did, newest first")
     history.add_argument("--config", required=True, type=Path, help="TOML config file")
     history.add_argument("--target", metavar="NAME", help="only this target's events")
@@ -87,13 +109,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         return check_config(args.config)
     if args.command == "run":
-        return run(args.config, once=args.once)
+        if args.dry_run and not args.once:
+            print("run --dry-run plans one sync and sends nothing: use it with --once "
+                  f"(mt5-copier run --config {args.config} --once --dry-run)", file=sys.stderr)
+            return ExitCode.CONFIG_ERROR
+        return run(args.config, once=args.once, dry_run=args.dry_run)
     if args.command in ("status", "history"):
         return operator_command(args)
     if args.command == "reload":
         from coordinator.cli.reload import run as run_reload
 
         return run_reload(args)
+    if args.command == "remove-copies":
+        from coordinator.cli.remove_copies import run as run_remove_copies
+
+        return run_remove_copies(args)
+    if args.command in ("pause", "resume"):
+        from coordinator.cli.controls import run as run_controls
+
+        return run_controls(args)
     if args.command == "demo":
         from coordinator.cli.demo import run_demo
 
@@ -129,9 +163,29 @@ def check_config(path: Path) -> int:
         types = ", ".join(sorted(kind.value for kind in copy.order_types))
         lines.append(f"  {target.name}: {_volume_rule(copy)}, types {types}, orphans {copy.orphans.policy.value}"
                      f"{', disabled' if not copy.enabled else ''}")
+    alerts = _alerts_line(config, path)
+    if alerts is None:
+        return ExitCode.CONFIG_ERROR
+    lines.append(alerts)
     lines.extend(f"  note: {note}" for note in config_notes(config))
     write_out("\n".join(lines) + "\n")
     return ExitCode.OK
+
+
+def _alerts_line(config: AppConfig, path: Path) -> str | None:
+    """Where alerts go, each URL named by where it is (never by its text), once apprise accepted every one, as
+    ``run`` checks them; None (the problems printed) when it does not, or ``urls_env`` is not set here."""
+    from coordinator.runtime.alerts import alerts_from_config
+
+    alerts = config.alerts
+    if not alerts.urls and alerts.urls_env is None:
+        return "  alerts: none ([alerts] urls)"
+    try:
+        sender = alerts_from_config(alerts, str(path))
+    except ConfigError as e:
+        print(e, file=sys.stderr)
+        return None
+    return f"  alerts: {', '.join(sender.names)}; at most one per {alerts.min_interval:g} s about the same thing"
 
 
 def _volume_rule(copy: CopySettings) -> str:
@@ -156,7 +210,7 @@ def operator_command(args: argparse.Namespace) -> int:
     return history_command(config, target=args.target, since=args.since, limit=args.limit)
 
 
-def run(path: Path, *, once: bool) -> int:
+def run(path: Path, *, once: bool, dry_run: bool = False) -> int:
     from coordinator.runtime.runner import Coordinator, install_signal_handlers
 
     try:
@@ -168,7 +222,7 @@ def run(path: Path, *, once: bool) -> int:
     add_log_file(config.coordinator.state_dir / "logs", "coordinator")
     for note in config_notes(config):
         logger.warning("{}", note)
-    coordinator = Coordinator(config, once=once)
+    coordinator = Coordinator(config, once=once, dry_run=dry_run)
     install_signal_handlers(coordinator)
     try:
         return coordinator.run()

@@ -2,7 +2,7 @@
 
 The command checks the file first (one that does not load is refused here, and the coordinator is not asked),
 finds the coordinator by the lock on the file's ``state_dir`` (``coordinator.runtime.instance_lock``), then asks
-it through ``state_dir/reload/`` (coordinator/runtime/reload_requests.py) and waits for its answer. Exit codes:
+it through ``state_dir/requests/`` (coordinator/runtime/reload_requests.py) and waits for its answer. Exit codes:
 0 applied, 2 refused (every problem printed), 3 no coordinator running on that ``state_dir`` (or it did not
 answer).
 """
@@ -17,12 +17,8 @@ from config import ConfigError, load_config
 from config.exit_codes import ExitCode
 from coordinator.cli.operator import write_out
 from coordinator.runtime.instance_lock import running_coordinator_pid
-from coordinator.runtime.reload_requests import (
-    ANSWER_TIMEOUT_SECONDS,
-    CoordinatorGone,
-    ReloadTimeout,
-    request_reload,
-)
+from coordinator.runtime.operator_requests import ANSWER_TIMEOUT_SECONDS, CoordinatorGone, NoAnswer
+from coordinator.runtime.reload_requests import request_reload
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +51,7 @@ def reload_command(path: Path, *, timeout: float = ANSWER_TIMEOUT_SECONDS) -> in
     except CoordinatorGone as e:
         print(f"reload: {e} (pid {pid} on {state_dir})", file=sys.stderr)
         return ExitCode.FATAL
-    except ReloadTimeout as e:
+    except NoAnswer as e:
         print(f"reload: coordinator pid {pid}: {e}", file=sys.stderr)
         return ExitCode.FATAL
     except OSError as e:

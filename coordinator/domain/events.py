@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from loguru import logger
 
+from coordinator.domain.latency import CopyStages
 from coordinator.domain.link_lifecycle import LinkStatus
 from coordinator.domain.planner import Skip
 
@@ -27,6 +28,7 @@ class CopyPlaced:
     adjustment: str = ""  # what changed its size from a plain copy (contract sizes, a bound)
     already_there: bool = False  # the worker found the tagged copy in place: adopted, nothing sent
     retcode: int = 0
+    stages: CopyStages | None = None  # its latency by stage; None: its way was not seen whole
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,6 +49,18 @@ class CopyReplaced:
     description: str
     adjustment: str = ""
     retcode: int = 0
+    stages: CopyStages | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CopyConfirmed:
+    """A copy placed or replaced a moment ago shows in its target's snapshot for the first time, after its answer:
+    its latency stages are complete (a copy the snapshot showed by the answer's time has them in its event)."""
+
+    target: str
+    source_ticket: int
+    copy_ticket: int
+    stages: CopyStages
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,9 +193,115 @@ class CopyOpenedAtMarket:
     retcode: int = 0
 
 
-Event = (CopyPlaced | CopyModified | CopyReplaced | CopyRemoved | CommandFailed | OutcomeSettledUnknown
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetControlChanged:
+    """A target was paused, set to close-only or resumed (by the operator, a risk guard, or remove-copies)."""
+
+    target: str
+    mode: str  # "active", "paused" or "close_only"
+    reason: str
+    set_by: str  # "operator", "guard:min_equity", "guard:max_drawdown_percent", "remove-copies"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskGuardTripped:
+    """A risk guard of ``[targets.risk]`` tripped (``cleared`` False) or its condition ended (True)."""
+
+    target: str
+    guard: str  # the key: "max_total_volume", "min_equity", "max_drawdown_percent"
+    reason: str  # what was measured against what: "equity 1890.00 below min_equity 2000.00"
+    action: str  # what the copier does about it: "no new copies until equity is back above 2000.00"
+    cleared: bool = False
+
+
+# What happened to the copier itself rather than to a copy: its workers, its terminals' links and accounts, its
+# own start and stop. Said in the log where they happen; the alerts tell a person (not history rows). ``terminal``
+# is the terminal's name (the source's too), ``role`` "source" or "target".
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerDown:
+    """A terminal's worker is gone: silent past worker_timeout, left (a remote worker's goodbye), never said hello
+    in time, or killed as hung. Nothing that depends on it is decided until it is back."""
+
+    terminal: str
+    role: str
+    remote: bool
+    why: str  # "silent for 12s", "its worker did not say hello within 30s", ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerBack:
+    """The worker of a terminal that was down is heard from again (welcomed, or its heartbeats resumed)."""
+
+    terminal: str
+    role: str
+    down_for: float  # seconds since it was found down
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerExited:
+    """A local worker's process exited when no one asked it to (a crash, a kill, a signal from outside)."""
+
+    terminal: str
+    role: str
+    code: int  # its exit code (negative: the signal that ended it, on POSIX)
+    restart_in: float | None  # seconds until the supervisor starts it again; None: it is not restarted
+    restarts: int  # its restarts during this coordinator's life, this one included
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminalDisconnected:
+    """A terminal has been out of reach for a while: its worker lost it, or it lost its broker."""
+
+    terminal: str
+    role: str
+    why: str
+    for_seconds: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TerminalReconnected:
+    """A terminal said to be disconnected is connected again (worker and broker)."""
+
+    terminal: str
+    role: str
+    down_for: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WrongAccount:
+    """A terminal is logged into another account than its configured one (``cleared``: it is back on it)."""
+
+    terminal: str
+    role: str
+    account: str  # "login@server" it reports
+    configured: str  # "login@server" of its entry
+    cleared: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoordinatorStarted:
+    version: str
+    host: str
+    source: str
+    targets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoordinatorStopped:
+    host: str
+    reason: str  # "signal SIGTERM", "RuntimeError: see coordinator.log", ...
+    crashed: bool = False
+
+
+OperationalEvent = (WorkerDown | WorkerBack | WorkerExited | TerminalDisconnected | TerminalReconnected
+                    | WrongAccount | CoordinatorStarted | CoordinatorStopped)
+
+
+Event = (CopyPlaced | CopyConfirmed | CopyModified | CopyReplaced | CopyRemoved | CommandFailed | OutcomeSettledUnknown
          | CopyFoundOnTarget | CopyLeft | OrphanDecided | OrderSkipped | SourceOrderEnded | PositionLevelsSynced
-         | PositionClosed | CopyOpenedAtMarket)
+         | PositionClosed | CopyOpenedAtMarket | TargetControlChanged | RiskGuardTripped | OperationalEvent)
 Subscriber = Callable[[Event], None]
 
 

@@ -53,6 +53,7 @@ class Event:
     outcome: str
     retcode: int
     message: str
+    stages: str = ""  # a copy's latency stages, JSON (coordinator/domain/latency.py); "" for other events
 
 
 class StateStore:
@@ -260,24 +261,47 @@ class StateStore:
     # ---- history -------------------------------------------------------------------------------
 
     def record_event(self, target: str, source_ticket: int, action: str, outcome: str, *, copy_ticket: int = 0,
-                     retcode: int = 0, message: str = "") -> None:
+                     retcode: int = 0, message: str = "", stages: str = "") -> None:
         self._db.execute(
-            "INSERT INTO events (at, target, source_ticket, copy_ticket, action, outcome, retcode, message)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (time.time(), target, source_ticket, copy_ticket, action, outcome, retcode, message),
+            "INSERT INTO events (at, target, source_ticket, copy_ticket, action, outcome, retcode, message, stages)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (time.time(), target, source_ticket, copy_ticket, action, outcome, retcode, message, stages),
+        )
+
+    def complete_event_stages(self, target: str, copy_ticket: int, stages: str) -> None:
+        """The latency stages of copy ``copy_ticket``, complete now that a snapshot showed it: onto the event that
+        recorded it (placed or replaced, the newest; of the last hour, which the index by target and time finds at
+        once in a history of weeks: a copy is confirmed within a minute of its event or not at all)."""
+        self._db.execute(
+            "UPDATE events SET stages = ? WHERE id = (SELECT id FROM events WHERE target = ? AND at >= ?"
+            " AND copy_ticket = ? AND action IN ('placed', 'replaced', 'adopted') ORDER BY id DESC LIMIT 1)",
+            (stages, target, time.time() - 3600, copy_ticket),
         )
 
     def events(self, target: str | None = None, since: float = 0.0, limit: int = 200) -> Iterator[Event]:
-        query = "SELECT at, target, source_ticket, copy_ticket, action, outcome, retcode, message FROM events" \
-                " WHERE at >= ?"
-        parameters: list[object] = [since]
-        if target is not None:
-            query += " AND target = ?"
-            parameters.append(target)
-        query += " ORDER BY at DESC, id DESC LIMIT ?"
-        parameters.append(limit)
-        for row in self._db.execute(query, parameters):
-            yield Event(*row)
+        yield from read_events(self._db, target, since, limit)
+
+
+def read_events(db: sqlite3.Connection, target: str | None = None, since: float = 0.0, limit: int = 200, *,
+                with_stages: bool = False) -> list[Event]:
+    """The history, newest first: ``limit`` events since ``since`` (unix time), of ``target`` or all (``with_stages``:
+    only the copies timed by stage). Safe on a read-only connection (``history``, the status page); a file no
+    coordinator of schema 5 opened yet has no stages column: its events read without stages."""
+    has_stages = any(row[1] == "stages" for row in db.execute("PRAGMA table_info(events)"))
+    if with_stages and not has_stages:
+        return []
+    stages = "stages" if has_stages else "''"
+    query = f"SELECT at, target, source_ticket, copy_ticket, action, outcome, retcode, message, {stages}" \
+            " FROM events WHERE at >= ?"
+    if with_stages:
+        query += " AND stages != ''"
+    parameters: list[object] = [since]
+    if target is not None:
+        query += " AND target = ?"
+        parameters.append(target)
+    query += " ORDER BY at DESC, id DESC LIMIT ?"
+    parameters.append(limit)
+    return [Event(*row) for row in db.execute(query, parameters)]
 
 
 class StoredIntent(Command, frozen=True, kw_only=True):

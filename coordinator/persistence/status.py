@@ -39,6 +39,10 @@ _COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("connected_since", "REAL"),
     ("last_seen", "REAL"),
     ("reconnects", "INTEGER NOT NULL"),
+    ("control_mode", "TEXT NOT NULL"),
+    ("control_reason", "TEXT NOT NULL"),
+    ("control_set_by", "TEXT NOT NULL"),
+    ("control_since", "REAL"),
     ("last_sync_at", "REAL NOT NULL"),
     ("last_error", "TEXT NOT NULL"),
     ("updated_at", "REAL NOT NULL"),
@@ -83,6 +87,14 @@ class TerminalStatus:
     connected_since: float | None = None  # the welcome that opened its current link (None while offline)
     last_seen: float | None = None  # the last message from it
     reconnects: int = 0  # welcomes after its first during this coordinator's life: a new link or a new process
+    # A target's control (coordinator/domain/controls.py TargetControl, column for field): its mode ("active",
+    # "paused", "close_only"; the source is always active), why in words ("paused by the operator", "close-only:
+    # risk guard min_equity 2000: equity 1890.00"), who set it ("operator", "guard:min_equity", "remove-copies")
+    # and since when (unix time; None: active).
+    control_mode: str = "active"
+    control_reason: str = ""
+    control_set_by: str = ""
+    control_since: float | None = None
     last_sync_at: float  # unix time of the last completed plan for this terminal (0 = never)
     last_error: str
     updated_at: float  # unix time this row was written
@@ -149,7 +161,8 @@ def _to_row(status: TerminalStatus) -> tuple[object, ...]:
         _optional_int(status.connected), status.account, _optional_int(status.account_ok), status.pending_orders,
         status.copies, status.orphans, status.failed, status.unmanaged_copies, status.restarts, skipped, orphans,
         status.positions, positions, int(status.removed), status.host, status.worker_version, status.worker_pid,
-        status.connected_since, status.last_seen, status.reconnects, status.last_sync_at, status.last_error,
+        status.connected_since, status.last_seen, status.reconnects, status.control_mode, status.control_reason,
+        status.control_set_by, status.control_since, status.last_sync_at, status.last_error,
         status.updated_at,
     )
 
@@ -184,6 +197,10 @@ def _from_row(row: tuple[Any, ...]) -> TerminalStatus:
         connected_since=values["connected_since"],
         last_seen=values["last_seen"],
         reconnects=values["reconnects"],
+        control_mode=values["control_mode"],
+        control_reason=values["control_reason"],
+        control_set_by=values["control_set_by"],
+        control_since=values["control_since"],
         last_sync_at=values["last_sync_at"],
         last_error=values["last_error"],
         updated_at=values["updated_at"],

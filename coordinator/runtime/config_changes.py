@@ -72,6 +72,11 @@ def config_changes(old: AppConfig, new: AppConfig) -> ConfigChanges:
         f"coordinator.{key}: {RESTART_COORDINATOR_KEYS.get(key, 'read once, at start-up')} (a restart applies it)"
         for key in coordinator_keys if key not in RUNTIME_COORDINATOR_KEYS
     ]
+    if old.alerts != new.alerts:
+        needs_restart.append("alerts: the alert URLs and min_interval are read once, at start-up (a restart applies "
+                             "them)")
+    if old.metrics != new.metrics:
+        needs_restart.append("metrics.listen: the HTTP server binds once, at start-up (a restart applies it)")
     if old.source.name != new.source.name:
         needs_restart.append(f"source.name: the source terminal is renamed ({old.source.name} -> "
                              f"{new.source.name}) (a restart applies it)")

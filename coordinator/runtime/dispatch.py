@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from loguru import logger
 
 from config.faults import crash_point
 from coordinator.domain.actions import Action
 from coordinator.domain.events import EventStream, OrphanDecided
+from coordinator.runtime.latency import LatencyTracker
 from coordinator.runtime.ledger import CommandLedger
 from coordinator.runtime.views import TerminalView
 from protocol import CommandBatch, Message
@@ -23,14 +25,31 @@ from protocol import CommandBatch, Message
 SendFunction = Callable[[str, Message], bool]
 
 
+class Dispatch(Protocol):
+    """Where the engine hands a plan's actions: the Dispatcher, or a dry run's stand-in that sends nothing
+    (coordinator/runtime/dry_run.py)."""
+
+    def send(self, view: TerminalView, actions: Sequence[Action], now: float,
+             fingerprints: Mapping[int, tuple]) -> int: ...
+
+
+def first_per_order(actions: Sequence[Action]) -> list[Action]:
+    """At most one action per source order, the first planned: what one batch may carry."""
+    first: dict[int, Action] = {}
+    for action in actions:
+        first.setdefault(action.source_ticket, action)
+    return list(first.values())
+
+
 class Dispatcher:
     def __init__(self, ledger: CommandLedger, send: SendFunction, events: EventStream, command_timeout: float,
-                 now_ms: Callable[[], int]) -> None:
+                 now_ms: Callable[[], int], latency: LatencyTracker | None = None) -> None:
         self._ledger = ledger
         self._send = send
         self._events = events
         self._command_timeout_ms = int(command_timeout * 1000)
         self._now_ms = now_ms
+        self._latency = latency  # the copies' stages (planned, sent) and the metrics' command counts
 
     def send(self, view: TerminalView, actions: Sequence[Action], now: float,
              fingerprints: Mapping[int, tuple]) -> int:
@@ -38,10 +57,8 @@ class Dispatcher:
         source order as it is now, so an edit of a failed order retries it at once."""
         if not actions:
             return 0
-        first: dict[int, Action] = {}
-        for action in actions:
-            first.setdefault(action.source_ticket, action)  # at most one per order: the first planned
-        chosen = list(first.values())
+        planned = self._latency.now() if self._latency is not None else 0.0
+        chosen = first_per_order(actions)
         # In the worker's clock: a worker whose clock is off must not find fresh commands already expired.
         deadline_ms = self._now_ms() + view.clock_skew_ms + self._command_timeout_ms
         sends = [(action, action.command(uuid.uuid4().hex, deadline_ms)) for action in chosen]
@@ -56,6 +73,8 @@ class Dispatcher:
         commands = tuple(command for _, command in sends)
         if self._send(view.name, CommandBatch(batch_id=uuid.uuid4().hex[:12], commands=commands)):
             crash_point("after-send", flush_seconds=0.2)
+            if self._latency is not None:
+                self._latency.sent(view.name, sends, planned)
             return len(commands)
         self._ledger.not_delivered(view.name, commands)
         logger.warning("{}: could not deliver {} command(s); will retry when the worker is back", view.name,

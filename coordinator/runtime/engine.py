@@ -12,7 +12,8 @@ The engine wires the parts and orchestrates them; each piece of state has one ow
   orphans for it, with the counts it owns.
 - ``Dispatcher`` (dispatch.py): actions become wire commands, durably. ``CommandLedger`` (ledger.py): what is
   in flight. ``Settlement`` (settlement.py): what each outcome means. ``RetryPolicy``: backoff.
-- ``EventStream`` (events.py): every outcome, once, for the history, the log, the run's report, the status.
+- ``EventStream`` (events.py): every outcome, once, for the history, the log, the run's report, the status and
+  the metrics (metrics.py). ``LatencyTracker`` (latency.py): each copy's stages, a clock read where each is reached.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from collections.abc import Callable, Mapping
 from loguru import logger
 
 from config import AppConfig, TargetConfig
+from coordinator.domain.actions import Action
+from coordinator.domain.controls import TargetControl
 from coordinator.domain.desired import TargetContext
 from coordinator.domain.events import CopyFoundOnTarget, CopyLeft, EventStream, OrderSkipped, SourceOrderEnded
 from coordinator.domain.link_lifecycle import LinkMove
@@ -34,13 +37,16 @@ from coordinator.domain.retry_policy import RetryPolicy, fingerprint
 from coordinator.domain.sizing import Accounts
 from coordinator.persistence.state import StateStore
 from coordinator.runtime.config_changes import ConfigChanges, config_changes
-from coordinator.runtime.dispatch import Dispatcher
+from coordinator.runtime.dispatch import Dispatch, Dispatcher
 from coordinator.runtime.event_subscribers import HistoryWriter, OutcomeLog, RunReport
+from coordinator.runtime.latency import LatencyTracker, wall_clock_ms
 from coordinator.runtime.ledger import CommandLedger
+from coordinator.runtime.metrics import CopierMetrics
 from coordinator.runtime.orphan_watch import OrphanWatch
 from coordinator.runtime.sessions import SendFunction, WorkerSessions, now_ms
 from coordinator.runtime.settlement import Settlement
 from coordinator.runtime.status_projection import StatusPublisher
+from coordinator.runtime.target_controls import TargetControls
 from coordinator.runtime.views import TerminalView
 from protocol import CommandResults, Message, Shutdown, Snapshot
 from protocol.messages import SHUTDOWN_COORDINATOR_STOPPING, SHUTDOWN_TERMINAL_REMOVED
@@ -56,15 +62,21 @@ LEAVING_GRACE_SECONDS = 5.0
 
 class Engine:
     def __init__(self, config: AppConfig, state: StateStore, send: SendFunction,
-                 clock: Callable[[], float] = time.monotonic, wall_ms: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], float] = time.monotonic, wall_ms: Callable[[], int] = now_ms, *,
+                 dispatcher: Dispatch | None = None, stage_clock: Callable[[], float] = wall_clock_ms) -> None:
         """``clock``: monotonic seconds, for every delay and timeout. ``wall_ms``: UTC milliseconds, for what is
-        compared with a worker's own clock (its skew, and the deadlines sent in its clock)."""
+        compared with a worker's own clock (its skew, and the deadlines sent in its clock). ``dispatcher``: where
+        plans go instead of the Dispatcher (a dry run's, which sends nothing). ``stage_clock``: UTC milliseconds with a
+        fraction, for the copies' latency stages."""
         self.config = config
         self.state = state
         self._clock = clock
         self._wall_ms = wall_ms
         self._send = send
-        self.sessions = WorkerSessions(config, send, clock, listener=self, wall_ms=wall_ms)
+        # Every outcome goes out once, here; the history, the log and this run's report each take it from there (and
+        # the alerts, subscribed by the runner). The sessions tell what happens to the workers through it too.
+        self.events = EventStream()
+        self.sessions = WorkerSessions(config, send, clock, listener=self, wall_ms=wall_ms, emit=self.events.emit)
         self.source = self.sessions.source
         self.targets = self.sessions.targets
         self.views = self.sessions.views
@@ -72,21 +84,29 @@ class Engine:
         self.in_flight = self.ledger.in_flight  # read-only view for the summary and the runner
         self.reports: dict[str, TargetReport] = {name: TargetReport() for name in self.targets}
         self.retries = {name: RetryPolicy(report.failures) for name, report in self.reports.items()}
-        # Every outcome goes out once, here; the history, the log and this run's report each take it from there.
-        self.events = EventStream()
         self.events.subscribe(HistoryWriter(state))
         self.events.subscribe(OutcomeLog())
         self.events.subscribe(RunReport(self.reports))
+        # Commands and copies counted, each copy's way timed by stage: for /metrics, the history and the page.
+        self.metrics = CopierMetrics()
+        self.events.subscribe(self.metrics)
+        self.latency = LatencyTracker(self.events, self.metrics, stage_clock)
         self.orphans = OrphanWatch(self.targets.values(), state, self.events, self.sessions.request_history)
-        self.dispatcher = Dispatcher(self.ledger, send, self.events, config.coordinator.command_timeout, wall_ms)
+        self._stand_in = dispatcher
+        self.dispatcher: Dispatch = dispatcher or Dispatcher(self.ledger, send, self.events,
+                                                             config.coordinator.command_timeout, wall_ms,
+                                                             self.latency)
         self.settlement = Settlement(state, self.ledger, self.retries, self.events, clock, self.orphans.copy_removed,
-                                     self.sessions.market_closed)
+                                     self.sessions.market_closed, self.latency)
         # Targets a reload removed from the config during this run: their copies stay, unmanaged (status says so).
         self.removed_targets: dict[str, None] = {}
         self._leaving: dict[str, float] = {}  # removed or disabled by a reload, answers still awaited: deadline
         self._hello_deadlines: dict[str, float] = {}  # terminals a reload added: when to say they never came
+        # Pause, close-only and the risk guards: the gate between each plan and the dispatcher. A dry run (a
+        # stand-in dispatcher) judges them but records nothing.
+        self.controls = TargetControls(config, state, self.events, clock, persist=dispatcher is None)
         self.status = StatusPublisher(config, self.sessions, self.reports, self.orphans, state, clock,
-                                      removed=self.removed_targets, wall_ms=wall_ms)
+                                      removed=self.removed_targets, wall_ms=wall_ms, controls=self.controls)
         self._next_status = 0.0
         self._next_prune = self._clock() + PRUNE_INTERVAL_SECONDS
         self._dirty: set[str] = set()
@@ -134,9 +154,11 @@ class Engine:
         if view is self.source:
             self._report_source_fates(snapshot)
             if previous is None or previous.orders != snapshot.orders:
+                self.latency.source_orders(snapshot, view.clock_skew_ms)
                 self._dirty.update(self.targets)
         else:
             self.settlement.resolve_unknown(view, snapshot)
+            self.latency.target_snapshot(view.name, snapshot)
             self._dirty.add(view.name)
 
     def snapshot_still_holds(self, view: TerminalView, snapshot: Snapshot) -> None:
@@ -184,6 +206,7 @@ class Engine:
     def tick(self) -> None:
         now = self._clock()
         self.sessions.tick(now)
+        self._dirty.update(self.controls.poll(now))  # a pause or resume applies within a second
         for name, flight in self.ledger.timed_out(now, self.config.coordinator.command_timeout):
             logger.warning("{}: no answer to {} for source #{} after {:.0f}s; its outcome is unknown", name,
                            flight.action.kind.value, flight.action.source_ticket, now - flight.sent_at)
@@ -213,8 +236,10 @@ class Engine:
         old, self.config = self.config, config
         self.sessions.use_config(config)
         self.status.use_config(config)
-        self.dispatcher = Dispatcher(self.ledger, self._send, self.events, config.coordinator.command_timeout,
-                                     self._wall_ms)
+        self.controls.use_config(config)
+        self.dispatcher = self._stand_in or Dispatcher(self.ledger, self._send, self.events,
+                                                       config.coordinator.command_timeout, self._wall_ms,
+                                                       self.latency)
         targets = {target.name: target for target in config.targets}
         for name in changes.stopped:
             self._stop_target(name, removed=name in changes.removed)
@@ -281,6 +306,8 @@ class Engine:
                            "is unknown and the terminal is no longer watched (recorded as abandoned)", name,
                            flight.action.kind.value, flight.action.source_ticket)
         self.orphans.remove_target(name)
+        self.latency.forget_target(name)
+        self.controls.forget(name)
         self.reports.pop(name, None)
         self.retries.pop(name, None)
         self.sessions.drop_view(name)
@@ -408,7 +435,13 @@ class Engine:
                 + self.sessions.request_history(view, plan.needed_history, now)
                 + self.sessions.request_history(self.source, (), now, plan.needed_position_history)
                 + self.sessions.request_history(view, (), now, plan.needed_copy_position_history)
-                + self.dispatcher.send(view, plan.actions, now, fingerprints))
+                + self.dispatcher.send(view, self._gate(view, plan), now, fingerprints))
+
+    def _gate(self, view: TerminalView, plan: TargetPlan) -> list[Action]:
+        """What of ``plan`` may be sent now (a pause, close-only, a risk guard hold the rest back, unsent: nothing
+        of a held action reaches the state, so the next plan finds it as if it had never been planned)."""
+        in_flight = [flight.action for flight in self.in_flight[view.name].values()]
+        return self.controls.gate(view, plan.actions, in_flight)
 
     def _positions_not_followed(self, view: TerminalView) -> str:
         """Why the positions of ``view``'s copies are not followed ("" when they are): a worker too old to
@@ -495,6 +528,19 @@ class Engine:
             del self._logged_skips[key]
 
     # ---- for the runner and the summary --------------------------------------------------------
+
+    def control(self, name: str) -> TargetControl:
+        """The mode in force on target ``name`` (active, paused, close-only), why, by whom, since when."""
+        return self.controls.control(name)
+
+    def apply_control(self, name: str, control: TargetControl) -> None:
+        """``control`` was just recorded for target ``name`` (``coordinator.persistence.controls.set_control``) by
+        a part of the coordinator that tells of it itself (remove-copies): in force at once, not told again."""
+        self.controls.apply(name, control)
+
+    def positions_not_followed(self, view: TerminalView) -> str:
+        """Why the copier does not act on ``view``'s copy positions ("" when it does): for the kill switch."""
+        return self._positions_not_followed(view)
 
     def outstanding(self, name: str) -> bool:
         """Commands or questions sent to ``name``'s worker and not answered yet."""

@@ -9,6 +9,7 @@ from loguru import logger
 
 from coordinator.domain.events import (
     CommandFailed,
+    CopyConfirmed,
     CopyFoundOnTarget,
     CopyLeft,
     CopyModified,
@@ -17,12 +18,15 @@ from coordinator.domain.events import (
     CopyRemoved,
     CopyReplaced,
     Event,
+    OperationalEvent,
     OrderSkipped,
     OrphanDecided,
     OutcomeSettledUnknown,
     PositionClosed,
     PositionLevelsSynced,
+    RiskGuardTripped,
     SourceOrderEnded,
+    TargetControlChanged,
 )
 from coordinator.domain.report import TargetReport, trim
 from coordinator.persistence.state import StateStore
@@ -39,7 +43,8 @@ class HistoryWriter:
         self._state = state
 
     def __call__(self, event: Event) -> None:
-        self._write(event)
+        if not isinstance(event, OperationalEvent):  # the copier's own health: the log and the alerts tell it
+            self._write(event)
 
     @singledispatchmethod
     def _write(self, event: Event) -> None:
@@ -49,7 +54,12 @@ class HistoryWriter:
     def _(self, event: CopyPlaced) -> None:
         self._state.record_event(event.target, event.source_ticket, "adopted" if event.already_there else "placed",
                                  "done", copy_ticket=event.copy_ticket, retcode=event.retcode,
-                                 message=_with_adjustment(event.description, event.adjustment))
+                                 message=_with_adjustment(event.description, event.adjustment),
+                                 stages=event.stages.to_json() if event.stages is not None else "")
+
+    @_write.register
+    def _(self, event: CopyConfirmed) -> None:
+        self._state.complete_event_stages(event.target, event.copy_ticket, event.stages.to_json())
 
     @_write.register
     def _(self, event: CopyModified) -> None:
@@ -60,7 +70,8 @@ class HistoryWriter:
     def _(self, event: CopyReplaced) -> None:
         self._state.record_event(event.target, event.source_ticket, "replaced", "done", copy_ticket=event.copy_ticket,
                                  retcode=event.retcode, message=f"old copy #{event.old_copy_ticket}; now "
-                                 f"{_with_adjustment(event.description, event.adjustment)}")
+                                 f"{_with_adjustment(event.description, event.adjustment)}",
+                                 stages=event.stages.to_json() if event.stages is not None else "")
 
     @_write.register
     def _(self, event: CopyRemoved) -> None:
@@ -129,6 +140,15 @@ class HistoryWriter:
                                          f"{event.volume:g} lots at {event.price:g} (slippage "
                                          f"{event.slippage_points:+.0f} points from the source's fill)")
 
+    @_write.register
+    def _(self, event: RiskGuardTripped) -> None:
+        self._state.record_event(event.target, 0, f"risk-{event.guard}", "cleared" if event.cleared else "tripped",
+                                 message=f"{event.reason}: {event.action}")
+
+    @_write.register
+    def _(self, event: TargetControlChanged) -> None:
+        pass  # a recorded control wrote its own row (coordinator/persistence/controls.py); min_equity's, above
+
 
 class OutcomeLog:
     """The log lines a trader reads for each outcome."""
@@ -145,6 +165,11 @@ class OutcomeLog:
         logger.success("{}: source #{} copied as #{}: {}{}", event.target, event.source_ticket, event.copy_ticket,
                        _with_adjustment(event.description, event.adjustment),
                        " - it was already there" if event.already_there else "")
+
+    @_log.register
+    def _(self, event: CopyConfirmed) -> None:
+        logger.debug("{}: copy #{} of source #{} confirmed: {}", event.target, event.copy_ticket, event.source_ticket,
+                     event.stages.describe())
 
     @_log.register
     def _(self, event: CopyModified) -> None:
@@ -227,6 +252,8 @@ class RunReport:
         self._reports = reports
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, OperationalEvent):  # of no target's copies
+            return
         report = self._reports.get(event.target)
         if report is not None:
             self._count(event, report)

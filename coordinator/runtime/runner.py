@@ -10,17 +10,25 @@ from pathlib import Path
 
 from loguru import logger
 
-from config import AppConfig
+from config import AppConfig, ConfigError
 from config.exit_codes import ExitCode
+from coordinator import __version__
+from coordinator.domain.alert_rules import AlertContext
+from coordinator.domain.events import CoordinatorStarted, CoordinatorStopped
 from coordinator.persistence.state import StateError, StateStore
+from coordinator.runtime.alerts import Alerts, AlertTeller, alerts_from_config
+from coordinator.runtime.dry_run import DryRun
 from coordinator.runtime.engine import Engine
 from coordinator.runtime.hub import Hub
 from coordinator.runtime.instance_lock import AnotherCoordinatorRunning, CoordinatorLock
+from coordinator.runtime.kill_switch import REMOVE_COPIES, KillSwitch, refused
 from coordinator.runtime.link_keys import prepare_link_keys
+from coordinator.runtime.operator_requests import Request, RequestInbox
 from coordinator.runtime.reload import reload_config
-from coordinator.runtime.reload_requests import ReloadInbox, ReloadRequest, ReloadResult
-from coordinator.runtime.summary import once_exit_code, render_summary
-from coordinator.runtime.supervisor import Supervisor, allowed_silence
+from coordinator.runtime.reload_requests import RELOAD, ReloadRequest, ReloadResult
+from coordinator.runtime.summary import once_exit_code, render_dry_run, render_summary
+from coordinator.runtime.supervisor import Supervisor, WorkerExit, allowed_silence
+from coordinator.runtime.web import WebServer
 from protocol import Shutdown
 from protocol.curve import KeyFileError
 from protocol.messages import SHUTDOWN_COORDINATOR_STOPPING
@@ -30,12 +38,18 @@ LOOP_TICK_MS = 50
 
 
 class Coordinator:
-    def __init__(self, config: AppConfig, *, once: bool, worker_console_level: str = "WARNING",
+    def __init__(self, config: AppConfig, *, once: bool, dry_run: bool = False, worker_console_level: str = "WARNING",
                  print_summary: Callable[[str], None] = print) -> None:
+        """``dry_run`` (with ``once``): plan every target and print the plan, sending nothing
+        (coordinator/runtime/dry_run.py)."""
         if config.path is None:
             raise ValueError("the coordinator needs a config file on disk: workers load it too")
+        if dry_run and not once:
+            raise ValueError("a dry run is one sync: run --once --dry-run")
         self.config = config
         self.once = once
+        self.dry_run = dry_run
+        self._dry_run: DryRun | None = None  # a dry run's engine: its walls and its scratch state
         self.worker_console_level = worker_console_level
         self._print = print_summary
         self._stop_reason = ""
@@ -43,8 +57,12 @@ class Coordinator:
         self._hub: Hub | None = None
         self._supervisor: Supervisor | None = None
         self._exit_codes: dict[str, int] = {}  # the last exit code of each local worker that exited
-        self._reloads: ReloadInbox | None = None
+        self._requests: RequestInbox | None = None  # what operators' commands ask (reload, remove-copies)
+        self._kill_switch: KillSwitch | None = None
         self._reload_signalled = False  # SIGHUP: applied on the loop, never inside the signal handler
+        self._alerts = Alerts((), min_interval=0)  # none until run() reads [alerts]
+        self._crash = ""  # why the coordinator crashed, for its last alert
+        self._web: WebServer | None = None  # [metrics] listen: /metrics and the status page
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = self._stop_reason or reason
@@ -53,11 +71,32 @@ class Coordinator:
         """Re-read the config file at the loop's next turn (SIGHUP)."""
         self._reload_signalled = True
 
-    def _serve_reloads(self) -> None:
-        """Apply what SIGHUP or ``mt5-copier reload`` asked for, on this thread, between two messages."""
-        assert self._reloads is not None and self._hub is not None and self._supervisor is not None
+    def _serve_requests(self) -> None:
+        """Serve what operators' commands asked (coordinator/runtime/operator_requests.py) and SIGHUP, on this
+        thread, between two messages; answer the removals that finished."""
+        assert self._requests is not None and self._kill_switch is not None
+        asked = self._requests.take()
+        self._serve_reloads([request for request in asked if request.kind == RELOAD])
+        for request in asked:
+            if request.kind == REMOVE_COPIES:
+                answer = refused("a run --once does not take remove-copies: it ends in a moment; run it against "
+                                 "`mt5-copier run`") if self.once else self._kill_switch.ask(request)
+                if answer is not None:
+                    self._requests.answer(request, answer.to_body())
+            elif request.kind != RELOAD:
+                why = f"this coordinator does not serve {request.kind!r} requests" if request.kind else \
+                    "the request could not be read"
+                # In the words every command reads: a reload's and a removal's refusal.
+                self._requests.answer(request, {"applied": False, "problems": [why], "refused": why})
+        for request, answer in self._kill_switch.step():
+            self._requests.answer(request, answer.to_body())
+
+    def _serve_reloads(self, requests: list[Request]) -> None:
+        """Apply what SIGHUP or ``mt5-copier reload`` asked for."""
+        assert self._requests is not None and self._hub is not None and self._supervisor is not None
         assert self.engine is not None
-        asked: list[tuple[ReloadRequest | None, Path | None]] = [(r, r.config) for r in self._reloads.take()]
+        asked: list[tuple[Request | None, Path | None]] = [
+            (r, ReloadRequest.from_request(r).config) for r in requests]
         if self._reload_signalled:
             self._reload_signalled = False
             asked.append((None, None))
@@ -78,7 +117,7 @@ class Coordinator:
                     result = ReloadResult(applied=False, problems=(f"the reload failed part-way ({e}); the "
                                                                    "coordinator's log says what was applied",))
             if request is not None:
-                self._reloads.answer(request, result)
+                self._requests.answer(request, result.to_body())
 
     @property
     def stopping(self) -> bool:
@@ -87,6 +126,12 @@ class Coordinator:
     def run(self) -> ExitCode:
         """Hold the state folder for the coordinator's whole life, then serve. Two coordinators on one folder
         would both own its copy links and both start workers for the same terminals: the second one exits."""
+        if not self.dry_run:  # a dry run changes nothing, so it has nothing to tell
+            try:
+                self._alerts = alerts_from_config(self.config.alerts, str(self.config.path))
+            except ConfigError as e:
+                logger.critical("{}", e)
+                return ExitCode.CONFIG_ERROR
         state_dir = self.config.coordinator.state_dir
         lock = CoordinatorLock(state_dir)
         try:
@@ -100,12 +145,14 @@ class Coordinator:
         try:
             return self._run_holding_the_lock()
         finally:
+            if self._dry_run is not None:
+                self._dry_run.close()
             lock.release()
 
     def _run_holding_the_lock(self) -> ExitCode:
         coordinator = self.config.coordinator
         try:
-            state = StateStore(coordinator.state_dir)
+            state = self._open_state()
         except StateError as e:
             logger.critical("{}", e)
             return ExitCode.FATAL
@@ -128,7 +175,8 @@ class Coordinator:
             state.close()
             return ExitCode.FATAL
         logger.info("coordinator listening on {} (state in {})", self._hub.endpoint, coordinator.state_dir)
-        self.engine = Engine(self.config, state, self._hub.send)
+        self.engine = self._dry_run.engine(self.config, self._hub.send) if self._dry_run is not None else \
+            Engine(self.config, state, self._hub.send)
         local = [terminal for terminal in self.config.terminals() if not terminal.remote
                  and terminal.name in self.engine.views]
         for terminal in self.config.terminals():
@@ -136,18 +184,49 @@ class Coordinator:
                 logger.info("waiting for remote worker {} to connect to {}", terminal.name, self._hub.endpoint)
         assert self.config.path is not None  # checked in __init__: workers load the same file
         self._supervisor = Supervisor(self.config.path, self._hub.endpoint, local, restart=not self.once,
-                                      console_level=self.worker_console_level)
+                                      console_level=self.worker_console_level, on_exit=self._worker_lost)
+        self._start_alerts()
         self._supervisor.start_all()
-        self._reloads = ReloadInbox(coordinator.state_dir)
-        self._reloads.clear()
+        self._requests = RequestInbox(coordinator.state_dir)
+        self._requests.clear()
+        self._kill_switch = KillSwitch(self.engine)
+        self._start_web()
         try:
             return self._run_once() if self.once else self._run_forever()
+        except Exception as e:  # the crash itself is logged by the caller
+            self._crash = f"it crashed ({type(e).__name__}; coordinator.log has the traceback)"
+            raise
         finally:
             self._shutdown()
             state.close()
 
+    def _start_web(self) -> None:
+        """Serve /metrics and the status page on threads of their own ([metrics] listen; not for a run --once).
+        An address that cannot be bound is an error in the log, not a stop: copying matters more than the page."""
+        assert self.engine is not None
+        if self.config.metrics.listen is None or self.once:
+            return
+        web = WebServer(lambda: self.config, self.engine.metrics.registry)
+        try:
+            web.start()
+        except OSError as e:
+            logger.error("cannot serve the status page and metrics on {}: {}; copying goes on without them (fix "
+                         "[metrics] listen and restart)", self.config.metrics.listen, e)
+            return
+        self._web = web
+
+    def _open_state(self) -> StateStore:
+        """The state file; a dry run's engine books into a scratch copy of it (coordinator/runtime/dry_run.py)."""
+        if not self.dry_run:
+            return StateStore(self.config.coordinator.state_dir)
+        self._dry_run = DryRun(self.config.coordinator.state_dir)
+        return self._dry_run.state
+
     def _shutdown(self) -> None:
         assert self._hub is not None and self._supervisor is not None and self.engine is not None
+        assert self._requests is not None and self._kill_switch is not None
+        for request, answer in self._kill_switch.stop("the coordinator stopped before every answer came"):
+            self._requests.answer(request, answer.to_body())
         # Only the workers this coordinator started: a remote one is a service that stays attached to its terminal
         # and reconnects when a coordinator is back (it notices the silence after worker_timeout).
         for view in self.engine.views.values():
@@ -157,8 +236,38 @@ class Coordinator:
         self._supervisor.stop_all()
         self.engine.sessions.all_stopped()
         self.engine.publish_status(final=True)
+        if self._web is not None:
+            self._web.stop()
         self._hub.close()
         logger.info("coordinator stopped{}", f": {self._stop_reason}" if self._stop_reason else "")
+        self._stop_alerts()
+
+    def _start_alerts(self) -> None:
+        """Alerts (coordinator/runtime/alerts.py): every event the rules alert on goes to the sender, which works
+        on threads of its own. A run --once is a scheduled step: its start and stop are no news."""
+        assert self.engine is not None
+        self.engine.events.subscribe(AlertTeller(self._alerts, AlertContext(config_file=str(self.config.path))))
+        self._alerts.start()
+        if not self.once:
+            self.engine.events.emit(CoordinatorStarted(version=__version__, host=self._alerts.host,
+                                                       source=self.config.source.name,
+                                                       targets=tuple(self.engine.targets)))
+
+    def _stop_alerts(self) -> None:
+        """The last alert, then a few seconds for the sender to deliver what it still has."""
+        assert self.engine is not None
+        if not self.once:
+            self.engine.events.emit(CoordinatorStopped(host=self._alerts.host, crashed=bool(self._crash),
+                                                       reason=self._crash or self._stop_reason or "stopped"))
+        self._alerts.stop()
+
+    def _worker_lost(self, gone: WorkerExit) -> None:
+        """A local worker exited when no one asked it to: told (an alert), unless the coordinator is stopping (a
+        service's stop signals the workers too)."""
+        assert self.engine is not None
+        view = self.engine.views.get(gone.name)
+        if view is not None and not self.stopping:
+            self.engine.sessions.worker_lost(view, gone.code, restart_in=gone.restart_in, restarts=gone.restarts)
 
     def pump(self, timeout_ms: int) -> None:
         """Receive and handle what arrived within ``timeout_ms``, run timers, watch the workers."""
@@ -175,7 +284,7 @@ class Coordinator:
         self._kill_hung_workers()
         for name, view in self.engine.views.items():
             self.engine.sessions.note_restarts(view, self._supervisor.restarts(name))
-        self._serve_reloads()
+        self._serve_requests()
 
     def _kill_hung_workers(self) -> None:
         """A local worker silent too long is stuck (a terminal call that blocks, a stopped process): kill it,
@@ -298,6 +407,9 @@ class Coordinator:
                 break
             rounds += 1
             self._wait(retry_in + 0.1, lambda: False)
+        if self._dry_run is not None:
+            self._print(render_dry_run(engine, self._dry_run.dispatcher.planned))
+            return ExitCode.INCOMPLETE if self.stopping else ExitCode.OK
         self._print(render_summary(engine))
         return once_exit_code(engine, stopped=self.stopping)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from loguru import logger
@@ -20,6 +21,15 @@ from loguru import logger
 from config import AppConfig, TargetConfig, TerminalConfig
 from coordinator import __version__
 from coordinator.domain.clocks import estimate_offset
+from coordinator.domain.events import (
+    Event,
+    TerminalDisconnected,
+    TerminalReconnected,
+    WorkerBack,
+    WorkerDown,
+    WorkerExited,
+    WrongAccount,
+)
 from coordinator.domain.report import trim
 from coordinator.runtime.views import TerminalView
 from protocol import (
@@ -44,6 +54,9 @@ OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accept
 # Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
 DEFINITE_TERMINAL_FAILURES = frozenset({"terminal-not_found", "terminal-authorization_failed",
                                         "terminal-ipc_timeout"})
+# A terminal out of reach (its worker lost it, or it lost its broker) this long is told of (TerminalDisconnected):
+# a terminal reconnecting to its broker takes seconds, and that is no news.
+TERMINAL_OUT_OF_REACH_SECONDS = 30.0
 
 SendFunction = Callable[[str, Message], bool]
 
@@ -55,6 +68,12 @@ class _LinkBefore(NamedTuple):
     boot_id: str
     terminal_link_ok: bool
     spoke_since_welcome: bool
+
+
+@dataclass
+class _OutOfReach:
+    since: float  # clock
+    told: bool = False
 
 
 class SessionListener(Protocol):
@@ -78,9 +97,12 @@ class SessionListener(Protocol):
 
 class WorkerSessions:
     def __init__(self, config: AppConfig, send: SendFunction, clock: Callable[[], float],
-                 listener: SessionListener, wall_ms: Callable[[], int]) -> None:
+                 listener: SessionListener, wall_ms: Callable[[], int], emit: Callable[[Event], None]) -> None:
+        """``emit``: where what happens to the workers, their terminals' links and accounts is told (the engine's
+        events: the alerts take it from there)."""
         self._config = config
         self._send = send
+        self._emit = emit
         self._clock = clock
         self._wall_ms = wall_ms
         self._listener = listener
@@ -92,6 +114,8 @@ class WorkerSessions:
             if view.config.server_utc_offset is not None:
                 view.server_offset = round(view.config.server_utc_offset * 3600)
         self._next_heartbeat = 0.0
+        self._down: dict[str, float] = {}  # terminals whose worker was told of as down: since when (clock)
+        self._out_of_reach: dict[str, _OutOfReach] = {}  # terminals whose worker lost them, or they their broker
 
     # ---- messages in ---------------------------------------------------------------------------
 
@@ -109,6 +133,7 @@ class WorkerSessions:
             self._on_hello(view, message)
             if view.hello is message:  # welcomed (a refused hello leaves the view as it was)
                 self.note_welcome(view, message, before)
+                self._heard_again(view)
             return
         if view.welcomed:
             view.spoke_since_welcome = True
@@ -118,6 +143,8 @@ class WorkerSessions:
             logger.info("{}: worker is leaving: {}", name, message.reason)
             view.online = False
             view.forget_boot()
+            if view.config.remote:  # a local one's exit follows, told by the supervisor if no one asked for it
+                self._went_down(view, f"its worker left ({message.reason})")
         elif not view.welcomed:
             self._send(name, ErrorMessage(code="hello-required", message="send hello first"))
         elif isinstance(message, Snapshot):
@@ -132,6 +159,7 @@ class WorkerSessions:
             self._on_history(view, message, now)
         else:
             logger.warning("{}: ignored a {} message: workers do not send it", name, type(message).__name__)
+        self._heard_again(view)
 
     def _on_hello(self, view: TerminalView, hello: Hello) -> None:
         config = view.config
@@ -193,6 +221,7 @@ class WorkerSessions:
         previous = view.snapshot
         view.snapshot = snapshot
         view.confirmed_at = now
+        view.note_account_figures(snapshot.balance, snapshot.equity)
         view.online = True
         for record in snapshot.closed:
             # A worker's "not in the history yet" never overwrites an answer already had (a record, or none).
@@ -207,6 +236,9 @@ class WorkerSessions:
         on the wrong account would receive trades meant for another: both freeze until the account is back."""
         if not view.report_account(login, server):
             return
+        config = view.config
+        self._emit(WrongAccount(terminal=view.name, role=config.role.value, account=view.account,
+                                configured=f"{config.login}@{config.server}", cleared=not view.account_problem))
         if view.account_problem:
             logger.error("{}", view.account_problem)
             view.last_error = view.account_problem
@@ -234,6 +266,7 @@ class WorkerSessions:
         elif message.last_seq > seq:
             # A snapshot was lost on the way (a reconnect): without it this terminal would stay stale.
             self._send(view.name, ErrorMessage(code="snapshot-required", message=f"last snapshot seen: {seq}"))
+        view.note_account_figures(message.balance, message.equity)  # 0, 0 from a worker older than 1.3: kept
         if view.terminal_link_ok != message.connected:
             view.terminal_link_ok = message.connected
             self._listener.terminal_changed(view)
@@ -359,6 +392,9 @@ class WorkerSessions:
                 view.online = False
                 logger.warning("{}: worker silent for {:.1f}s; nothing depending on it is decided until it is back",
                                view.name, now - view.last_seen)
+                self._went_down(view, f"its worker has been silent for {now - view.last_seen:.0f} s (worker_timeout "
+                                      f"{coordinator.worker_timeout:g} s)", since=view.last_seen)
+            self._watch_terminal(view, now)
         if now >= self._next_heartbeat:
             self._next_heartbeat = now + coordinator.heartbeat_interval
             for view in self.views.values():
@@ -376,6 +412,59 @@ class WorkerSessions:
         """The runner gave up waiting for ``view`` (no hello in time), or killed its worker as hung: ``why`` is
         its last error until it is heard from again."""
         view.last_error = why
+        self._went_down(view, why)
+
+    def worker_lost(self, view: TerminalView, code: int, *, restart_in: float | None, restarts: int) -> None:
+        """The local worker of ``view`` exited when no one asked it to (the supervisor saw it): told at once, with
+        whether and when it is restarted; its return is told too (``_heard_again``)."""
+        self._down.setdefault(view.name, self._clock())
+        self._emit(WorkerExited(terminal=view.name, role=view.config.role.value, code=code, restart_in=restart_in,
+                                restarts=restarts))
+
+    # ---- what is told of the workers and their terminals ---------------------------------------
+
+    def _expected(self, view: TerminalView) -> bool:
+        """Whether ``view`` is one the coordinator copies from or to (not one a reload is letting go)."""
+        return view is self.source or self.targets.get(view.name) is view
+
+    def _went_down(self, view: TerminalView, why: str, since: float | None = None) -> None:
+        """Tell once that ``view``'s worker is gone (``since``: when it was last heard; now by default), until it is
+        heard from again."""
+        if view.name in self._down or not self._expected(view):
+            return
+        self._down[view.name] = self._clock() if since is None else since
+        self._emit(WorkerDown(terminal=view.name, role=view.config.role.value, remote=view.config.remote, why=why))
+
+    def _heard_again(self, view: TerminalView) -> None:
+        """A worker told of as down is welcomed and talking again: tell that it is back."""
+        if view.name not in self._down or not (view.welcomed and view.online):
+            return
+        since = self._down.pop(view.name)
+        if self._expected(view):
+            self._emit(WorkerBack(terminal=view.name, role=view.config.role.value, down_for=self._clock() - since))
+
+    def _watch_terminal(self, view: TerminalView, now: float) -> None:
+        """Tell of a terminal out of reach for ``TERMINAL_OUT_OF_REACH_SECONDS`` (its worker lost it, or it lost its
+        broker), and of its return. Only while its worker talks: a worker that is down is told of as such."""
+        if not (view.welcomed and view.online):
+            return
+        why = ""
+        if not view.terminal_link_ok:
+            why = f"its worker lost the terminal ({view.last_error or 'no link'})"
+        elif view.snapshot is not None and not view.snapshot.connected:
+            why = "the terminal is not connected to its broker"
+        out = self._out_of_reach.get(view.name)
+        role = view.config.role.value
+        if why and out is None:
+            self._out_of_reach[view.name] = _OutOfReach(since=now)
+        elif why and out is not None and not out.told and now - out.since >= TERMINAL_OUT_OF_REACH_SECONDS:
+            out.told = True
+            if self._expected(view):
+                self._emit(TerminalDisconnected(terminal=view.name, role=role, why=why, for_seconds=now - out.since))
+        elif not why and out is not None:
+            del self._out_of_reach[view.name]
+            if out.told and self._expected(view):
+                self._emit(TerminalReconnected(terminal=view.name, role=role, down_for=now - out.since))
 
     def note_restarts(self, view: TerminalView, restarts: int) -> None:
         view.restarts = restarts
@@ -444,6 +533,8 @@ class WorkerSessions:
         """Forget ``name`` entirely: a worker that says hello for it from now on is refused as unknown."""
         self.targets.pop(name, None)
         self.views.pop(name, None)
+        self._down.pop(name, None)
+        self._out_of_reach.pop(name, None)
 
     def ask_hello(self, view: TerminalView, why: str) -> bool:
         """Ask ``view``'s worker to say hello again on its link (its hello is then checked against the entry

@@ -29,6 +29,7 @@ from coordinator.domain.events import (
 from coordinator.domain.link_lifecycle import LinkMove
 from coordinator.domain.retry_policy import RetryPolicy, failure_text
 from coordinator.persistence.state import StateStore
+from coordinator.runtime.latency import LatencyTracker
 from coordinator.runtime.ledger import CommandLedger, InFlight
 from coordinator.runtime.views import TerminalView
 from protocol import CommandResult, CommandResults, CommandStatus, Snapshot
@@ -42,7 +43,7 @@ MarketClosedHook = Callable[[TerminalView, str], None]  # (target, symbol): the 
 class Settlement:
     def __init__(self, state: StateStore, ledger: CommandLedger, retries: Mapping[str, RetryPolicy],
                  events: EventStream, clock: Callable[[], float], copy_removed: CopyRemovedHook,
-                 market_closed: MarketClosedHook) -> None:
+                 market_closed: MarketClosedHook, latency: LatencyTracker | None = None) -> None:
         self._state = state
         self._ledger = ledger
         self._retries = retries
@@ -50,10 +51,14 @@ class Settlement:
         self._clock = clock
         self._copy_removed = copy_removed
         self._market_closed = market_closed
+        self._latency = latency  # the copies' stages (answered, confirmed) and the metrics' command counts
 
     def results(self, view: TerminalView, message: CommandResults) -> None:
+        answered = self._latency.now() if self._latency is not None else 0.0
         for flight, result in self._ledger.matching(view.name, message.results):
             crash_point("after-result")
+            if self._latency is not None:
+                self._latency.answered(view.name, flight.command, result, answered)
             self._settle(view, flight, result)
 
     def _settle(self, view: TerminalView, flight: InFlight, result: CommandResult) -> None:
@@ -115,17 +120,20 @@ class Settlement:
             return
         # One transaction: a crash can never leave the intent settled without the link that records the copy.
         self._state.save_link_and_settle(target, action, command_id, result.ticket, result.retcode)
+        # Placements and replacements were timed (None for a modification, or when the way was not seen whole).
+        stages = self._latency.finish(target, flight.command, result.ticket, view.snapshot) if self._latency else None
         if action.kind is ActionKind.MODIFY:
             self._events.emit(CopyModified(target=target, source_ticket=ticket, copy_ticket=result.ticket,
                                            description=action.describe(), retcode=result.retcode))
         elif action.kind is ActionKind.REPLACE:
             self._events.emit(CopyReplaced(target=target, source_ticket=ticket, old_copy_ticket=action.ticket,
                                            copy_ticket=result.ticket, description=action.describe(),
-                                           adjustment=action.adjustment, retcode=result.retcode))
+                                           adjustment=action.adjustment, retcode=result.retcode, stages=stages))
         else:
             self._events.emit(CopyPlaced(target=target, source_ticket=ticket, copy_ticket=result.ticket,
                                          description=action.describe(), adjustment=action.adjustment,
-                                         already_there=result.already_existed, retcode=result.retcode))
+                                         already_there=result.already_existed, retcode=result.retcode,
+                                         stages=stages))
 
     def _position_done(self, view: TerminalView, flight: InFlight, result: CommandResult) -> None:
         """SLTP, CLOSE and MARKET: the intent settles, and the outcome is told with the price obtained."""

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
 from loguru import logger
 
 from config import AppConfig, TargetConfig
+from coordinator.domain.controls import TargetControl, Withheld
 from coordinator.domain.planner import TargetPlan, our_copies
 from coordinator.domain.report import TargetReport
 from coordinator.persistence.state import StateStore
 from coordinator.persistence.status import StatusBoard, TerminalStatus
 from coordinator.runtime.orphan_watch import OrphanWatch
 from coordinator.runtime.sessions import WorkerSessions, now_ms
+from coordinator.runtime.target_controls import TargetControls
 from coordinator.runtime.views import TerminalView
 from protocol import PendingOrder, Snapshot
 
@@ -25,8 +28,10 @@ class StatusPublisher:
 
     def __init__(self, config: AppConfig, sessions: WorkerSessions, reports: Mapping[str, TargetReport],
                  orphans: OrphanWatch, state: StateStore, clock: Callable[[], float], *,
-                 removed: Collection[str] = (), wall_ms: Callable[[], int] = now_ms) -> None:
-        """``removed``: the targets a reload removed from the config (read at every publish)."""
+                 removed: Collection[str] = (), wall_ms: Callable[[], int] = now_ms,
+                 controls: TargetControls | None = None) -> None:
+        """``removed``: the targets a reload removed from the config (read at every publish); ``controls``: the
+        mode in force on each target, and what it holds back."""
         self._config = config
         self._sessions = sessions
         self._reports = reports
@@ -35,6 +40,7 @@ class StatusPublisher:
         self._clock = clock
         self._removed = removed
         self._wall_ms = wall_ms
+        self._controls = controls
         self._board = StatusBoard(state.connection)
 
     def use_config(self, config: AppConfig) -> None:
@@ -54,7 +60,7 @@ class StatusPublisher:
         from the state."""
         running = [self._sessions.source, *self._sessions.targets.values()]
         rows = [self._row(view, final=final) for view in running]
-        rows += [disabled_row(target, self._state.pending_copies(target.name))
+        rows += [disabled_row(target, self._state.pending_copies(target.name), self._control(target.name))
                  for target in self._config.targets if not target.copy.enabled]
         return rows + [removed_row(name, self._state.pending_copies(name)) for name in self._removed]
 
@@ -70,9 +76,14 @@ class StatusPublisher:
                                         self._orphans.position_counts(view.name), max_checks, preserved)
         now = self._clock()
         last_seen = self._wall_ms() / 1000 - (now - view.last_seen) if view.last_seen > 0 else None
-        return terminal_row(view, is_source=view is self._sessions.source, report=report, orphans=orphans,
+        is_source = view is self._sessions.source
+        return terminal_row(view, is_source=is_source, report=report, orphans=orphans,
                             talking=self._sessions.talking(view, now), final=final, positions=positions,
-                            last_seen=last_seen)
+                            last_seen=last_seen, control=None if is_source else self._control(view.name),
+                            held=self._controls.held(view.name) if self._controls and not is_source else ())
+
+    def _control(self, name: str) -> TargetControl | None:
+        return self._controls.control(name) if self._controls is not None else None
 
 
 def orphan_states(plan_orphans: Sequence[PendingOrder], counts: Mapping[int, int], max_checks: int,
@@ -119,10 +130,12 @@ def position_states(plan: TargetPlan, source: Snapshot | None, counts: Mapping[i
 
 def terminal_row(view: TerminalView, *, is_source: bool, report: TargetReport | None,
                  orphans: list[tuple[int, int, str]], talking: bool, final: bool = False,
-                 positions: list[tuple[int, int, str]] | None = None, last_seen: float | None = None) -> TerminalStatus:
+                 positions: list[tuple[int, int, str]] | None = None, last_seen: float | None = None,
+                 control: TargetControl | None = None, held: Sequence[Withheld] = ()) -> TerminalStatus:
     """``talking``: the worker was heard from lately (a worker that talks but cannot reach its terminal is online,
     its terminal unreachable). ``final``: the coordinator is stopping; the last counts stay as the last known.
-    ``last_seen``: unix time of the worker's last message (None: never heard from)."""
+    ``last_seen``: unix time of the worker's last message (None: never heard from). ``control``: the mode in force
+    on a target (None: active), ``held``: what it holds back (shown as waiting, with why)."""
     snapshot = view.snapshot if view.online or final else None
     plan = report.last_plan if report else None
     skipped: list[tuple[int, str]] = []
@@ -132,6 +145,7 @@ def terminal_row(view: TerminalView, *, is_source: bool, report: TargetReport | 
                    for skip in (plan.skips if plan else [])]
         skipped += [(ticket, f"failed: {failure.message}") for ticket, failure in report.failures.items()]
         skipped += list(plan.kept_out) if plan else []
+        skipped += [(item.action.source_ticket, item.describe()) for item in held]
         last_error = report.unavailable or last_error
     return TerminalStatus(
         name=view.name,
@@ -156,18 +170,28 @@ def terminal_row(view: TerminalView, *, is_source: bool, report: TargetReport | 
         connected_since=view.connected_since if talking and view.welcomed and view.connected_since else None,
         last_seen=last_seen,
         reconnects=view.reconnects,
+        **control_columns(control),
         last_sync_at=view.last_sync_at,
         last_error=last_error,
         updated_at=time.time(),
     )
 
 
-def disabled_row(target: TargetConfig, unmanaged_copies: int) -> TerminalStatus:
-    """A disabled target has no worker: what is known is what the state recorded of its copies."""
+def control_columns(control: TargetControl | None) -> dict[str, Any]:
+    """The status board's control columns for ``control`` (None: active, as the source always is)."""
+    if control is None or control.active:
+        return {"control_mode": "active", "control_reason": "", "control_set_by": "", "control_since": None}
+    return {"control_mode": control.mode.value, "control_reason": control.reason,
+            "control_set_by": control.set_by, "control_since": control.set_at or None}
+
+
+def disabled_row(target: TargetConfig, unmanaged_copies: int, control: TargetControl | None = None) -> TerminalStatus:
+    """A disabled target has no worker: what is known is what the state recorded of its copies (and a pause
+    recorded for it, which holds once it is enabled again)."""
     return TerminalStatus(
         name=target.name, role=target.terminal.role.value, enabled=False, online=False, terminal_reachable=None,
         connected=None, pending_orders=None, copies=None, orphans=None, unmanaged_copies=unmanaged_copies,
-        skipped=(), last_sync_at=0.0, updated_at=time.time(),
+        skipped=(), last_sync_at=0.0, updated_at=time.time(), **control_columns(control),
         last_error=f"disabled: {unmanaged_copies} copies left there unmanaged" if unmanaged_copies else "",
     )
 

@@ -1,11 +1,17 @@
-"""The account of a sync that ``run --once`` prints, and the exit code that goes with it."""
+"""The account of a sync that ``run --once`` prints, and the exit code that goes with it; and the plan that
+``run --once --dry-run`` prints instead."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from config.exit_codes import ExitCode
+from coordinator.domain.actions import Action, ActionKind
 from coordinator.domain.planner import Skip, SkipReason, TargetPlan
 from coordinator.runtime.engine import Engine
 from coordinator.runtime.views import TerminalView
+from protocol import PendingOrder
+from protocol.mt5 import describe_order_type
 
 
 def render_summary(engine: Engine) -> str:
@@ -30,6 +36,7 @@ def render_summary(engine: Engine) -> str:
         )
         if report.unavailable:
             lines.append(f"  NOT SYNCED at the end: {_naming_the_terminal(report.unavailable, view)}")
+        lines.extend(engine.controls.summary_lines(name))  # paused, close-only, what a guard holds back
         for ticket, copy_ticket in sorted(report.placed.items()):
             lines.append(f"  placed   source #{ticket} -> #{copy_ticket}{_adjusted(report.adjusted, ticket)}")
         for ticket, copy_ticket in sorted(report.replaced.items()):
@@ -111,3 +118,92 @@ def _naming_the_terminal(why: str, view: TerminalView) -> str:
     """A terminal that cannot be used is found by its path: say which one was tried, unless the error does."""
     path = str(view.config.path)
     return why if path in why else f"{why} (terminal {path})"
+
+
+# ---- run --once --dry-run ------------------------------------------------------------------------
+
+_WOULD = {  # the order of the counts on a target's line, and of its lines
+    ActionKind.PLACE: "place", ActionKind.MODIFY: "modify", ActionKind.REPLACE: "replace",
+    ActionKind.REMOVE: "remove", ActionKind.SLTP: "set SL/TP", ActionKind.CLOSE: "close",
+    ActionKind.MARKET: "open at market",
+}
+
+
+def render_dry_run(engine: Engine, planned: Mapping[str, Sequence[Action]]) -> str:
+    """What each target's plan would send (``planned``: the dry run's dispatcher's record, by target) and what it
+    leaves as it is, and why, naming every source order; nothing of it was sent."""
+    lines = ["", "mt5-copier dry run: the plan for every target; nothing was sent, nothing recorded",
+             "=" * 80]
+    source = engine.source
+    lines.append(f"source {source.name}: {len(source.snapshot.orders) if source.snapshot else 0} pending order(s)")
+    for name, report in engine.reports.items():
+        view, plan = engine.targets[name], report.last_plan
+        lines.append("")
+        if plan is None or report.unavailable:
+            why = report.unavailable or "no plan was made (its terminal did not report)"
+            lines.append(f"target {name}: NOT PLANNED - {_naming_the_terminal(why, view)}")
+            continue
+        actions, held = list(planned.get(name, ())), engine.controls.held(name)
+        problems, waiting = _split_skips(plan)
+        counts = ", ".join(f"{label} {sum(1 for a in actions if a.kind is kind)}" for kind, label in _WOULD.items())
+        lines.append(f"target {name}: would {counts}; held back {len(held)}, skip {len(problems)}, "
+                     f"wait {len(waiting)}, in sync {len(plan.in_sync)}, not copied by type {len(plan.filtered)}")
+        lines.extend(engine.controls.summary_lines(name))  # paused, close-only, what a guard holds back
+        copies = {order.ticket: order for order in view.snapshot.orders} if view.snapshot else {}
+        for kind in _WOULD:
+            lines.extend(f"  {_would_line(action, copies.get(action.ticket))}" for action in actions
+                         if action.kind is kind)
+        for skip in problems:
+            detail = f" ({skip.detail})" if skip.detail else ""
+            lines.append(f"  skip     source #{skip.source_ticket} {skip.symbols()}: {skip.reason.value}{detail}")
+        for skip in waiting:
+            lines.append(f"  wait     source #{skip.source_ticket} {skip.symbols()}: {_room_text(skip, view)}")
+        for ticket, reason in plan.kept_out:
+            lines.append(f"  leave    source #{ticket}: {reason}")
+        removing = {action.ticket for action in actions}
+        counts_seen, needed = engine.orphans.counts(name), engine.orphans.max_checks(name)
+        for copy in plan.orphans:
+            if copy.ticket not in removing:
+                lines.append(f"  orphan   copy #{copy.ticket} of gone source #{copy.magic}: not removed yet (seen in "
+                             f"{counts_seen.get(copy.ticket, 0)} of {needed} checks, or kept by the orphan policy)")
+        unresolved = engine.in_flight.get(name, {})
+        if unresolved:
+            lines.append(f"  {len(unresolved)} command(s) sent by an earlier run with no confirmed outcome: nothing "
+                         "is planned for their source orders until the terminal shows what happened")
+    lines.append("")
+    lines.append(f"result: dry run, nothing sent (exit code {ExitCode.OK:d})")
+    return "\n".join(lines)
+
+
+def _would_line(action: Action, copy: PendingOrder | None) -> str:
+    """One action in a trader's words: the source order, the copy it acts on, what it makes of it and why."""
+    source = f"source #{action.source_ticket}"
+    adjusted = f" ({action.adjustment})" if action.adjustment else ""
+    kind = action.kind
+    if kind is ActionKind.PLACE:
+        return f"place    {source}: {action.describe()}{adjusted}"
+    if kind in (ActionKind.MODIFY, ActionKind.REPLACE):
+        changes = _changes(copy, action) if copy is not None else ""
+        why = f"{changes}; " if changes else ""
+        label = "modify  " if kind is ActionKind.MODIFY else "replace "
+        return f"{label} {source} copy #{action.ticket}: {why}to {action.describe()}{adjusted}"
+    if kind is ActionKind.REMOVE:
+        evidence = f" ({action.evidence})" if action.evidence else ""
+        return f"remove   {source} copy #{action.ticket} {action.symbol}: {action.reason}{evidence}"
+    if kind is ActionKind.CLOSE:
+        return (f"close    {source} position #{action.ticket} {action.symbol} {action.volume:g} of "
+                f"{action.expected_volume:g} lots: {action.reason}")
+    if kind is ActionKind.SLTP:
+        return f"set SL/TP {source} position #{action.ticket} {action.symbol}: {action.reason}"
+    return f"open at market {source} copy #{action.ticket} {action.symbol}: {action.reason}"
+
+
+def _changes(copy: PendingOrder, action: Action) -> str:
+    """What differs between the copy on the target and what the action makes of it: "sl 0 -> 1.07, ..."."""
+    pairs = [("type", describe_order_type(copy.type), describe_order_type(action.order_type)),
+             ("volume", f"{copy.volume_initial or copy.volume:g}", f"{action.volume:g}"),
+             ("price", f"{copy.price_open:g}", f"{action.price:g}"),
+             ("stop-limit", f"{copy.price_stoplimit:g}", f"{action.stoplimit:g}"),
+             ("sl", f"{copy.sl:g}", f"{action.sl:g}"), ("tp", f"{copy.tp:g}", f"{action.tp:g}"),
+             ("expiration", f"{copy.time_expiration}", f"{action.expiration}")]
+    return ", ".join(f"{label} {was} -> {now}" for label, was, now in pairs if was != now)

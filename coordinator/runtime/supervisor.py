@@ -49,6 +49,20 @@ class WorkerProcess(Protocol):
 SpawnFunction = Callable[[list[str]], WorkerProcess]
 
 
+@dataclass(frozen=True)
+class WorkerExit:
+    """A local worker's exit that no reload asked for: a crash, a kill, a signal from outside."""
+
+    name: str
+    code: int
+    restart_in: float | None  # seconds until it is started again; None: it is not (asked to stop, a configuration
+    # error, or a run that restarts nothing)
+    restarts: int  # during this coordinator's life, this one included
+
+
+ExitListener = Callable[[WorkerExit], None]
+
+
 @dataclass
 class _Child:
     terminal: TerminalConfig
@@ -69,8 +83,11 @@ class _Child:
 class Supervisor:
     def __init__(self, config_path: Path, endpoint: str, terminals: list[TerminalConfig], *, restart: bool,
                  console_level: str = "WARNING", clock: Callable[[], float] = time.monotonic,
-                 spawn: SpawnFunction | None = None) -> None:
+                 spawn: SpawnFunction | None = None, on_exit: ExitListener | None = None) -> None:
+        """``on_exit``: told of every exit no reload asked for, with whether and when the worker starts again
+        (the runner raises an alert)."""
         self._config_path = config_path
+        self._on_exit = on_exit or (lambda _exit: None)
         self._endpoint = endpoint
         self._restart = restart
         self._console_level = console_level
@@ -115,6 +132,7 @@ class Supervisor:
                     child.gave_up = True
                     if self._restart and code == ExitCode.CONFIG_ERROR:
                         logger.critical("worker {} exited with a configuration error; not restarting it", name)
+                    self._on_exit(WorkerExit(name, code, None, child.restarts))
                     continue
                 if now - child.started_at >= HEALTHY_UPTIME_SECONDS and not child.killed_as_hung:
                     child.failures_in_a_row = 0
@@ -123,6 +141,7 @@ class Supervisor:
                 delay = min(2.0 ** (child.failures_in_a_row - 1), MAX_RESTART_DELAY)
                 child.next_start = now + delay
                 logger.error("worker {} exited with code {}; restarting in {:.0f}s", name, code, delay)
+                self._on_exit(WorkerExit(name, code, delay, child.restarts))
             elif not child.gave_up and now >= child.next_start:
                 self._start(child)
         return exited

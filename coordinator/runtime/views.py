@@ -43,12 +43,20 @@ class TerminalView:
     restarts: int = 0  # worker restarts during this coordinator's life (set by the runner from its supervisor)
     account: str = ""  # "login@server" the terminal last reported being logged into ("" = not reported yet)
     account_problem: str = ""  # set while that is not the configured account: every decision on it is frozen
+    balance: float = 0.0  # the account's figures, last reported (0, 0: not yet)
+    equity: float = 0.0
     # The link, for status (see WorkerSessions.note_welcome for what counts as a reconnect).
     ever_welcomed: bool = False  # welcomed at least once during this coordinator's life
     connected_since: float = 0.0  # unix time of the welcome that opened the current link (0 = never)
     reconnects: int = 0  # welcomes after the first that were a new link or a new worker process
     spoke_since_welcome: bool = False  # sent something besides a hello since its last welcome
     hello_asked: bool = False  # the coordinator asked it to say hello again on its link (a reload changed its entry)
+
+    def note_account_figures(self, balance: float, equity: float) -> None:
+        """The account's balance and equity as the worker last reported them (a snapshot or a heartbeat: the
+        equity moves with the market between snapshots). All zero is "not reported" and changes nothing."""
+        if balance or equity:
+            self.balance, self.equity = balance, equity
 
     @property
     def name(self) -> str:
