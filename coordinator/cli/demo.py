@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import random
 import shlex
+import socket
 import subprocess
 import sys
 import tempfile
@@ -187,6 +188,14 @@ GOLD = {
 }
 
 
+def _free_port() -> int:
+    """A TCP port free on loopback now, for the demo's status page (a demo must not clash with a copier running
+    on the usual 9464)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def run_demo(*, duration: float, directory: Path | None) -> int:
     import mt5sim
 
@@ -203,9 +212,12 @@ def run_demo(*, duration: float, directory: Path | None) -> int:
                                suffix=target.suffix, server_offset_hours=target.offset, margin_mode=hedging,
                                symbols=GOLD if target.name == "broker-c" else None)
     config_path = directory / "copier.toml"
-    config_path.write_text(CONFIG, encoding="utf-8")
+    page = f"127.0.0.1:{_free_port()}"
+    config_path.write_text(CONFIG + f'\n[metrics]\nlisten = "{page}"  # the status page and /metrics\n',
+                           encoding="utf-8")
     config = load_config(config_path)
     logger.info("demo: terminals and config in {}", directory)
+    logger.info("demo: watch it in a browser on http://{}/ (the status page; Prometheus metrics at /metrics)", page)
     logger.info("demo: a scripted trader places pending orders on 'master' and moves the market, for {:.0f}s from "
                 "its first copies", duration)
     if duration >= STORY_NEEDS:
