@@ -15,10 +15,10 @@ from typing import Any
 
 from protocol.curve import KeyFileError, load_public_key_file, load_secret_key_file
 
-from .choices import Backend, VolumeMode
+from .choices import Backend, OrderKind, ScheduleClock, VolumeMode
 from .endpoints import is_local_endpoint, reachable_bind_problem
 from .errors import ConfigProblem
-from .model import AppConfig
+from .model import AppConfig, CopySettings
 from .paths import mt5_terminal_path_problem, resolve_path, sim_terminal_problem
 from .schema import INVALID
 
@@ -29,10 +29,12 @@ def cross_field_problems(checked: Tree, base_dir: Path) -> list[ConfigProblem]:
     """Every problem that only shows when several keys are looked at together."""
     problems: list[ConfigProblem] = []
     problems.extend(_timeout_problems(checked))
+    problems.extend(_schedule_problems(checked))
     problems.extend(_mt5_path_problems(checked))
     problems.extend(_lot_range_problems(checked))
     problems.extend(_fixed_lot_problems(checked))
     problems.extend(_source_fill_problems(checked))
+    problems.extend(_filter_problems(checked))
     problems.extend(_duplicate_terminal_problems(checked, base_dir))
     problems.extend(_link_key_problems(checked, base_dir))
     return problems
@@ -69,7 +71,24 @@ def config_notes(config: AppConfig) -> list[str]:
                 "there are still followed (modified, and removed when their source order goes). To leave the "
                 "target alone entirely use enabled = false."
             )
+        if target.copy.enabled:
+            notes.extend(f"{target.name}: {note}" for note in _transform_notes(target.copy))
     return notes
+
+
+def _transform_notes(copy: CopySettings) -> Iterator[str]:
+    mapped = dict(copy.order_type_map)
+    for source in sorted(mapped.keys() - copy.order_types):
+        yield (f"order_type_map.{source} is never used: {source} is not in order_types (order_types picks the "
+               "source's orders by their own type)")
+    if copy.reverse:
+        left_out = sorted(kind for kind in copy.order_types
+                          if mapped.get(kind, kind) in (OrderKind.BUY_STOP_LIMIT, OrderKind.SELL_STOP_LIMIT))
+        if left_out:
+            yield (f"reverse = true: {' and '.join(left_out)} orders have no exact reverse and are not copied (the "
+                   "summary and status list them as left out); to copy them reversed, map them to stops in "
+                   "[targets.order_type_map] (buy_stop_limit = \"buy_stop\" is then reversed to a sell limit at the "
+                   "trigger price)")
 
 
 def _value(table: object, key: str) -> Any:
@@ -106,6 +125,24 @@ def _timeout_problems(checked: Tree) -> Iterator[ConfigProblem]:
             "coordinator.worker_timeout",
             f"must be greater than coordinator.heartbeat_interval ({heartbeat!r}), got {timeout!r}",
         )
+
+
+def _schedule_problems(checked: Tree) -> Iterator[ConfigProblem]:
+    coordinator = checked.get("coordinator", INVALID)
+    schedule, offset, clock = (_value(coordinator, key) for key in ("schedule", "schedule_offset", "schedule_clock"))
+    if not _known(schedule, offset, clock):
+        return
+    if schedule is None:
+        # Without a schedule they would be silently ignored: the person meant something by them.
+        if offset:
+            yield ConfigProblem("coordinator.schedule_offset", "only used with coordinator.schedule")
+        if clock is not ScheduleClock.SERVER:
+            yield ConfigProblem("coordinator.schedule_clock", "only used with coordinator.schedule")
+    elif offset >= schedule.seconds:
+        # An offset of a whole timeframe or more is the same boundary as a smaller one: say which was meant.
+        yield ConfigProblem("coordinator.schedule_offset",
+                            f"must be less than the timeframe of coordinator.schedule ({schedule} is "
+                            f"{schedule.seconds} s), got {offset!r}")
 
 
 def _mt5_path_problems(checked: Tree) -> Iterator[ConfigProblem]:
@@ -146,6 +183,16 @@ def _source_fill_problems(checked: Tree) -> Iterator[ConfigProblem]:
                 f"{where}.positions.on_source_fill",
                 "say either this or keep_filled_copies (the older key for the same choice) in this target, not both",
             )
+
+
+def _filter_problems(checked: Tree) -> Iterator[ConfigProblem]:
+    # An empty list of what to copy copies nothing: surely not meant, and absent already means "all".
+    for where, target in _located_targets(checked):
+        table = _value(target, "filter")
+        for key, every in (("symbols", "symbol"), ("magics", "magic number")):
+            if _value(table, key) == ():
+                yield ConfigProblem(f"{where}.filter.{key}", f"an empty list would copy no order at all: leave the "
+                                    f"key out to copy every {every} (enabled = false copies nothing on purpose)")
 
 
 def _duplicate_terminal_problems(checked: Tree, base_dir: Path) -> Iterator[ConfigProblem]:

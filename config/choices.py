@@ -113,3 +113,29 @@ class SourceClose(_TextEnum):
 
     CLOSE = "close"  # closed at market
     KEEP = "keep"  # left open, reported
+
+
+class Timeframe(_TextEnum):
+    """The timeframes a scheduled copier acts on ([coordinator] schedule): it syncs at each boundary of one."""
+
+    M1 = "M1"
+    M5 = "M5"
+    M15 = "M15"
+    M30 = "M30"
+    H1 = "H1"
+    H4 = "H4"
+    D1 = "D1"
+
+    @property
+    def seconds(self) -> int:
+        return _TIMEFRAME_SECONDS[self.value]
+
+
+_TIMEFRAME_SECONDS = {"M1": 60, "M5": 300, "M15": 900, "M30": 1800, "H1": 3600, "H4": 14_400, "D1": 86_400}
+
+
+class ScheduleClock(_TextEnum):
+    """Which clock a schedule's boundaries are on ([coordinator] schedule_clock)."""
+
+    SERVER = "server"  # the source broker's server clock (its D1 boundary is the broker's midnight)
+    UTC = "utc"

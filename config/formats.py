@@ -1,4 +1,4 @@
-"""What free-text keys may contain: terminal names, environment variable names, log levels."""
+"""What free-text keys may contain: terminal names, environment variable names, log levels, regular expressions."""
 
 from __future__ import annotations
 
@@ -28,4 +28,13 @@ def terminal_name_problem(name: str) -> str | None:
         return f"must not consist of dots only (it is used in file names), got {name!r}"
     if name.split(".")[0].upper() in _WINDOWS_RESERVED:
         return f"must not be a name Windows reserves for devices (it is used in file names), got {name!r}"
+    return None
+
+
+def regex_problem(pattern: str) -> str | None:
+    """Why ``pattern`` is not a regular expression Python's ``re`` accepts, or None when it is."""
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        return f"is not a valid regular expression ({e}): {pattern!r}"
     return None

@@ -25,8 +25,10 @@ from .choices import (
     OutOfBounds,
     PriceMode,
     Role,
+    ScheduleClock,
     SourceClose,
     SourceFill,
+    Timeframe,
     VolumeMode,
     VolumeRounding,
 )
@@ -37,10 +39,12 @@ from .formats import (
     LOG_LEVELS,
     TERMINAL_NAME,
     TERMINAL_NAME_HINT,
+    regex_problem,
     terminal_name_problem,
 )
 from .schema import Boolean, Choice, Integer, ListOf, MapOf, Number, SetOf, String
 from .settings import config_table, path_setting, setting
+from .type_mapping import order_type_mapping_problem
 
 
 @config_table
@@ -91,6 +95,24 @@ class CoordinatorConfig:
         default=None,
         doc="the coordinator's CURVE key pair (NAME.key_secret, made by mt5-copier keys new): links are "
             "encrypted and only the terminals' keys get in; required for a bind other machines can reach",
+    )
+    # Copying on a schedule (coordinator/domain/schedule.py places the boundaries, coordinator/runtime/
+    # schedule_gate.py holds what is planned between them). Checked together in config/checks.py.
+    schedule: Timeframe | None = setting(
+        Choice(values=tuple(timeframe.value for timeframe in Timeframe), case_insensitive=True, convert=Timeframe),
+        default=None,
+        doc="M1 M5 M15 M30 H1 H4 D1: copy only at each boundary of this timeframe (start-up included); absent: "
+            "live, every change at once",
+    )
+    schedule_offset: int = setting(
+        Integer(ge=0),
+        default=0,
+        doc="seconds after each boundary the scheduled run starts; less than the timeframe",
+    )
+    schedule_clock: ScheduleClock = setting(
+        Choice.of_enum(ScheduleClock),
+        default=ScheduleClock.SERVER,
+        doc='"server": the boundaries of the source broker\'s server clock (D1 at its midnight); "utc": of UTC',
     )
 
 
@@ -277,6 +299,45 @@ class RiskSettings:
 
 
 @config_table
+class FilterSettings:
+    """Which source orders are copied to one target ([targets.filter]); every key left out lets every order
+    through. An order is copied when it passes them all (coordinator/domain/filters.py decides)."""
+
+    # Shell-style patterns (* ? [seq]) on the SOURCE symbol, before symbol_map and prefix/suffix; letter case
+    # ignored, as the seed system's users had it by default (coordinator/domain/filters.py says why).
+    symbols: tuple[str, ...] | None = setting(
+        ListOf(item=String(non_empty=True), unique=True),
+        default=None,
+        shown_default="all",
+        doc="only source orders whose symbol matches one of these shell-style patterns (\"XAU*\"); absent: all",
+    )
+    exclude_symbols: tuple[str, ...] = setting(
+        ListOf(item=String(non_empty=True), unique=True),
+        default=(),
+        shown_default="[]",
+        doc="never source orders whose symbol matches one of these patterns (wins over symbols)",
+    )
+    magics: tuple[int, ...] | None = setting(
+        ListOf(item=Integer(ge=0), unique=True),
+        default=None,
+        shown_default="all",
+        doc="only source orders with one of these magic numbers (0: placed by hand); absent: all",
+    )
+    exclude_magics: tuple[int, ...] = setting(
+        ListOf(item=Integer(ge=0), unique=True),
+        default=(),
+        shown_default="[]",
+        doc="never source orders with one of these magic numbers (wins over magics)",
+    )
+    comment_regex: str | None = setting(
+        String(non_empty=True, check=regex_problem),
+        default=None,
+        doc="only source orders whose comment this Python regular expression finds a match in (re.search); "
+            "absent: all",
+    )
+
+
+@config_table
 class CopySettings:
     """How orders are copied onto one target (the copy keys of a [[targets]] table)."""
 
@@ -350,11 +411,41 @@ class CopySettings:
         default=RiskSettings(),
         doc="risk guards on this target's account",
     )
+    filter: FilterSettings = setting(
+        FilterSettings,
+        default=FilterSettings(),
+        doc="which source orders are copied to this target",
+    )
     order_types: frozenset[OrderKind] = setting(
         SetOf(item=Choice.of_enum(OrderKind), non_empty=True),
         default=frozenset(OrderKind),
         shown_default="all six",
-        doc="pending order types copied to this target",
+        doc="pending order types copied to this target (the source order's type, before order_type_map)",
+    )
+    # How a copy differs from its source order: coordinator/domain/transforms.py applies these (the type map first,
+    # then reverse, then copy_sl / copy_tp); config/type_mapping.py says which mappings are accepted.
+    order_type_map: tuple[tuple[OrderKind, OrderKind], ...] = setting(  # sorted pairs, as symbol_map
+        # A mapping that loses the trigger would place copies the broker refuses, or that trade at another moment.
+        MapOf(key=Choice.of_enum(OrderKind), value=Choice.of_enum(OrderKind), check=order_type_mapping_problem),
+        default=(),
+        doc="source order type -> the type of its copy; accepted: a stop limit to the stop on its side (a stop at "
+            "the trigger price, for brokers without stop limits)",
+    )
+    reverse: bool = setting(
+        Boolean(),
+        default=False,
+        doc="the copy trades the other way, a pending order triggered at the same price (buy limit <-> sell stop, "
+            "sell limit <-> buy stop), SL and TP swapped; stop limits are left out",
+    )
+    copy_sl: bool = setting(
+        Boolean(),
+        default=True,
+        doc="false: copies get no stop loss from their source, and the one a copy has (set by hand) is left alone",
+    )
+    copy_tp: bool = setting(
+        Boolean(),
+        default=True,
+        doc="false: copies get no take profit from their source, and the one a copy has (set by hand) is left alone",
     )
     symbol_suffix: str = setting(String(), default="", doc="appended to source symbols")
     symbol_prefix: str = setting(String(), default="", doc="prepended to source symbols")

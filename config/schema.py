@@ -366,19 +366,29 @@ class ArrayOfTables(Spec):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MapOf(Spec):
-    """A table with free-form, non-empty keys and uniform values; returned as sorted (key, value) pairs."""
+    """A table with free-form, non-empty keys (or keys that follow ``key``) and uniform values; returned as
+    sorted (key, value) pairs."""
 
     value: Spec
+    key: Spec | None = None  # e.g. a Choice: each key is checked (and converted) as a value would be
+    # A problem with a key and its value together (both valid), reported at the key: None when fine.
+    check: Callable[[Any, Any], str | None] | None = None
 
     def validate(self, value: object, path: str, problems: Problems) -> Any:
         if not isinstance(value, dict):
             return _fail(problems, path, f"must be a table of key = value pairs, got {describe(value)}")
         before = len(problems)
-        pairs: list[tuple[str, Any]] = []
+        pairs: list[tuple[Any, Any]] = []
         for key, raw in value.items():
             child = key_path(path, key)
             if not key.strip():
                 problems.append(ConfigProblem(child, "key must not be empty"))
                 continue
-            pairs.append((key, self.value.validate(raw, child, problems)))
+            checked_key = key if self.key is None else self.key.validate(key, child, problems)
+            checked_value = self.value.validate(raw, child, problems)
+            if self.check is not None and INVALID not in (checked_key, checked_value):
+                message = self.check(checked_key, checked_value)
+                if message is not None:
+                    problems.append(ConfigProblem(child, message))
+            pairs.append((checked_key, checked_value))
         return INVALID if len(problems) > before else tuple(sorted(pairs))

@@ -97,17 +97,17 @@ class EngineRig:
     """``target``: extra settings of the target t1; ``more_targets``: further targets by name, with theirs.
     ``fixed_offsets``: every broker clock is configured as UTC (else measured from tick times); ``source``:
     extra settings of the source (its own ``server_utc_offset``, say); ``stage_clock``: the clock of the copies'
-    latency stages (UTC milliseconds; the wall clock when None)."""
+    latency stages (UTC milliseconds; the wall clock when None); ``coordinator``: [coordinator] settings."""
 
     def __init__(self, state_dir: Path, target: dict[str, Any] | None = None, *,
                  more_targets: dict[str, dict[str, Any]] | None = None, fixed_offsets: bool = True,
                  source: dict[str, Any] | None = None, wall_ms: Callable[[], int] = now_ms,
-                 stage_clock: Callable[[], float] | None = None) -> None:
+                 stage_clock: Callable[[], float] | None = None, coordinator: dict[str, Any] | None = None) -> None:
         offsets = {"server_utc_offset": 0} if fixed_offsets else {}
         targets = {TARGET: target or {}, **(more_targets or {})}
         self.logins = {SOURCE: 1, **{name: 2 + i for i, name in enumerate(targets)}}
         data = {
-            "coordinator": {"state_dir": str(state_dir)},
+            "coordinator": {"state_dir": str(state_dir), **(coordinator or {})},
             "source": {"name": SOURCE, "backend": "sim", "path": "s", "login": 1, "server": "S", **offsets,
                        **(source or {})},
             "targets": [{"name": name, "backend": "sim", "path": name, "login": self.logins[name], "server": "S",
@@ -508,11 +508,13 @@ class Desk:
     def __getitem__(self, name: str) -> Book:
         return self.books[name]
 
-    def session(self, fixed_offsets: bool = True, source: dict[str, Any] | None = None,
+    def session(self, fixed_offsets: bool = True, source: dict[str, Any] | None = None, *,
+                coordinator: dict[str, Any] | None = None, wall_ms: Callable[[], int] = now_ms,
                 **settings: dict[str, Any]) -> Session:
         """A coordinator running on these books; ``settings``: each target's extra settings by name, ``source``
-        the source's; ``fixed_offsets``: every server clock configured as UTC (else measured from ticks)."""
-        return Session(self, settings, fixed_offsets, source or {})
+        the source's, ``coordinator`` its [coordinator]; ``fixed_offsets``: every server clock configured as UTC
+        (else measured from ticks); ``wall_ms``: the engine's UTC clock."""
+        return Session(self, settings, fixed_offsets, source or {}, coordinator=coordinator, wall_ms=wall_ms)
 
     def once(self, fixed_offsets: bool = True, source: dict[str, Any] | None = None,
              **settings: dict[str, Any]) -> OnceRun:
@@ -548,7 +550,8 @@ class Session:
     """One engine over a Desk's books; each ``step`` is what the workers and the scheduler do in one beat."""
 
     def __init__(self, desk: Desk, settings: dict[str, dict[str, Any]], fixed_offsets: bool,
-                 source: dict[str, Any]) -> None:
+                 source: dict[str, Any], *, coordinator: dict[str, Any] | None = None,
+                 wall_ms: Callable[[], int] = now_ms) -> None:
         from loguru import logger
 
         self.desk, self.books = desk, desk.books
@@ -562,7 +565,8 @@ class Session:
             self.rig = EngineRig(desk.state_dir, settings.get(TARGET, {}),
                                  more_targets={name: settings.get(name, {}) for name in desk.books
                                                if name not in (SOURCE, TARGET)},
-                                 fixed_offsets=fixed_offsets, source=source)
+                                 fixed_offsets=fixed_offsets, source=source, coordinator=coordinator,
+                                 wall_ms=wall_ms)
         except BaseException:
             logger.remove(self._sink)
             raise

@@ -146,8 +146,9 @@ def test_example_config_validates():
     assert (config.targets[2].copy.volume_mode, config.targets[2].copy.fixed_lot) == (VolumeMode.FIXED, 0.1)
 
 
-# Keys naming files that must exist where the config is loaded: the example shows them commented out.
-KEYS_SHOWN_COMMENTED_OUT = ("secret_key_file", "public_key_file", "urls_env")
+# Keys naming files that must exist where the config is loaded, and the schedule (the example copies live): the
+# example shows them commented out.
+KEYS_SHOWN_COMMENTED_OUT = ("secret_key_file", "public_key_file", "urls_env", "schedule")
 
 
 def test_example_config_mentions_every_accepted_key():
@@ -460,7 +461,8 @@ def test_unknown_top_level_key_lists_the_accepted_keys(tmp_path):
 def test_unknown_coordinator_key_suggests_the_closest_accepted_key(tmp_path):
     assert problems(tmp_path, coordinator={"bnd": '"tcp://127.0.0.1:1"'}) == [
         "coordinator.bnd: unknown key (did you mean 'bind'?); accepted keys: bind, command_timeout, "
-        "heartbeat_interval, hello_timeout, interval, log_level, secret_key_file, state_dir, worker_timeout"
+        "heartbeat_interval, hello_timeout, interval, log_level, schedule, schedule_clock, schedule_offset, "
+        "secret_key_file, state_dir, worker_timeout"
     ]
 
 
@@ -469,7 +471,8 @@ def test_unknown_target_key_is_reported_with_its_index(tmp_path):
 
     assert len(found) == 1
     assert found[0].startswith("targets[1] (broker-1).lot_multipler: unknown key (did you mean 'lot_multiplier'?); ")
-    assert "accepted keys: backend, connect_timeout, enabled, expiration_fallback, fixed_lot, " in found[0]
+    assert "accepted keys: backend, connect_timeout, " in found[0]
+    assert ", enabled, expiration_fallback, filter, fixed_lot, " in found[0]
     assert ", lot_multiplier, max_lot, " in found[0]
 
 

@@ -133,7 +133,7 @@ def test_no_coordinator_exits_3_with_the_last_known_values(capsys, config_path, 
     assert "coordinator: not running" in out
     assert report["coordinator"] == {
         "running": False, "pid": None, "state": str(config_path.parent / "state" / "copier.db"), "state_error": None,
-        "status_updated_at": report["coordinator"]["status_updated_at"],
+        "status_updated_at": report["coordinator"]["status_updated_at"], "schedule": None, "next_run": None,
     }
     assert report["health"] == "not running"
     master = terminal(report, "master")
@@ -176,7 +176,7 @@ def test_the_json_names_every_fact_of_every_configured_terminal(capsys, config_p
         "unmanaged_copies", "links_recorded", "restarts", "last_sync_at", "last_error", "skipped", "orphan_list",
         "positions", "position_list", "updated_at", "removed", "remote", "worker_pid", "worker_host",
         "worker_version", "connected_since", "last_seen", "reconnects", "control_mode", "control_reason",
-        "control_set_by", "control_since",
+        "control_set_by", "control_since", "next_run", "left_out_by_filter",
     }
     assert {key: broker_a[key] for key in ("name", "role", "enabled", "health", "problems", "worker_online",
                                            "terminal_reachable", "broker_connected", "account", "expected_account",

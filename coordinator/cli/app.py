@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
                          help="only events from then on: 2026-11-24, 2026-11-24T10:00, or an age: 45s, 30m, 2h, 1d")
     history.add_argument("--limit", type=int, default=50, metavar="N", help="at most N events (default 50)")
 
+    from coordinator.cli.import_config import add_arguments as add_import_config_arguments
+
+    import_config = commands.add_parser(
+        "import-config", help="write a TOML config from MT5-Order-Copier's config.py (read, never run); exit "
+                              f"{ExitCode.OK:d} written, {ExitCode.CONFIG_ERROR:d} not readable as one, or --out "
+                              "exists without --force")
+    add_import_config_arguments(import_config)
+
     demo = commands.add_parser("demo", help="watch the copier work on simulated terminals (no MT5 needed)")
     demo.add_argument("--duration", type=float, default=30.0, help="seconds to run (default 30)")
     demo.add_argument("--dir", type=Path, default=None,
@@ -128,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
         from coordinator.cli.controls import run as run_controls
 
         return run_controls(args)
+    if args.command == "import-config":
+        from coordinator.cli.import_config import run as run_import_config
+
+        return run_import_config(args)
     if args.command == "demo":
         from coordinator.cli.demo import run_demo
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from config import AppConfig, Role
 from config.exit_codes import ExitCode, StatusExitCode
 from coordinator.domain.controls import TargetMode
+from coordinator.domain.filters import describe_counts
 from coordinator.domain.latency import CopyStages
 from coordinator.persistence.state import Event, read_events
 from coordinator.persistence.status import TerminalStatus
@@ -68,6 +69,9 @@ def render_status(report: StatusReport) -> str:
     lines = [f"state: {report.path}"]
     if report.running:
         lines.append(f"coordinator: running (pid {report.pid})")
+        if report.schedule_row is not None:  # copying only at the boundaries of [coordinator] schedule
+            row = report.schedule_row
+            lines.append(f"schedule: {row.schedule}; next run {_next_run(row.next_run, now)}")
         if report.health is Health.HEALTHY:
             lines.append("health: all healthy")
         else:
@@ -130,6 +134,8 @@ def _terminal_lines(terminal: TerminalReport, running: bool, now: float) -> list
         lines.extend(f"  source #{ticket}: {reason}" for ticket, reason in row.skipped[:MAX_SKIPPED_SHOWN])
         if len(row.skipped) > MAX_SKIPPED_SHOWN:
             lines.append(f"  ... and {len(row.skipped) - MAX_SKIPPED_SHOWN} more")
+        if row.left_out:  # counted, not listed: a filter may leave out most of the source's orders on purpose
+            lines.append(f"left out by filter: {describe_counts(dict(row.left_out))}")
     if not is_target:
         lines.append(f"open positions: {_count(row.positions)}")
     lines.append(f"worker restarts: {row.restarts}")
@@ -137,8 +143,19 @@ def _terminal_lines(terminal: TerminalReport, running: bool, now: float) -> list
         lines.append(f"last sync: {_clock(row.last_sync_at, now)} ({_ago(now - row.last_sync_at)})")
     else:
         lines.append("last sync: never")
+    if is_target and running and row.schedule:
+        lines.append(f"next run: {_next_run(row.next_run, now)}")
     lines.append(f"last error: {row.last_error or 'none'}")
     return lines
+
+
+def _next_run(at: float | None, now: float) -> str:
+    """When a scheduled run is: to come, under way (its boundary passed, its sync not finished), or not known."""
+    if at is None:
+        return "not known yet (waiting for the source's server clock to place the boundaries)"
+    if at <= now:
+        return f"under way (the run of {_clock(at, now)})"
+    return f"{_clock(at, now)} (in {duration_text(at - now)})"
 
 
 def _worker_line(row: TerminalStatus, running: bool) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from config import CopySettings, ExpirationFallback, PriceMode, VolumeMode
 from coordinator.domain.clocks import Expiration, translate_expiration
 from coordinator.domain.sizing import Accounts, round_price, size_volume
+from coordinator.domain.transforms import left_out, shape
 from protocol import PendingOrder, Quote, SymbolSpec
 from protocol.mt5 import OrderTime, OrderType
 
@@ -20,6 +21,10 @@ class Anchor:
     source_volume: float  # the source volume the copy was sized from
     volume: float  # the copy's volume
     price_offset: float  # copy price - source price (market_distance mode; 0 otherwise)
+    # The copy's SL and TP as they are on the target: kept where the target does not copy the source's (copy_sl,
+    # copy_tp = false), so a level someone set there by hand is left alone.
+    sl: float = 0.0
+    tp: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,9 +64,13 @@ class CannotCopy(Exception):
 
 def desire(order: PendingOrder, symbol: str, spec: SymbolSpec, target_quote: Quote | None, context: TargetContext,
            anchor: Anchor | None) -> DesiredCopy:
-    """The copy of ``order``, a pending order of a type the target copies (the planner filters the others)."""
+    """The copy of ``order``, a pending order of a type the target copies (the planner filters the others), shaped
+    by the target's copy rules (``coordinator/domain/transforms.py``: type map, reverse, copy_sl / copy_tp)."""
     settings = context.settings
-    order_type = OrderType(order.type)
+    rule = left_out(order.type, settings)
+    if rule:  # the planner leaves these out before asking
+        raise CannotCopy(rule)
+    shaped = shape(order, settings)
     note = ""
     ratio_sizing = settings.volume_mode in (VolumeMode.BALANCE_RATIO, VolumeMode.EQUITY_RATIO)
     if ratio_sizing and anchor is not None and abs(anchor.source_volume - order.volume) < 1e-9 and anchor.volume > 0:
@@ -108,12 +117,12 @@ def desire(order: PendingOrder, symbol: str, spec: SymbolSpec, target_quote: Quo
 
     return DesiredCopy(
         symbol=symbol,
-        order_type=order_type,
+        order_type=shaped.order_type,
         volume=volume,
-        price=shifted(order.price_open),
-        stoplimit=shifted(order.price_stoplimit) if order_type.is_stop_limit else 0.0,
-        sl=shifted(order.sl),
-        tp=shifted(order.tp),
+        price=shifted(shaped.price),
+        stoplimit=shifted(shaped.stoplimit),
+        sl=shifted(shaped.sl) if shaped.sl is not None else (anchor.sl if anchor is not None else 0.0),
+        tp=shifted(shaped.tp) if shaped.tp is not None else (anchor.tp if anchor is not None else 0.0),
         expiration=expiration,
         source_volume=source_volume,
         price_offset=offset,

@@ -25,10 +25,12 @@ from coordinator.domain import market_checks as checks
 from coordinator.domain.actions import Action, ActionKind, CopyTicket, SourceTicket
 from coordinator.domain.clocks import same_expiration
 from coordinator.domain.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
+from coordinator.domain.filters import FilterVerdict, left_out_by_filter
 from coordinator.domain.link_lifecycle import PENDING_STATUSES, Link, LinkStatus
 from coordinator.domain.orphans import FILLED, ConfirmedOrphan
 from coordinator.domain.positions import PositionPlanner, entry_slippage_points, position_orphans, tagged_positions
 from coordinator.domain.sizing import round_price
+from coordinator.domain.transforms import left_out as left_out_by_rule
 from protocol import ClosedOrder, PendingOrder, PositionFacts, PositionHistory, Quote, SymbolSpec
 from protocol.mt5 import BUY_ORDER_TYPES, OrderState, PositionType, describe_deal_reason, order_state_of
 from protocol.tags import copy_tag, parse_tag
@@ -111,6 +113,8 @@ class TargetPlan:
     actions: list[Action] = field(default_factory=list)  # at most one per source order
     skips: list[Skip] = field(default_factory=list)
     filtered: list[int] = field(default_factory=list)  # order types this target does not copy
+    # Source orders [targets.filter] leaves out (coordinator/domain/filters.py), by source ticket.
+    left_out_by_filter: dict[int, FilterVerdict] = field(default_factory=dict)
     in_sync: list[int] = field(default_factory=list)  # source tickets whose copy is as it should be
     adopt: list[Link] = field(default_factory=list)  # copies found on the target that no link records
     link_updates: list[LinkUpdate] = field(default_factory=list)  # copies that left: filled, deleted, expired
@@ -193,26 +197,40 @@ class _Planner:
     def _plan_order(self, order: PendingOrder) -> None:
         ticket = order.ticket
         copy = self.copies.get(ticket)
-        kind = OrderKind.from_mt5_type(order.type)
+        left_out = self._left_out(order)
         if ticket in self.target.in_flight:
-            if kind not in self.settings.order_types:
-                self.plan.filtered.append(ticket)
             return
         symbol = self.settings.map_symbol(order.symbol)
         if ticket in self.target.backoff:
-            if kind not in self.settings.order_types:
-                self.plan.filtered.append(ticket)
             self._skip(order, symbol, SkipReason.BACKOFF, self.target.backoff[ticket])
             return
-        if kind not in self.settings.order_types:
-            self.plan.filtered.append(ticket)
+        if left_out:
             if copy is not None:
-                self._remove(copy, f"order type {kind.value if kind else order.type} is not copied to this target")
+                self._remove(copy, left_out)
             return
         if copy is not None:
             self._sync(order, copy)
         elif self._may_place(order):
             self._place(order, symbol)
+
+    def _left_out(self, order: PendingOrder) -> str:
+        """Why this target does not copy ``order`` at all ("" when it does), recorded in the plan: its type is not
+        in order_types, [targets.filter] leaves it out, or a copy rule has no copy to make of it (reverse = true and
+        a stop limit: coordinator/domain/transforms.py). Either way it is never placed and a copy of it already
+        there (the rules changed) is removed; a copy that filled goes on following its source's position."""
+        kind = OrderKind.from_mt5_type(order.type)
+        if kind not in self.settings.order_types:
+            self.plan.filtered.append(order.ticket)
+            return f"order type {kind.value if kind else order.type} is not copied to this target"
+        verdict = left_out_by_filter(order, self.settings.filter)
+        if verdict is not None:
+            self.plan.left_out_by_filter[order.ticket] = verdict
+            return verdict.reason
+        # A copy rule with no copy to make of it (reverse = true and a stop limit): the rule the user chose.
+        rule = left_out_by_rule(order.type, self.settings)
+        if rule:
+            self.plan.kept_out.append((order.ticket, rule))
+        return rule or ""
 
     def _may_place(self, order: PendingOrder) -> bool:
         """No copy is pending. Place one unless an earlier copy filled, expired, or was deleted by someone
@@ -339,7 +357,7 @@ class _Planner:
             return
         quote = self._quote(spec)
         anchor = Anchor(source_volume=link.source_volume, volume=link.volume or copy.volume,
-                        price_offset=link.price_offset)
+                        price_offset=link.price_offset, sl=copy.sl, tp=copy.tp)
         try:
             wanted = desire(order, copy.symbol, spec, quote, self.target.context, anchor)
         except NotYet as e:
@@ -507,7 +525,7 @@ class _Planner:
         order per plan like everything else."""
         target = self.target
         planner = PositionPlanner(self.settings.positions, self.settings.price_mode, target.specs,
-                                  target.quotes, target.source_position_history)
+                                  target.quotes, target.source_position_history, copy_rules=self.settings)
         sources = {position.identifier: position for position in target.source_positions}
         pending = {order.ticket: order for order in self.source_orders}
         seen: set[int] = {action.source_ticket for action in self.plan.actions}

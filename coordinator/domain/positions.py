@@ -10,7 +10,9 @@ What it decides, for each copy position (``PositionPlanner.plan``):
 
 - its source position is open: a partial close on the source closes the same share of the copy (rounded
   down to the step, a remainder below the minimum closes all); otherwise its SL and TP follow the source's
-  (one SLTP with both, translated like pending prices, checked against the stops and freeze levels first);
+  (one SLTP with both, translated like pending prices, checked against the stops and freeze levels first; by the
+  copy rules of ``coordinator/domain/transforms.py``: swapped for a position on the other side of its source's,
+  a reversed copy's, and a level the target does not copy, copy_sl / copy_tp = false, left as the copy has it);
 - its source order is still pending (the copy filled first, on its own market): SL and TP follow the source
   order's;
 - its source has neither (closed, or the order never filled): the orphan policy confirms it (the source's
@@ -26,18 +28,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from config import PositionSettings, PriceMode, SourceClose
+from config import CopySettings, PositionSettings, PriceMode, SourceClose
 from coordinator.domain import market_checks as checks
 from coordinator.domain.actions import Action, ActionKind, CopyTicket, SourceTicket
 from coordinator.domain.link_lifecycle import Link
 from coordinator.domain.orphans import ConfirmedOrphan
 from coordinator.domain.sizing import round_price, snap_down, step_decimals
+from coordinator.domain.transforms import position_levels
 from protocol import PendingOrder, PositionFacts, PositionHistory, Quote, SymbolSpec
-from protocol.mt5 import PositionType
+from protocol.mt5 import BUY_ORDER_TYPES, PositionType
 from protocol.tags import copy_tag, parse_tag
 
 _TOLERANCE = 1e-9
 _VOLUME_TOLERANCE = 1e-6  # volumes are multiples of a step of 0.001 or more: anything closer is the same volume
+_EVERY_LEVEL_AS_IT_IS = CopySettings()  # the default copy rules: SL and TP copied, not reversed
 
 
 def tagged_positions(positions: Sequence[PositionFacts]) -> dict[int, PositionFacts]:
@@ -71,9 +75,11 @@ class PositionPlanner:
     """Decides for the copy positions of one target. Built per plan by the planner, which merges the steps."""
 
     def __init__(self, settings: PositionSettings, price_mode: PriceMode, specs: Mapping[str, SymbolSpec],
-                 quotes: Mapping[str, Quote], source_history: Mapping[int, PositionHistory]) -> None:
+                 quotes: Mapping[str, Quote], source_history: Mapping[int, PositionHistory], *,
+                 copy_rules: CopySettings = _EVERY_LEVEL_AS_IT_IS) -> None:
         self.settings = settings
         self.price_mode = price_mode
+        self.copy_rules = copy_rules  # reverse, copy_sl, copy_tp: which levels follow the source, and how
         self.specs = specs
         self.quotes = quotes
         self.source_history = source_history
@@ -90,10 +96,15 @@ class PositionPlanner:
                 return step
         if not self.settings.sync_sltp:
             return PositionStep()
-        levels = source if source is not None else source_order
-        if levels is None:
+        if source is not None:
+            source_buys = source.type == PositionType.BUY
+            levels: PositionFacts | PendingOrder = source
+        elif source_order is not None:
+            source_buys, levels = source_order.type in BUY_ORDER_TYPES, source_order
+        else:
             return PositionStep()
-        return self._sync_levels(copy, link, levels.sl, levels.tp, spec)
+        opposite = source_buys != (copy.type == PositionType.BUY)
+        return self._sync_levels(copy, link, levels.sl, levels.tp, spec, opposite=opposite)
 
     def close(self, copy: PositionFacts, confirmed: ConfirmedOrphan) -> PositionStep:
         """The orphan policy confirmed that the source of ``copy`` is closed (or never filled)."""
@@ -154,10 +165,16 @@ class PositionPlanner:
     # ---- SL and TP -----------------------------------------------------------------------------
 
     def _sync_levels(self, copy: PositionFacts, link: Link, source_sl: float, source_tp: float,
-                     spec: SymbolSpec) -> PositionStep:
+                     spec: SymbolSpec, *, opposite: bool) -> PositionStep:
         offset = link.price_offset if self.price_mode is PriceMode.MARKET_DISTANCE else 0.0
-        sl = round_price(source_sl + offset, spec) if source_sl else 0.0
-        tp = round_price(source_tp + offset, spec) if source_tp else 0.0
+        wanted_sl, wanted_tp = position_levels(source_sl, source_tp, opposite=opposite, settings=self.copy_rules)
+
+        def translated(level: float | None, own: float) -> float:
+            if level is None:
+                return own  # a level this target does not copy: the copy's own, whatever it is
+            return round_price(level + offset, spec) if level else 0.0
+
+        sl, tp = translated(wanted_sl, copy.sl), translated(wanted_tp, copy.tp)
         half_tick = (spec.tick_size or spec.point or 1e-9) / 2
         if abs(copy.sl - sl) < half_tick and abs(copy.tp - tp) < half_tick:
             return PositionStep()

@@ -29,6 +29,7 @@ _COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("unmanaged_copies", "INTEGER NOT NULL"),
     ("restarts", "INTEGER NOT NULL"),
     ("skipped", "TEXT NOT NULL"),
+    ("left_out", "TEXT NOT NULL"),
     ("orphan_list", "TEXT NOT NULL"),
     ("positions", "INTEGER"),
     ("position_list", "TEXT NOT NULL"),
@@ -43,6 +44,8 @@ _COLUMN_TYPES: tuple[tuple[str, str], ...] = (
     ("control_reason", "TEXT NOT NULL"),
     ("control_set_by", "TEXT NOT NULL"),
     ("control_since", "REAL"),
+    ("schedule", "TEXT NOT NULL"),
+    ("next_run", "REAL"),
     ("last_sync_at", "REAL NOT NULL"),
     ("last_error", "TEXT NOT NULL"),
     ("updated_at", "REAL NOT NULL"),
@@ -73,6 +76,8 @@ class TerminalStatus:
     unmanaged_copies: int = 0  # a disabled target: copies still recorded there, left as they are
     restarts: int = 0  # worker restarts during this coordinator's life
     skipped: tuple[tuple[int, str], ...]  # (source ticket, reason) of orders not copied there
+    # (key of [targets.filter], how many source orders it left out) for the keys that left any out, in key order.
+    left_out: tuple[tuple[str, int], ...] = ()
     # (copy ticket, source ticket, what is happening to it) of each orphan: a person decides on preserved ones
     orphan_list: tuple[tuple[int, int, str], ...] = ()
     # Open positions: the source's all, a target's the copies' (None = unknown); and on a target, each copy's
@@ -95,6 +100,11 @@ class TerminalStatus:
     control_reason: str = ""
     control_set_by: str = ""
     control_since: float | None = None
+    # [coordinator] schedule, as the running coordinator applies it: in words ("" = live, every change at once), and
+    # the unix time of the next run of this terminal (past: its run is under way; None: live, or the boundaries not
+    # placed yet, the source's server clock unknown).
+    schedule: str = ""
+    next_run: float | None = None
     last_sync_at: float  # unix time of the last completed plan for this terminal (0 = never)
     last_error: str
     updated_at: float  # unix time this row was written
@@ -154,15 +164,17 @@ def _optional_bool(value: int | None) -> bool | None:
 
 def _to_row(status: TerminalStatus) -> tuple[object, ...]:
     skipped = json.dumps([[ticket, reason] for ticket, reason in status.skipped])
+    left_out = json.dumps([[key, count] for key, count in status.left_out])
     orphans = json.dumps([list(orphan) for orphan in status.orphan_list])
     positions = json.dumps([list(position) for position in status.position_list])
     return (
         status.name, status.role, int(status.enabled), int(status.online), _optional_int(status.terminal_reachable),
         _optional_int(status.connected), status.account, _optional_int(status.account_ok), status.pending_orders,
-        status.copies, status.orphans, status.failed, status.unmanaged_copies, status.restarts, skipped, orphans,
-        status.positions, positions, int(status.removed), status.host, status.worker_version, status.worker_pid,
-        status.connected_since, status.last_seen, status.reconnects, status.control_mode, status.control_reason,
-        status.control_set_by, status.control_since, status.last_sync_at, status.last_error,
+        status.copies, status.orphans, status.failed, status.unmanaged_copies, status.restarts, skipped, left_out,
+        orphans, status.positions, positions, int(status.removed), status.host, status.worker_version,
+        status.worker_pid, status.connected_since, status.last_seen, status.reconnects, status.control_mode,
+        status.control_reason, status.control_set_by, status.control_since, status.schedule, status.next_run,
+        status.last_sync_at, status.last_error,
         status.updated_at,
     )
 
@@ -185,6 +197,7 @@ def _from_row(row: tuple[Any, ...]) -> TerminalStatus:
         unmanaged_copies=values["unmanaged_copies"],
         restarts=values["restarts"],
         skipped=tuple((int(ticket), str(reason)) for ticket, reason in json.loads(values["skipped"])),
+        left_out=tuple((str(key), int(count)) for key, count in json.loads(values["left_out"])),
         orphan_list=tuple(
             (int(copy), int(source), str(state)) for copy, source, state in json.loads(values["orphan_list"])),
         positions=values["positions"],
@@ -201,6 +214,8 @@ def _from_row(row: tuple[Any, ...]) -> TerminalStatus:
         control_reason=values["control_reason"],
         control_set_by=values["control_set_by"],
         control_since=values["control_since"],
+        schedule=values["schedule"],
+        next_run=values["next_run"],
         last_sync_at=values["last_sync_at"],
         last_error=values["last_error"],
         updated_at=values["updated_at"],

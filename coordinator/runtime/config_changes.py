@@ -15,8 +15,10 @@ from config import AppConfig, TargetConfig, TerminalConfig
 
 # The [coordinator] keys read where they are used, so a reload applies them: ``interval`` (the scheduler's
 # next full reconciliation), ``hello_timeout`` (the wait for terminals added by a reload), ``command_timeout``
-# (the next commands' deadlines and the ledger's timeouts).
-RUNTIME_COORDINATOR_KEYS = frozenset({"interval", "hello_timeout", "command_timeout"})
+# (the next commands' deadlines and the ledger's timeouts), ``schedule``, ``schedule_offset``, ``schedule_clock``
+# (the engine's schedule gate starts over: its first run is at the next boundary of the new schedule).
+RUNTIME_COORDINATOR_KEYS = frozenset({"interval", "hello_timeout", "command_timeout", "schedule", "schedule_offset",
+                                      "schedule_clock"})
 # Why each of the others needs a restart (a key missing from both lists is treated as needing one).
 RESTART_COORDINATOR_KEYS = {
     "bind": "the coordinator's socket is bound once, at start-up",

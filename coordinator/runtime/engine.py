@@ -12,6 +12,8 @@ The engine wires the parts and orchestrates them; each piece of state has one ow
   orphans for it, with the counts it owns.
 - ``Dispatcher`` (dispatch.py): actions become wire commands, durably. ``CommandLedger`` (ledger.py): what is
   in flight. ``Settlement`` (settlement.py): what each outcome means. ``RetryPolicy``: backoff.
+- ``TargetControls`` (target_controls.py) and ``ScheduleGate`` (schedule_gate.py): what of a plan may go now (a
+  pause, close-only, a risk guard; between two runs of [coordinator] schedule, nothing).
 - ``EventStream`` (events.py): every outcome, once, for the history, the log, the run's report, the status and
   the metrics (metrics.py). ``LatencyTracker`` (latency.py): each copy's stages, a clock read where each is reached.
 """
@@ -43,6 +45,7 @@ from coordinator.runtime.latency import LatencyTracker, wall_clock_ms
 from coordinator.runtime.ledger import CommandLedger
 from coordinator.runtime.metrics import CopierMetrics
 from coordinator.runtime.orphan_watch import OrphanWatch
+from coordinator.runtime.schedule_gate import ScheduleGate
 from coordinator.runtime.sessions import SendFunction, WorkerSessions, now_ms
 from coordinator.runtime.settlement import Settlement
 from coordinator.runtime.status_projection import StatusPublisher
@@ -105,8 +108,12 @@ class Engine:
         # Pause, close-only and the risk guards: the gate between each plan and the dispatcher. A dry run (a
         # stand-in dispatcher) judges them but records nothing.
         self.controls = TargetControls(config, state, self.events, clock, persist=dispatcher is None)
+        # [coordinator] schedule: between its boundaries every plan is held back whole (after the controls).
+        self.schedule = ScheduleGate(config.coordinator, clock, lambda: self._wall_ms() / 1000,
+                                     lambda: self.source.server_offset)
         self.status = StatusPublisher(config, self.sessions, self.reports, self.orphans, state, clock,
-                                      removed=self.removed_targets, wall_ms=wall_ms, controls=self.controls)
+                                      removed=self.removed_targets, wall_ms=wall_ms, controls=self.controls,
+                                      schedule=self.schedule)
         self._next_status = 0.0
         self._next_prune = self._clock() + PRUNE_INTERVAL_SECONDS
         self._dirty: set[str] = set()
@@ -207,6 +214,7 @@ class Engine:
         now = self._clock()
         self.sessions.tick(now)
         self._dirty.update(self.controls.poll(now))  # a pause or resume applies within a second
+        self._dirty.update(self.schedule.poll(self.targets))  # a scheduled run: every target at once
         for name, flight in self.ledger.timed_out(now, self.config.coordinator.command_timeout):
             logger.warning("{}: no answer to {} for source #{} after {:.0f}s; its outcome is unknown", name,
                            flight.action.kind.value, flight.action.source_ticket, now - flight.sent_at)
@@ -237,6 +245,7 @@ class Engine:
         self.sessions.use_config(config)
         self.status.use_config(config)
         self.controls.use_config(config)
+        self.schedule.use_config(config.coordinator)
         self.dispatcher = self._stand_in or Dispatcher(self.ledger, self._send, self.events,
                                                        config.coordinator.command_timeout, self._wall_ms,
                                                        self.latency)
@@ -438,10 +447,13 @@ class Engine:
                 + self.dispatcher.send(view, self._gate(view, plan), now, fingerprints))
 
     def _gate(self, view: TerminalView, plan: TargetPlan) -> list[Action]:
-        """What of ``plan`` may be sent now (a pause, close-only, a risk guard hold the rest back, unsent: nothing
-        of a held action reaches the state, so the next plan finds it as if it had never been planned)."""
+        """What of ``plan`` may be sent now (a pause, close-only, a risk guard, and between two scheduled runs the
+        schedule, hold the rest back, unsent: nothing of a held action reaches the state, so the next plan finds it
+        as if it had never been planned)."""
         in_flight = [flight.action for flight in self.in_flight[view.name].values()]
-        return self.controls.gate(view, plan.actions, in_flight)
+        allowed = self.controls.gate(view, plan.actions, in_flight)
+        return self.schedule.gate(view.name, allowed, plan,
+                                  busy=self.outstanding(view.name) or self.source.requests.outstanding())
 
     def _positions_not_followed(self, view: TerminalView) -> str:
         """Why the positions of ``view``'s copies are not followed ("" when they are): a worker too old to

@@ -376,6 +376,12 @@ class Coordinator:
         assert self.engine is not None
         engine = self.engine
         coordinator = self.config.coordinator
+        # A run --once is an explicit one-off: it syncs now, schedule or not (coordinator/runtime/schedule_gate.py).
+        schedule_note = f"schedule {engine.schedule.describe()}: not applied, a run --once syncs at once (the " \
+            "schedule is for `mt5-copier run`)" if engine.schedule.active else ""
+        if schedule_note:
+            engine.schedule.suspend()
+            logger.info("{}", schedule_note)
         names = list(engine.views)
         self._wait(self.config.coordinator.hello_timeout,
                    lambda: all(self._ready(name) or self._given_up(name) for name in names))
@@ -407,6 +413,8 @@ class Coordinator:
                 break
             rounds += 1
             self._wait(retry_in + 0.1, lambda: False)
+        if schedule_note:
+            self._print(schedule_note)
         if self._dry_run is not None:
             self._print(render_dry_run(engine, self._dry_run.dispatcher.planned))
             return ExitCode.INCOMPLETE if self.stopping else ExitCode.OK

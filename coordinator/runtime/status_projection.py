@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from loguru import logger
 
 from config import AppConfig, TargetConfig
 from coordinator.domain.controls import TargetControl, Withheld
+from coordinator.domain.filters import filter_counts
 from coordinator.domain.planner import TargetPlan, our_copies
 from coordinator.domain.report import TargetReport
 from coordinator.persistence.state import StateStore
 from coordinator.persistence.status import StatusBoard, TerminalStatus
 from coordinator.runtime.orphan_watch import OrphanWatch
+from coordinator.runtime.schedule_gate import ScheduleGate
 from coordinator.runtime.sessions import WorkerSessions, now_ms
 from coordinator.runtime.target_controls import TargetControls
 from coordinator.runtime.views import TerminalView
@@ -29,9 +32,10 @@ class StatusPublisher:
     def __init__(self, config: AppConfig, sessions: WorkerSessions, reports: Mapping[str, TargetReport],
                  orphans: OrphanWatch, state: StateStore, clock: Callable[[], float], *,
                  removed: Collection[str] = (), wall_ms: Callable[[], int] = now_ms,
-                 controls: TargetControls | None = None) -> None:
+                 controls: TargetControls | None = None, schedule: ScheduleGate | None = None) -> None:
         """``removed``: the targets a reload removed from the config (read at every publish); ``controls``: the
-        mode in force on each target, and what it holds back."""
+        mode in force on each target, and what it holds back; ``schedule``: the next scheduled run, and what waits
+        for it."""
         self._config = config
         self._sessions = sessions
         self._reports = reports
@@ -41,6 +45,7 @@ class StatusPublisher:
         self._removed = removed
         self._wall_ms = wall_ms
         self._controls = controls
+        self._schedule = schedule
         self._board = StatusBoard(state.connection)
 
     def use_config(self, config: AppConfig) -> None:
@@ -77,10 +82,14 @@ class StatusPublisher:
         now = self._clock()
         last_seen = self._wall_ms() / 1000 - (now - view.last_seen) if view.last_seen > 0 else None
         is_source = view is self._sessions.source
-        return terminal_row(view, is_source=is_source, report=report, orphans=orphans,
-                            talking=self._sessions.talking(view, now), final=final, positions=positions,
-                            last_seen=last_seen, control=None if is_source else self._control(view.name),
-                            held=self._controls.held(view.name) if self._controls and not is_source else ())
+        held = (self._controls.held(view.name) if self._controls and not is_source else ()) + \
+            (self._schedule.held(view.name) if self._schedule and not is_source else ())
+        row = terminal_row(view, is_source=is_source, report=report, orphans=orphans,
+                           talking=self._sessions.talking(view, now), final=final, positions=positions,
+                           last_seen=last_seen, control=None if is_source else self._control(view.name), held=held)
+        if self._schedule is None or not self._schedule.active:
+            return row
+        return replace(row, schedule=self._schedule.describe(), next_run=self._schedule.next_run(view.name))
 
     def _control(self, name: str) -> TargetControl | None:
         return self._controls.control(name) if self._controls is not None else None
@@ -161,6 +170,7 @@ def terminal_row(view: TerminalView, *, is_source: bool, report: TargetReport | 
         failed=len(report.failures) if report is not None else 0,
         restarts=view.restarts,
         skipped=tuple(skipped),
+        left_out=tuple(filter_counts(plan.left_out_by_filter.values()).items()) if plan is not None else (),
         orphan_list=tuple(orphans),
         positions=(len(snapshot.positions) if is_source else len(positions or ())) if snapshot is not None else None,
         position_list=tuple(positions or ()),

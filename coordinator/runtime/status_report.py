@@ -97,6 +97,12 @@ class StatusReport:
         return self.pid is not None
 
     @property
+    def schedule_row(self) -> TerminalStatus | None:
+        """The running coordinator's source row when it copies on a schedule: its words and next run."""
+        rows = [t.row for t in self.terminals if t.role is Role.SOURCE and t.row is not None]
+        return rows[0] if self.running and rows and rows[0].schedule else None
+
+    @property
     def health(self) -> Health:
         if not self.running:
             return Health.NOT_RUNNING
@@ -217,6 +223,7 @@ def _problems(terminal: TerminalConfig, row: TerminalStatus | None, now: float) 
 
 def status_json(report: StatusReport) -> dict[str, Any]:
     """One object for scripts and health checks; None (null) is "unknown", never 0 or false."""
+    schedule_row = report.schedule_row
     return {
         "coordinator": {
             "running": report.running,
@@ -224,6 +231,9 @@ def status_json(report: StatusReport) -> dict[str, Any]:
             "state": str(report.path),
             "state_error": report.state_error,
             "status_updated_at": iso_time(report.newest_update),
+            # [coordinator] schedule as the running coordinator applies it (null: live, or not running).
+            "schedule": schedule_row.schedule if schedule_row else None,
+            "next_run": iso_time(schedule_row.next_run) if schedule_row else None,
         },
         "health": report.health.value,
         "exit_code": int(report.exit_code),
@@ -251,6 +261,8 @@ def _terminal_json(terminal: TerminalReport, running: bool) -> dict[str, Any]:
         "control_reason": (terminal.control.reason or None) if is_target else None,
         "control_set_by": (terminal.control.set_by or None) if is_target else None,
         "control_since": iso_time(terminal.control.set_at or None) if is_target else None,
+        # When it is next copied to under [coordinator] schedule (null: live, or the boundaries not placed yet).
+        "next_run": iso_time(live.next_run) if live and is_target else None,
         "worker_pid": row.worker_pid if row else None,
         "worker_host": (row.host or None) if row else None,
         "worker_version": (row.worker_version or None) if row else None,
@@ -273,6 +285,8 @@ def _terminal_json(terminal: TerminalReport, running: bool) -> dict[str, Any]:
         "last_sync_at": iso_time(row.last_sync_at) if row and row.last_sync_at > 0 else None,
         "last_error": (row.last_error or None) if row else None,
         "skipped": [{"source_ticket": ticket, "reason": reason} for ticket, reason in row.skipped] if row else [],
+        # Per key of [targets.filter], how many source orders it left out (each under the first key that excludes it).
+        "left_out_by_filter": dict(row.left_out) if row and is_target else None,
         "orphan_list": [{"copy_ticket": copy, "source_ticket": source, "state": state}
                         for copy, source, state in row.orphan_list] if row else [],
         "positions": row.positions if row else None,

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from config.exit_codes import ExitCode
 from coordinator.domain.actions import Action, ActionKind
+from coordinator.domain.filters import describe_counts, filter_counts
 from coordinator.domain.planner import Skip, SkipReason, TargetPlan
 from coordinator.runtime.engine import Engine
 from coordinator.runtime.views import TerminalView
@@ -32,8 +33,10 @@ def render_summary(engine: Engine) -> str:
             f"modified {len(report.modified)}, replaced {len(report.replaced)}, removed {len(report.removed)}, "
             f"in sync {len(plan.in_sync) if plan else 0}, failed {len(report.failures)}, "
             f"skipped {len(problems)}, not copied by type {len(plan.filtered) if plan else 0}, "
-            f"waiting for room {len(waiting)}"
+            f"left out by filter {len(plan.left_out_by_filter) if plan else 0}, waiting for room {len(waiting)}"
         )
+        if plan and plan.left_out_by_filter:
+            lines.append(f"  {_left_out_line(plan)}")
         if report.unavailable:
             lines.append(f"  NOT SYNCED at the end: {_naming_the_terminal(report.unavailable, view)}")
         lines.extend(engine.controls.summary_lines(name))  # paused, close-only, what a guard holds back
@@ -85,9 +88,9 @@ def _adjusted(adjusted: dict[int, str], ticket: int) -> str:
 
 
 def once_exit_code(engine: Engine, *, stopped: bool = False) -> ExitCode:
-    """0 when every target holds what its settings call for; orders left out on purpose (a filtered type, a
-    copy deleted by hand), orders waiting for room under the user's own ``max_pending_orders`` and orphans
-    still being confirmed do not count against it."""
+    """0 when every target holds what its settings call for; orders left out on purpose (a filtered type, one
+    [targets.filter] leaves out, a copy deleted by hand), orders waiting for room under the user's own
+    ``max_pending_orders`` and orphans still being confirmed do not count against it."""
     if stopped:
         return ExitCode.INCOMPLETE
     for name, report in engine.reports.items():
@@ -106,6 +109,11 @@ def _split_skips(plan: TargetPlan | None) -> tuple[list[Skip], list[Skip]]:
         return [], []
     waiting = [skip for skip in plan.skips if skip.reason is SkipReason.CAPPED]
     return [skip for skip in plan.skips if skip.reason is not SkipReason.CAPPED], waiting
+
+
+def _left_out_line(plan: TargetPlan) -> str:
+    """How many source orders each key of [targets.filter] left out (each under the first key that excludes it)."""
+    return f"left out by filter: {describe_counts(filter_counts(plan.left_out_by_filter.values()))}"
 
 
 def _room_text(skip: Skip, view: TerminalView) -> str:
@@ -147,7 +155,10 @@ def render_dry_run(engine: Engine, planned: Mapping[str, Sequence[Action]]) -> s
         problems, waiting = _split_skips(plan)
         counts = ", ".join(f"{label} {sum(1 for a in actions if a.kind is kind)}" for kind, label in _WOULD.items())
         lines.append(f"target {name}: would {counts}; held back {len(held)}, skip {len(problems)}, "
-                     f"wait {len(waiting)}, in sync {len(plan.in_sync)}, not copied by type {len(plan.filtered)}")
+                     f"wait {len(waiting)}, in sync {len(plan.in_sync)}, not copied by type {len(plan.filtered)}, "
+                     f"left out by filter {len(plan.left_out_by_filter)}")
+        if plan.left_out_by_filter:
+            lines.append(f"  {_left_out_line(plan)}")
         lines.extend(engine.controls.summary_lines(name))  # paused, close-only, what a guard holds back
         copies = {order.ticket: order for order in view.snapshot.orders} if view.snapshot else {}
         for kind in _WOULD:
