@@ -191,7 +191,7 @@ class TerminalConfig:
     poll_interval: float = setting(
         Number(ge=0.01, le=10),
         default=0.1,
-        doc="seconds between polls of the terminal's orders",
+        doc="seconds between full reads of the terminal while nothing changes (faster right after a change)",
     )
     portable: bool = setting(Boolean(), default=False, doc="mt5 only: start the terminal with /portable")
     connect_timeout: float = setting(

@@ -1,0 +1,154 @@
+"""P4: one source edit with many targets holding many copies, measured in the coordinator's engine.
+
+In process, no workers: the real Engine and StateStore are fed the workers' messages (as tests/enginekit.py does),
+N targets each reporting M copies in sync with the source's M orders. Then one source order's price changes:
+timed from the source's snapshot handed to the engine (``on_message``) to the commands sent (``reconcile`` of what
+it marked dirty returning), best and median of a few edits. The engine's memory is reported as the process's RSS.
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from loguru import logger
+
+from config.loader import parse_config
+from coordinator.domain.link_lifecycle import Link
+from coordinator.persistence.state import StateStore
+from coordinator.runtime.engine import Engine
+from protocol import (
+    PROTOCOL_MINOR,
+    AccountFacts,
+    CommandBatch,
+    Hello,
+    Message,
+    PendingOrder,
+    Snapshot,
+    SymbolSpec,
+    SymbolSpecs,
+    TerminalFacts,
+)
+from protocol.tags import copy_tag
+
+SOURCE = "src"
+SPEC = dict(digits=5, point=0.00001, tick_size=0.00001, contract_size=100_000, volume_min=0.01, volume_max=50.0,
+            volume_step=0.01, volume_limit=0.0, trade_mode=4, stops_level=0, freeze_level=0, expiration_mode=15,
+            filling_mode=1, order_mode=127)
+
+
+def _order(ticket: int, price: float) -> PendingOrder:
+    return PendingOrder(ticket=ticket, symbol="EURUSD", type=2, volume=0.1, price_open=price, price_stoplimit=0.0,
+                        sl=0.0, tp=0.0, type_time=0, time_expiration=0, magic=0, comment="", time_setup_msc=ticket)
+
+
+def _copy(source: PendingOrder, ticket: int) -> PendingOrder:
+    values = {name: getattr(source, name) for name in PendingOrder.__struct_fields__}
+    values.update(ticket=ticket, magic=source.ticket, comment=copy_tag(source.ticket))
+    return PendingOrder(**values)
+
+
+class _Rig:
+    def __init__(self, state_dir: Path, targets: int) -> None:
+        names = [f"t{i}" for i in range(targets)]
+        self.logins = {SOURCE: 1, **{name: 2 + i for i, name in enumerate(names)}}
+        data = {
+            "coordinator": {"state_dir": str(state_dir)},
+            "source": {"name": SOURCE, "backend": "sim", "path": "s", "login": 1, "server": "S",
+                       "server_utc_offset": 0},
+            "targets": [{"name": name, "backend": "sim", "path": name, "login": self.logins[name], "server": "S",
+                         "server_utc_offset": 0} for name in names],
+        }
+        self.state = StateStore(state_dir)
+        self.commands = 0
+        self.engine = Engine(parse_config(data, base_dir=state_dir.parent), self.state, self._send)
+        self.seq = dict.fromkeys(self.logins, 0)
+
+    def remember(self, books: dict[str, list[PendingOrder]]) -> None:
+        """The links of a copier that placed these copies before (one transaction: adopting 50 000 copies one
+        durable write at a time would take minutes, and is not what is measured)."""
+        db = self.state.connection
+        db.execute("BEGIN")
+        for name, book in books.items():
+            for copy in book:
+                self.state.adopt_link(name, Link(source_ticket=copy.magic, copy_ticket=copy.ticket, symbol=copy.symbol,
+                                                 volume=copy.volume, source_volume=copy.volume))
+        db.execute("COMMIT")
+
+    def _send(self, name: str, message: Message) -> bool:
+        if isinstance(message, CommandBatch):
+            self.commands += len(message.commands)
+        return True
+
+    def hello(self, name: str) -> None:
+        self.engine.on_message(name, Hello(
+            terminal=name, role="source" if name == SOURCE else "target", boot_id="b1", protocol_minor=PROTOCOL_MINOR,
+            worker_version="x", backend="sim", pid=1, host="h",
+            account=AccountFacts(login=self.logins[name], server="S", margin_mode=2),
+            terminal_facts=TerminalFacts(connected=True, trade_allowed=True)))
+
+    def snapshot(self, name: str, orders: list[PendingOrder]) -> None:
+        self.seq[name] += 1
+        self.engine.on_message(name, Snapshot(
+            boot_id="b1", seq=self.seq[name], taken_at_ms=int(time.time() * 1000), login=self.logins[name],
+            connected=True, trade_allowed=True, orders=tuple(orders), balance=1000.0, equity=1000.0))
+
+    def specs(self, name: str) -> None:
+        self.engine.on_message(name, SymbolSpecs(request_id="r", specs=(
+            SymbolSpec(name="EURUSD", bid=1.09, ask=1.0901, **SPEC),)))  # type: ignore[arg-type]
+
+
+def _rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def measure(targets: int, copies: int, edits: int) -> tuple[list[float], int, float]:
+    """(ms per edit, commands sent per edit, RSS in MB)."""
+    with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
+        rig = _Rig(Path(folder) / "state", targets)
+        try:
+            source = [_order(10_000_000 + i, round(1.08 - i * 1e-5, 5)) for i in range(copies)]
+            for name in rig.logins:
+                rig.hello(name)
+            rig.snapshot(SOURCE, source)
+            rig.specs(SOURCE)
+            books = {name: [_copy(o, 50_000_000 + index * copies + i) for i, o in enumerate(source)]
+                     for index, name in enumerate(n for n in rig.logins if n != SOURCE)}
+            rig.remember(books)
+            for name, book in books.items():
+                rig.snapshot(name, book)
+                rig.specs(name)
+            rig.engine.reconcile(rig.engine.take_dirty())
+            if rig.commands:
+                raise RuntimeError(f"the copies were not in sync: {rig.commands} commands at the start")
+            times = []
+            for edit in range(edits):
+                changed = list(source)
+                changed[edit] = _order(source[edit].ticket, round(source[edit].price_open - 0.001, 5))
+                started = time.perf_counter()
+                rig.snapshot(SOURCE, changed)
+                rig.engine.reconcile(rig.engine.take_dirty())
+                times.append((time.perf_counter() - started) * 1000)
+            return times, rig.commands // max(1, edits), _rss_mb()
+        finally:
+            rig.state.close()
+
+
+def run(*, targets: int, copies: int, edits: int) -> None:
+    print(f"P4 one source edit, {targets} targets x {copies} copies in sync (engine in process, no workers)")
+    logger.disable("coordinator")  # the engine's log of a start-up is not the benchmark's output
+    try:
+        times, commands, rss = measure(targets, copies, edits)
+    finally:
+        logger.enable("coordinator")
+    print(f"  snapshot -> commands sent: median {statistics.median(times):.1f} ms, best {min(times):.1f} ms over "
+          f"{edits} edits ({commands} commands each); process RSS {rss:.0f} MB")
+    print()

@@ -1,0 +1,131 @@
+"""Simulated terminals for the live benchmarks, the copier started on them, and the CPU its processes use.
+
+CPU is read from ``/proc/PID/stat`` (utime + stime of the coordinator and of each worker it spawned), so it is
+the copier's own time, not the benchmark's; on a system without ``/proc`` the figures are NaN.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import mt5sim
+from bench.latency_bench import CONFIG_HEAD, TARGET, _children, _copies, _place
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Fleet:
+    """A source and ``len(targets)`` targets under ``root``, each target's broker answering in ``round_trip``."""
+
+    root: Path
+    source: mt5sim.Terminal
+    targets: list[mt5sim.Terminal]
+    config: Path
+
+    @property
+    def target_paths(self) -> list[Path]:
+        return [self.root / "terminals" / f"t{index}" for index in range(len(self.targets))]
+
+    @property
+    def source_path(self) -> Path:
+        return self.root / "terminals" / "master"
+
+
+def make_fleet(root: Path, targets: int, round_trip: float) -> Fleet:
+    mt5sim.create_terminal(root / "terminals" / "master", login=1001, server="Sim")
+    config = CONFIG_HEAD
+    handles = []
+    for index in range(targets):
+        path = root / "terminals" / f"t{index}"
+        mt5sim.create_terminal(path, login=2001 + index, server="Sim")
+        mt5sim.set_latency(path, round_trip)
+        handles.append(mt5sim.Terminal(path))
+        config += TARGET.format(index=index, login=2001 + index)
+    (root / "copier.toml").write_text(config)
+    return Fleet(root, mt5sim.Terminal(root / "terminals" / "master"), handles, root / "copier.toml")
+
+
+def place_orders(fleet: Fleet, count: int, first: int = 0) -> set[int]:
+    return {_place(fleet.source, first + i) for i in range(count)}
+
+
+def copier_command(config: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "coordinator", "run", "--config", str(config), *extra]
+
+
+def bench_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+
+
+@contextmanager
+def running(command: list[str], cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process for the length of the block, terminated (and waited for) after it."""
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bench_env())
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def wait_copies(targets: list[mt5sim.Terminal], tickets: set[int], timeout: float = 60.0,
+                pause: float = 0.002) -> float:
+    """Seconds until every target holds a copy of every ticket (checked every ``pause``)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if all(tickets <= _copies(t) for t in targets):
+            return time.perf_counter() - started
+        time.sleep(pause)
+    raise TimeoutError(f"copies did not appear within {timeout}s")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process so far (NaN when it cannot be read)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return float("nan")
+    fields = stat[stat.rindex(")") + 2:].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and the processes it spawned (the coordinator's workers)."""
+    return [pid, *_children(pid)]
+
+
+@dataclass
+class CpuWindow:
+    """CPU seconds of a set of processes between ``start`` and ``stop``, as cores used over the wall time."""
+
+    pids: list[int]
+    started_cpu: dict[int, float]
+    started_at: float
+    cpu: dict[int, float]
+    wall: float = 0.0
+
+    @classmethod
+    def start(cls, pids: list[int]) -> CpuWindow:
+        return cls(pids, {pid: cpu_seconds(pid) for pid in pids}, time.perf_counter(), {})
+
+    def stop(self) -> CpuWindow:
+        self.wall = time.perf_counter() - self.started_at
+        self.cpu = {pid: cpu_seconds(pid) - self.started_cpu[pid] for pid in self.pids}
+        return self
+
+    def cores(self, pids: list[int] | None = None) -> float:
+        chosen = self.pids if pids is None else pids
+        return sum(self.cpu[pid] for pid in chosen) / self.wall if self.wall else float("nan")

@@ -1,0 +1,125 @@
+"""P1 (copy latency, live) and P3 (idle load), measured on running processes over simulated terminals.
+
+P1: the copier runs (``run``) on a source and N targets; K single orders are placed on the source one after the
+other, each timed from ``order_send`` on the source returning to its copy being on every target (the targets are
+read every 2 ms). The same K orders are then timed against the sequential baseline (``bench.sequential_copier``,
+one process polling flat out). CPU: utime + stime from /proc of the coordinator and its workers (or of the
+baseline's process) over the K orders, as cores used.
+P3: the copier on 1 source + T-1 targets, everything copied and nothing changing; the CPU of all its processes
+over a window, in % of one core.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import mt5sim
+from bench.fleet import (
+    CpuWindow,
+    copier_command,
+    make_fleet,
+    place_orders,
+    process_tree,
+    running,
+    wait_copies,
+)
+from bench.latency_bench import _place
+
+
+@dataclass(frozen=True)
+class Latency:
+    median_ms: float
+    max_ms: float
+    cores: float
+
+
+def _time_singles(source: mt5sim.Terminal, targets: list[mt5sim.Terminal], rounds: int, first: int) -> list[float]:
+    times = []
+    for i in range(rounds):
+        ticket = _place(source, first + i)
+        times.append(wait_copies(targets, {ticket}) * 1000)
+    return times
+
+
+def _latency(times: list[float], window: CpuWindow) -> Latency:
+    return Latency(statistics.median(times), max(times), window.cores())
+
+
+def measure_p1(targets: int, rounds: int, round_trip: float) -> tuple[Latency, Latency]:
+    """(the copier, the sequential baseline)."""
+    with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
+        fleet = make_fleet(Path(folder), targets, round_trip)
+        with running(copier_command(fleet.config), fleet.root) as process:
+            wait_copies(fleet.targets, place_orders(fleet, 1))  # warm-up: connected, planned once
+            time.sleep(0.5)
+            window = CpuWindow.start(process_tree(process.pid))
+            copier = _latency(_time_singles(fleet.source, fleet.targets, rounds, 1), window.stop())
+    with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
+        fleet = make_fleet(Path(folder), targets, round_trip)
+        command = [sys.executable, "-m", "bench.sequential_copier", str(fleet.source_path),
+                   *map(str, fleet.target_paths)]
+        with running(command, fleet.root) as process:
+            wait_copies(fleet.targets, place_orders(fleet, 1))
+            window = CpuWindow.start([process.pid])
+            baseline = _latency(_time_singles(fleet.source, fleet.targets, rounds, 1), window.stop())
+    return copier, baseline
+
+
+@dataclass(frozen=True)
+class Idle:
+    total_pct: float
+    coordinator_pct: float
+    worker_pct: float  # the mean over the workers
+    seconds: float
+
+
+def measure_p3(terminals: int, seconds: float) -> Idle:
+    with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
+        fleet = make_fleet(Path(folder), terminals - 1, 0.0)
+        with running(copier_command(fleet.config), fleet.root) as process:
+            wait_copies(fleet.targets, place_orders(fleet, 1), pause=0.05)
+            time.sleep(min(2.0, seconds))  # settle: the confirmations, the first heartbeats after the copy
+            pids = process_tree(process.pid)
+            window = CpuWindow.start(pids)
+            time.sleep(seconds)
+            window.stop()
+    workers = pids[1:]
+    return Idle(window.cores() * 100, window.cores(pids[:1]) * 100,
+                window.cores(workers) * 100 / max(1, len(workers)), seconds)
+
+
+def run(*, targets: int, rounds: int, round_trip: float, idle_terminals: int, idle_seconds: float, p1: bool = True,
+        p3: bool = True) -> None:
+    if p1:
+        _run_p1(targets, rounds, round_trip)
+    if p3:
+        _run_p3(idle_terminals, idle_seconds)
+
+
+def _run_p1(targets: int, rounds: int, round_trip: float) -> None:
+    print(f"P1 copy latency, live: {targets} targets, {rounds} single orders, broker round trip "
+          f"{round_trip * 1000:.0f} ms (floor: one round trip)")
+    copier, baseline = measure_p1(targets, rounds, round_trip)
+    floor_ms = round_trip * 1000
+    print(f"  {'':<22} {'median':>8} {'max':>8} {'cores':>6} {'median/baseline':>16} {'median/floor':>13}")
+    for label, figure in (("mt5-copier", copier), ("sequential baseline", baseline)):
+        ratio_floor = f"{figure.median_ms / floor_ms:.2f}" if floor_ms else "n/a"
+        print(f"  {label:<22} {figure.median_ms:>6.1f}ms {figure.max_ms:>6.1f}ms {figure.cores:>6.2f} "
+              f"{figure.median_ms / baseline.median_ms:>16.2f} {ratio_floor:>13}")
+    print("  (source order_send returned -> its copy on every target, targets read every 2 ms; cores: utime+stime"
+          " from /proc of the coordinator and its workers, or of the baseline's one process, over the orders)")
+    print()
+
+
+def _run_p3(idle_terminals: int, idle_seconds: float) -> None:
+    print(f"P3 idle: {idle_terminals} terminals (1 source + {idle_terminals - 1} targets), nothing changing, "
+          f"{idle_seconds:.0f} s")
+    idle = measure_p3(idle_terminals, idle_seconds)
+    print(f"  all processes {idle.total_pct:.1f}% of one core (coordinator {idle.coordinator_pct:.1f}%, "
+          f"each worker {idle.worker_pct:.2f}% on average)")
+    print()
