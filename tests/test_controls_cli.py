@@ -28,32 +28,7 @@ from tests.simhelpers import (
     sim_terminals,
     target_section,
 )
-
-CONFIG = """
-[coordinator]
-state_dir = "state"
-
-[source]
-name = "master"
-backend = "sim"
-path = "terminals/master"
-login = 1001
-server = "Sim-Server"
-
-[[targets]]
-name = "broker-a"
-backend = "sim"
-path = "terminals/broker-a"
-login = 2001
-server = "Sim-Server"
-
-[[targets]]
-name = "broker-b"
-backend = "sim"
-path = "terminals/broker-b"
-login = 3001
-server = "Sim-Server"
-"""
+from tests.test_operator import CONFIG  # the same two targets, broker-a and broker-b
 
 
 @pytest.fixture
