@@ -3,6 +3,7 @@ before the welcome, garbage that must not pass for a live coordinator."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 
@@ -160,15 +161,19 @@ def test_a_link_cut_before_the_welcome_is_reopened_and_finds_the_real_coordinato
     squatter = context.socket(zmq.PUB)
     squatter.linger = 0
     squatter.bind(f"tcp://127.0.0.1:{unused_tcp_port}")
+    monitor = squatter.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_DISCONNECTED)
     worker = start_worker(copier)
-    time.sleep(1.5)  # the worker connects to it and fails the handshake
+    # Wait for the worker to really reach the squatter (a loaded machine starts it slowly).
+    assert monitor.poll(30_000), "the worker never connected to the squatter"
+    squatter.disable_monitor()
+    monitor.close()
     squatter.close()
     coordinator = FakeCoordinator(context, unused_tcp_port)
     coordinator.receive(Hello, timeout=20)
     code, output = copier.stop(worker)
     assert code == 0, output
-    waiting = f"alpha: waiting for the coordinator at tcp://127.0.0.1:{unused_tcp_port} for 5s: "
-    assert "WARNING" in next(line for line in output.splitlines() if waiting in line)
+    waiting = re.compile(rf"alpha: waiting for the coordinator at tcp://127\.0\.0\.1:{unused_tcp_port} for \d+s: ")
+    assert "WARNING" in next(line for line in output.splitlines() if waiting.search(line))
 
 
 def test_an_oversized_frame_before_the_welcome_does_not_cut_the_worker_off_for_good(
