@@ -36,6 +36,42 @@ class Latency:
     median_ms: float
     max_ms: float
     cores: float
+    # The copier's cores by process: the coordinator, the source's worker, the targets' workers together.
+    coordinator_cores: float = float("nan")
+    source_cores: float = float("nan")
+    targets_cores: float = float("nan")
+    copies_per_second: float = float("nan")
+
+
+def broker_cpu_per_copy(copies: int) -> float:
+    """Seconds of CPU the simulated terminal itself spends on what one copy asks of it (the guard's reads, the
+    account check, order_check, order_send, the snapshot's reads after it) while its orders grow to ``copies``,
+    as they do on each target in P1, measured in this process. It is
+    part of every target worker's CPU and of the baseline's: a floor under the copier's cores on mt5sim that no
+    change to the copier moves."""
+    with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
+        path = Path(folder) / "t"
+        mt5sim.create_terminal(path, login=2001, server="Sim")
+        terminal = mt5sim.Terminal(path)
+        tick = terminal.symbol_info_tick("EURUSD")
+        if tick is None:
+            raise RuntimeError(f"symbol_info_tick('EURUSD') failed: {terminal.last_error()}")
+        started = time.process_time()
+        for index in range(copies):
+            request = {"action": mt5sim.TRADE_ACTION_PENDING, "symbol": "EURUSD", "volume": 0.1,
+                       "type": mt5sim.ORDER_TYPE_BUY_LIMIT, "price": round(tick.ask - 0.005 - index * 0.0001, 5),
+                       "type_filling": mt5sim.ORDER_FILLING_RETURN, "type_time": mt5sim.ORDER_TIME_GTC,
+                       "magic": index + 1, "comment": "bench"}
+            terminal.orders_get()
+            terminal.positions_get()
+            terminal.account_info()
+            terminal.order_check(request)
+            terminal.order_send(request)
+            terminal.orders_get()
+            terminal.positions_get()
+            terminal.terminal_info()
+            terminal.account_info()
+        return (time.process_time() - started) / copies
 
 
 def _time_singles(source: mt5sim.Terminal, targets: list[mt5sim.Terminal], rounds: int, first: int) -> list[float]:
@@ -46,8 +82,23 @@ def _time_singles(source: mt5sim.Terminal, targets: list[mt5sim.Terminal], round
     return times
 
 
-def _latency(times: list[float], window: CpuWindow) -> Latency:
-    return Latency(statistics.median(times), max(times), window.cores())
+def _latency(times: list[float], window: CpuWindow, source_pid: int | None = None, copies: int = 0) -> Latency:
+    if source_pid is None:
+        return Latency(statistics.median(times), max(times), window.cores())
+    coordinator, *workers = window.pids
+    targets = [pid for pid in workers if pid != source_pid]
+    return Latency(statistics.median(times), max(times), window.cores(), window.cores([coordinator]),
+                   window.cores([source_pid]), window.cores(targets), copies / window.wall)
+
+
+def _source_worker(pids: list[int]) -> int | None:
+    for pid in pids[1:]:
+        try:
+            if "--terminal\0master\0" in Path(f"/proc/{pid}/cmdline").read_text():
+                return pid
+        except OSError:
+            pass
+    return None
 
 
 def measure_p1(targets: int, rounds: int, round_trip: float) -> tuple[Latency, Latency]:
@@ -57,8 +108,10 @@ def measure_p1(targets: int, rounds: int, round_trip: float) -> tuple[Latency, L
         with running(copier_command(fleet.config), fleet.root) as process:
             wait_copies(fleet.targets, place_orders(fleet, 1))  # warm-up: connected, planned once
             time.sleep(0.5)
-            window = CpuWindow.start(process_tree(process.pid))
-            copier = _latency(_time_singles(fleet.source, fleet.targets, rounds, 1), window.stop())
+            pids = process_tree(process.pid)
+            window = CpuWindow.start(pids)
+            times = _time_singles(fleet.source, fleet.targets, rounds, 1)
+            copier = _latency(times, window.stop(), _source_worker(pids) or 0, rounds * targets)
     with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
         fleet = make_fleet(Path(folder), targets, round_trip)
         command = [sys.executable, "-m", "bench.sequential_copier", str(fleet.source_path),
@@ -111,8 +164,15 @@ def _run_p1(targets: int, rounds: int, round_trip: float) -> None:
         ratio_floor = f"{figure.median_ms / floor_ms:.2f}" if floor_ms else "n/a"
         print(f"  {label:<22} {figure.median_ms:>6.1f}ms {figure.max_ms:>6.1f}ms {figure.cores:>6.2f} "
               f"{figure.median_ms / baseline.median_ms:>16.2f} {ratio_floor:>13}")
-    print("  (source order_send returned -> its copy on every target, targets read every 2 ms; cores: utime+stime"
-          " from /proc of the coordinator and its workers, or of the baseline's one process, over the orders)")
+    print(f"  mt5-copier's cores by process: coordinator {copier.coordinator_cores:.2f}, source worker "
+          f"{copier.source_cores:.2f}, {targets} target workers {copier.targets_cores:.2f}")
+    floor = broker_cpu_per_copy(rounds + 1)
+    print(f"  the simulated broker's own CPU per copy (guard, checks, order_send, the reads after it): "
+          f"{floor * 1000:.2f} ms; at this run's {copier.copies_per_second:.0f} copies/s that alone is "
+          f"{floor * copier.copies_per_second:.2f} cores, in the target workers' figure")
+    print("  (source order_send returned -> its copy on every target, each target looked at when its database "
+          "changed; cores: utime+stime from /proc of the coordinator and its workers, or of the baseline's one "
+          "process, over the orders)")
     print()
 
 

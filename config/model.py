@@ -188,10 +188,13 @@ class TerminalConfig:
         doc="remote terminals, with coordinator.secret_key_file: the public key (NAME.key) of the only worker "
             "that may speak as this terminal",
     )
-    poll_interval: float = setting(
+    poll_interval: float | None = setting(
         Number(ge=0.01, le=10),
-        default=0.1,
-        doc="seconds between full reads of the terminal while nothing changes (faster right after a change)",
+        default=None,
+        shown_default="0.1 (source), 0.5 (target)",
+        doc="seconds between full reads of the terminal (orders, positions, account, connection); a target also "
+            "reads at once after each batch of commands, and the source checks its pending orders every 5 ms "
+            "between full reads",
     )
     portable: bool = setting(Boolean(), default=False, doc="mt5 only: start the terminal with /portable")
     connect_timeout: float = setting(

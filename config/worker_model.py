@@ -80,7 +80,7 @@ class WorkerTerminalConfig:
     login: int = _same_key_as(TerminalConfig, "login")
     server: str = _same_key_as(TerminalConfig, "server")
     password_env: str | None = _same_key_as(TerminalConfig, "password_env")
-    poll_interval: float = _same_key_as(TerminalConfig, "poll_interval")
+    poll_interval: float | None = _same_key_as(TerminalConfig, "poll_interval")
     portable: bool = _same_key_as(TerminalConfig, "portable")
     connect_timeout: float = _same_key_as(TerminalConfig, "connect_timeout")
 

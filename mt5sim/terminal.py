@@ -8,9 +8,12 @@ method takes the real package's call forms, returns the real failure value on er
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,31 @@ def _order_tuple(order: Mapping[str, Any]) -> TradeOrder:
     if values["state"] == c.ORDER_STATE_PLACED and "_bid" in values:
         values["price_current"] = values["_ask"] if is_buy(values["type"]) else values["_bid"]
     return TradeOrder(**{name: values[name] for name in TradeOrder._fields})
+
+
+@dataclass
+class _OrdersView:
+    """One read of the placed orders, as remembered while the database is unchanged (Transaction.cached)."""
+
+    rows: list[dict[str, Any]]
+    status: Status
+    expires_at: float  # server time of the first expiry among them (infinite when none, or from the cache)
+    answers: dict[str | None, tuple[TradeOrder, ...]] = field(default_factory=dict)  # orders_get's, by group
+
+    @classmethod
+    def read(cls, tx: Transaction, status: Status, symbol: str | None, ticket: int | None) -> _OrdersView:
+        cached = not status.connected  # a disconnected terminal shows what it knew, which does not expire
+        rows = tx.active_orders(symbol=symbol, ticket=ticket, cached=cached)
+        expiries = [row["expire_at"] for row in rows if row["expire_at"] > 0]
+        return cls(rows, status, math.inf if cached or not expiries else min(expiries))
+
+    def answer(self, group: str | None) -> tuple[TradeOrder, ...]:
+        found = self.answers.get(group)
+        if found is None:
+            matches = compile_group(group) if group is not None else None
+            found = self.answers[group] = tuple(
+                _order_tuple(row) for row in self.rows if matches is None or matches(row["symbol"]))
+        return found
 
 
 class Terminal:
@@ -253,6 +281,9 @@ class Terminal:
         bind_either(args, kwargs, (), 0)
         with self._store.read() as tx:
             status = self._live(tx)
+            return tx.cached(("terminal_info", self.path), lambda: self._terminal_info(status))
+
+    def _terminal_info(self, status: Status) -> TerminalInfo:
         ping = int(status.latency * 1_000_000) or 25_000 if status.connected else 0
         return TerminalInfo(
             community_account=False,
@@ -283,8 +314,12 @@ class Terminal:
         bind_either(args, kwargs, (), 0)
         with self._store.read() as tx:
             status = self._live(tx)
-            view = Broker(tx, status).account_view(cached=not status.connected)
-        return AccountInfo(**{name: view[name] for name in ACCOUNT_INFO_FIELDS})
+
+            def account() -> AccountInfo:
+                view = Broker(tx, status).account_view(cached=not status.connected)
+                return AccountInfo(**{name: view[name] for name in ACCOUNT_INFO_FIELDS})
+
+            return tx.cached("account_info", account)
 
     # -- symbols
     def _symbol_info(self, row: SymbolRow, broker: Broker) -> SymbolInfo:
@@ -379,31 +414,35 @@ class Terminal:
             return None, group, None
         return None, None, ticket
 
-    def _read_orders(self, symbol: str | None = None, ticket: int | None = None) -> list[dict[str, Any]]:
-        """Placed orders, expiring due ones first: normally one status and one orders SELECT."""
+    def _is_live(self, status: Status) -> bool:
+        return status.running and (self._generation is None or status.generation == self._generation)
+
+    def _orders_view(self, symbol: str | None = None, ticket: int | None = None) -> _OrdersView:
+        """Placed orders, expiring due ones first. The source is polled for them every few milliseconds: while the
+        database has not changed (and no order is due to expire) the answer comes from memory without a
+        transaction (Store.remembered), as a real terminal answers from its own memory."""
+        key = ("orders", symbol, ticket)
+        remembered = self._store.remembered(key)
+        if (isinstance(remembered, _OrdersView) and self._is_live(remembered.status)
+                and remembered.status.now() < remembered.expires_at):
+            return remembered
         for _ in range(2):
             with self._store.read() as tx:
                 status = self._live(tx)
-                cached = not status.connected
-                rows = tx.active_orders(symbol=symbol, ticket=ticket, cached=cached)
-            now = status.now()
-            if cached or not any(0 < row["expire_at"] <= now for row in rows):
-                return rows
+                view = tx.cached(key, partial(_OrdersView.read, tx, status, symbol, ticket))
+            if status.now() < view.expires_at:
+                break
             with self._store.write() as tx:
                 Broker(tx, self._live(tx)).expire_due()
-        return rows
+        return view
 
     def _op_orders_total(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
         bind_either(args, kwargs, (), 0)
-        return len(self._read_orders())
+        return len(self._orders_view().rows)
 
     def _op_orders_get(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[TradeOrder, ...]:
         symbol, group, ticket = self._filters(args, kwargs)
-        rows = self._read_orders(symbol=symbol, ticket=ticket)
-        if group is not None:
-            matches = compile_group(group)
-            rows = [row for row in rows if matches(row["symbol"])]
-        return tuple(_order_tuple(row) for row in rows)
+        return self._orders_view(symbol=symbol, ticket=ticket).answer(group)
 
     def _op_positions_total(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
         bind_either(args, kwargs, (), 0)
@@ -415,13 +454,17 @@ class Terminal:
         symbol, group, ticket = self._filters(args, kwargs)
         with self._store.read() as tx:
             status = self._live(tx)
-            broker = Broker(tx, status)
-            rows = tx.positions(symbol=symbol, ticket=ticket, cached=not status.connected)
-            views = [broker.position_view(row) for row in rows]
+
+            def positions() -> tuple[TradePosition, ...]:
+                broker = Broker(tx, status)
+                rows = tx.positions(symbol=symbol, ticket=ticket, cached=not status.connected)
+                return tuple(TradePosition(**broker.position_view(row)) for row in rows)
+
+            held = tx.cached(("positions", symbol, ticket), positions)
         if group is not None:
             matches = compile_group(group)
-            views = [view for view in views if matches(view["symbol"])]
-        return tuple(TradePosition(**view) for view in views)
+            held = tuple(position for position in held if matches(position.symbol))
+        return held
 
     # -- history
     @staticmethod

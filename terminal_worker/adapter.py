@@ -49,6 +49,7 @@ from protocol.mt5 import (
     TradeAction,
 )
 from protocol.tags import find_tagged, is_copy_of, parse_tag
+from terminal_worker.copy_index import BatchCopyIndex
 from terminal_worker.errors import LINK_LOST_CODES, TerminalError
 
 # The bits of SymbolInfo.filling_mode (MQL5's SYMBOL_FILLING_FOK / _IOC; the package exports neither name,
@@ -93,6 +94,9 @@ class MT5Adapter:
         self._timeout_ms = timeout_ms
         self._portable = portable
         self.connected = False
+        self._orders_read: tuple[Any, tuple[PendingOrder, ...]] = (None, ())  # the last orders_get, converted
+        # The duplicate-copy guard's view of the tagged copies over one batch (terminal_worker/copy_index.py).
+        self._batch_copies = BatchCopyIndex(lambda: (self._required("orders_get"), self._required("positions_get")))
 
     @property
     def login(self) -> int:
@@ -208,7 +212,11 @@ class MT5Adapter:
         """Every pending order on the account. orders_get() also lists market orders not yet executed:
         those are filtered out (shared/mt5-api.md §3)."""
         orders = self._required("orders_get")
-        return tuple(
+        # The source is probed every few milliseconds and its orders rarely change: an answer equal to the last
+        # one (compared in C, field by field) is the same facts, converted once.
+        if orders is self._orders_read[0] or orders == self._orders_read[0]:
+            return self._orders_read[1]
+        converted = tuple(
             PendingOrder(
                 ticket=int(order.ticket),
                 symbol=str(order.symbol),
@@ -230,6 +238,8 @@ class MT5Adapter:
             for order in orders
             if order.type in PENDING_ORDER_TYPES
         )
+        self._orders_read = (orders, converted)
+        return converted
 
     def positions(self) -> tuple[PositionFacts, ...]:
         positions = self._required("positions_get")
@@ -372,6 +382,29 @@ class MT5Adapter:
         position it became. A failed read raises: "could not look" must never pass for "no copy"."""
         return find_tagged(source_ticket, self._required("orders_get"), self._required("positions_get"), exclude)
 
+    def begin_batch(self) -> None:
+        """Commands of one batch follow: the guard before each placement may use one read of the terminal kept up
+        to date with this worker's own placements (terminal_worker/copy_index.py says why that is exact)."""
+        self._batch_copies.begin()
+
+    def end_batch(self) -> None:
+        self._batch_copies.end()
+
+    def _existing_copy(self, source_ticket: int, exclude: int = 0) -> int | None:
+        if self._batch_copies.active:
+            return self._batch_copies.find(source_ticket, exclude)
+        return self.find_copy(source_ticket, exclude)
+
+    def _record_effect(self, command: Command, result: CommandResult) -> None:
+        """Keep the batch's copy index true to what ``command`` did."""
+        if command.kind is CommandKind.PLACE and result.status is CommandStatus.DONE and result.ticket:
+            self._batch_copies.placed(command.source_ticket, result.ticket)
+        elif command.kind is CommandKind.PLACE and result.status in (CommandStatus.REJECTED, CommandStatus.REFUSED,
+                                                                     CommandStatus.EXPIRED, CommandStatus.STALE):
+            pass  # nothing was placed
+        elif command.kind not in (CommandKind.MODIFY, CommandKind.SLTP) or result.status is CommandStatus.UNKNOWN:
+            self._batch_copies.forget()  # a removal, a close, an opening, or an answer in doubt: read again
+
     def execute(self, command: Command) -> CommandResult:
         """Execute one command and say exactly what happened. Never raises for a broker rejection."""
         started = time.perf_counter()
@@ -384,7 +417,12 @@ class MT5Adapter:
             CommandKind.CLOSE: self._close,
             CommandKind.MARKET: self._market,
         }
-        result = handlers[command.kind](command)
+        try:
+            result = handlers[command.kind](command)
+        except BaseException:
+            self._batch_copies.forget()
+            raise
+        self._record_effect(command, result)
         elapsed_ms = (time.perf_counter() - started) * 1000.0
         return CommandResult(**{**_fields(result), "elapsed_ms": round(elapsed_ms, 3)})
 
@@ -394,7 +432,7 @@ class MT5Adapter:
         # Idempotency, first line: a copy with this tag already exists (placed by an earlier attempt whose
         # answer was lost, or before a restart), so the intent is already fulfilled. Nothing is sent.
         try:
-            existing = self.find_copy(command.source_ticket, exclude=replacing)
+            existing = self._existing_copy(command.source_ticket, exclude=replacing)
         except TerminalError as e:
             if e.code in LINK_LOST_CODES:
                 raise

@@ -44,8 +44,8 @@ class LinkWatch:
         self.key_refused = False  # the coordinator's authenticator refused this worker's key (ZAP 400)
 
     def drain(self) -> None:
-        """Read every event that arrived (never blocks)."""
-        while self._monitor.poll(0):
+        """Read every event that arrived (never blocks; a getsockopt when there is none, no poll)."""
+        while int(self._monitor.get(zmq.EVENTS)) & zmq.POLLIN:
             try:
                 event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
             except zmq.Again:

@@ -71,14 +71,20 @@ CLOSED_ORDER_MEMORY_SECONDS = 600.0  # how long a vanished order is repeated in 
 CLOSED_ORDER_MEMORY_COUNT = 500
 HISTORY_RETRY_SECONDS = 5.0  # history may lag the order's disappearance: keep asking this long
 QUOTES_REFRESH_SECONDS = 1.0
-# The poll adapts: right after a change or a command a worker polls this often, and each poll that finds nothing
-# new doubles the wait, up to poll_interval (the idle pace, which bounds how old the facts it reports get).
-# One poll of an mt5sim terminal costs ~0.5 ms of CPU (~0.8 ms with 10 orders): polling flat out at this pace
-# would cost a core's 5-8 % per worker, so only a worker that just saw something polls this fast.
-FAST_POLL_SECONDS = 0.01
-# The source's detection is on every copy's path: between full reads (at most poll_interval apart) it probes
-# its orders alone, never further apart than this, and a probe that sees a change makes a full read at once.
-SOURCE_PROBE_MAX_SECONDS = 0.04
+# Every worker reads all of its terminal (orders, positions, account, connection) every poll_interval, and a
+# target also right after each batch of commands (their effects go to the coordinator before their results).
+# Only the source's detection is on every copy's path: between its full reads it probes its orders alone this
+# often, and a probe that sees a change makes a full read at once. One probe is one orders_get (~25 us of CPU
+# on mt5sim, less than a tenth of a full read) and a comparison with the last answer, so this pace costs the
+# source's worker ~1 % of a core and takes ~2.5 ms on average off every copy's latency.
+SOURCE_PROBE_SECONDS = 0.005
+# The full-read pace when the config leaves poll_interval out. The source's positions and account are read this
+# often (a position closed on the source is copied from its full reads); a target's reads only report what
+# happened there by itself (a fill, a person's edit), and every extra wake-up of 20 workers costs CPU.
+SOURCE_POLL_SECONDS = 0.1
+TARGET_POLL_SECONDS = 0.5
+# The longest wait for a message: a signal's stop request and the parent check are seen within it.
+MAX_WAIT_MS = 500
 RESULT_MEMORY = 2000  # replayed on duplicate command ids instead of trading twice
 MAX_QUOTED_SYMBOLS = 64  # quotes ride on every heartbeat: keep them small
 # Hellos that get no welcome for this long reopen the socket: libzmq gives up a connection for good after
@@ -109,7 +115,7 @@ class Worker:
         backend: str,
         adapter: MT5Adapter,
         endpoint: str,
-        poll_interval: float = 0.1,
+        poll_interval: float | None = None,
         heartbeat_interval: float = 1.0,
         coordinator_timeout: float = 10.0,
         parent_pid: int | None = None,
@@ -127,7 +133,7 @@ class Worker:
         self.backend = backend
         self.adapter = adapter
         self.endpoint = endpoint
-        self.poll_interval = poll_interval
+        self._poll_setting = poll_interval  # None: by role (a worker file learns its role from the welcome)
         self.heartbeat_interval = heartbeat_interval
         self.coordinator_timeout = coordinator_timeout
         self.parent_pid = parent_pid
@@ -137,6 +143,9 @@ class Worker:
         self._context = zmq.Context()
         self._socket: zmq.Socket | None = None
         self._link_watch: LinkWatch | None = None
+        # One poller for the link, made with it: the source waits here 200 times a second, and building a poller
+        # per wait (what Socket.poll does) costs more than the wait's own work.
+        self._poller = zmq.Poller()
         self._seq = 0
         self._state = _TerminalState()
         self._sent_key: tuple | None = None
@@ -150,7 +159,6 @@ class Worker:
         self._malformed = MalformedMessageLog()
         self._next_poll = 0.0
         self._next_full_poll = 0.0
-        self._poll_gap = self._fast_gap()
         self._next_heartbeat = 0.0
         self._next_quotes = 0.0
         self._next_connect = 0.0
@@ -183,9 +191,12 @@ class Worker:
                 if self.exit_code is not None:
                     break
                 now = time.monotonic()
+                early = 0.0
                 if self.adapter.connected and now >= self._next_poll:
                     self._poll_terminal()
-                if now >= self._next_heartbeat:
+                    # Awake anyway: a heartbeat due within half a poll gap goes now, so the two share wake-ups.
+                    early = min(self._poll_gap(), self.heartbeat_interval) / 2
+                if now >= self._next_heartbeat - early:
                     self._send_heartbeat()
                 self._check_coordinator(now)
                 self._check_parent()
@@ -220,6 +231,8 @@ class Worker:
             self._link_watch = LinkWatch(socket, self.endpoint, problem=problem)
 
         self._socket = connect_dealer(self._context, self.endpoint, self.curve, before_connect=watch)
+        self._poller = zmq.Poller()
+        self._poller.register(self._socket, zmq.POLLIN)
         self._welcomed = False
         self._sent_key = None
         self._last_heard = time.monotonic()
@@ -227,6 +240,7 @@ class Worker:
         self._hello_unanswered_since = None
 
     def _close_socket(self) -> None:
+        self._poller = zmq.Poller()
         if self._link_watch is not None:
             self._link_watch.close()
             self._link_watch = None
@@ -251,7 +265,7 @@ class Worker:
     def _service_socket(self) -> None:
         timeout = self._poll_timeout_ms()
         assert self._socket is not None
-        if not self._socket.poll(timeout, zmq.POLLIN):
+        if not self._poller.poll(timeout):
             return
         # Drain what is there, but bounded so polling the terminal is never starved.
         for _ in range(100):
@@ -282,7 +296,7 @@ class Worker:
         now = time.monotonic()
         due = min(self._next_heartbeat, self._next_poll if self.adapter.connected else self._next_connect)
         # Rounded up: a wait cut short by truncation wakes the loop a moment early, to spin once for nothing.
-        return max(0, min(math.ceil((due - now) * 1000), 200))  # bounded: Ctrl-C and parent checks stay prompt
+        return max(0, min(math.ceil((due - now) * 1000), MAX_WAIT_MS))
 
     def _handle(self, message: Message) -> None:
         if isinstance(message, Welcome):
@@ -491,23 +505,20 @@ class Worker:
         return ErrorMessage(code="terminal-" + error.problem.name.lower(), message=str(error), fatal=fatal,
                             terminal=self.name, boot_id=self.boot_id)
 
-    def _fast_gap(self) -> float:
-        return min(FAST_POLL_SECONDS, self.poll_interval)
+    @property
+    def poll_interval(self) -> float:
+        if self._poll_setting is not None:
+            return self._poll_setting
+        return TARGET_POLL_SECONDS if self.role == "target" else SOURCE_POLL_SECONDS
 
-    def _slowest_gap(self) -> float:
+    def _poll_gap(self) -> float:
         if self.role == "source":
-            return min(SOURCE_PROBE_MAX_SECONDS, self.poll_interval)
+            return min(SOURCE_PROBE_SECONDS, self.poll_interval)
         return self.poll_interval
 
     def _poll_soon(self) -> None:
-        """Something happened (a welcome, a reconnect, a command): read now, and keep looking closely."""
+        """Something happened (a welcome, a reconnect, a command): read everything now."""
         self._next_poll = self._next_full_poll = 0.0
-        self._poll_gap = self._fast_gap()
-
-    def _schedule_poll(self, now: float, changed: bool) -> None:
-        # Step by step back to the idle pace: changes come in bursts (an order and its edits, a batch's results).
-        self._poll_gap = self._fast_gap() if changed else min(self._poll_gap * 2, self._slowest_gap())
-        self._next_poll = now + self._poll_gap
 
     def _probe_orders(self, now: float) -> bool:
         """Between the source's full reads: read its orders alone. True when they changed (read all now)."""
@@ -518,7 +529,7 @@ class Worker:
             return False
         if orders != self._state.orders:
             return True
-        self._schedule_poll(now, changed=False)
+        self._next_poll = now + self._poll_gap()
         return False
 
     def _poll_terminal(self) -> None:
@@ -528,7 +539,7 @@ class Worker:
         if probing and not self._probe_orders(now):
             return
         self._next_full_poll = now + self.poll_interval
-        self._schedule_poll(now, changed=False)  # rescheduled below when this read finds a change
+        self._next_poll = now + self._poll_gap()
         try:
             orders = self.adapter.pending_orders()
             positions = self.adapter.positions()
@@ -559,7 +570,6 @@ class Worker:
         key = (orders, held, self._state.connected, self._state.trade_allowed, self._state.account, closed)
         if key != self._sent_key and self._welcomed:
             self._send_snapshot(key)
-            self._schedule_poll(now, changed=True)
 
     def _note_account(self, login: int, server: str) -> None:
         """Record the account the terminal is logged into; say so when it turns wrong or right again."""
@@ -643,16 +653,31 @@ class Worker:
         # the batch arrives: a long batch must not expire its own tail while the worker works through it.
         arrived_ms = _now_ms()
         results = []
-        for command in batch.commands:
-            results.append(self._execute(command, arrived_ms))
-            if len(batch.commands) > 1:
-                crash_point("mid-batch")
+        self.adapter.begin_batch()
+        try:
+            for command in batch.commands:
+                results.append(self._execute(command, arrived_ms))
+                if len(batch.commands) > 1:
+                    crash_point("mid-batch")
+                    self._report_during_batch()
+        finally:
+            self.adapter.end_batch()
         # Snapshot first, then results: when the coordinator reads the results it already holds the state
         # they produced.
         if self.adapter.connected:
-            self._poll_soon()  # a target needs no fast poll but right after commands: their effects follow
+            self._poll_soon()
             self._poll_terminal()
         self._send(CommandResults(batch_id=batch.batch_id, results=tuple(results), snapshot_seq=self._seq))
+
+    def _report_during_batch(self) -> None:
+        """A long batch (hundreds of placements at a broker's pace) must not pass for a hung worker: when a heartbeat
+        is due, the terminal is read (a snapshot of what the batch did so far goes out if anything changed) and the
+        heartbeat confirms that state, never the one from before the batch."""
+        if time.monotonic() < self._next_heartbeat or not self.adapter.connected:
+            return
+        self._poll_soon()
+        self._poll_terminal()
+        self._send_heartbeat()
 
     def _execute(self, command: Command, arrived_ms: int) -> CommandResult:
         replay = self._results.get(command.command_id)

@@ -97,12 +97,14 @@ class EngineRig:
     """``target``: extra settings of the target t1; ``more_targets``: further targets by name, with theirs.
     ``fixed_offsets``: every broker clock is configured as UTC (else measured from tick times); ``source``:
     extra settings of the source (its own ``server_utc_offset``, say); ``stage_clock``: the clock of the copies'
-    latency stages (UTC milliseconds; the wall clock when None); ``coordinator``: [coordinator] settings."""
+    latency stages (UTC milliseconds; the wall clock when None); ``coordinator``: [coordinator] settings;
+    ``incremental``: the engine's incremental planning (False: every plan in full)."""
 
     def __init__(self, state_dir: Path, target: dict[str, Any] | None = None, *,
                  more_targets: dict[str, dict[str, Any]] | None = None, fixed_offsets: bool = True,
                  source: dict[str, Any] | None = None, wall_ms: Callable[[], int] = now_ms,
-                 stage_clock: Callable[[], float] | None = None, coordinator: dict[str, Any] | None = None) -> None:
+                 stage_clock: Callable[[], float] | None = None, coordinator: dict[str, Any] | None = None,
+                 incremental: bool = True) -> None:
         offsets = {"server_utc_offset": 0} if fixed_offsets else {}
         targets = {TARGET: target or {}, **(more_targets or {})}
         self.logins = {SOURCE: 1, **{name: 2 + i for i, name in enumerate(targets)}}
@@ -118,6 +120,7 @@ class EngineRig:
         self.sent: list[tuple[str, Message]] = []
         self.state = StateStore(state_dir)
         self.engine = Engine(self.config, self.state, self._send, clock=lambda: self.clock, wall_ms=wall_ms,
+                             incremental=incremental,
                              **({"stage_clock": stage_clock} if stage_clock is not None else {}))
         self.seq = dict.fromkeys(self.logins, 0)
 

@@ -166,8 +166,8 @@ def test_engine_sends_at_most_one_command_per_source_order(make_rig, monkeypatch
     the first in flight, leaving its intent unsettled)."""
     real_plan = engine_module.plan_target
 
-    def doubled(source_orders, target):
-        plan = real_plan(source_orders, target)
+    def doubled(source_orders, target, **options):
+        plan = real_plan(source_orders, target, **options)
         plan.actions.extend(dataclasses.replace(c, kind=CommandKind.REMOVE, ticket=9999) for c in list(plan.actions))
         return plan
 
@@ -517,10 +517,10 @@ def test_planning_failure_of_one_target_does_not_stop_the_others(make_rig, monke
     rig = make_rig(more_targets={"t2": {}})
     real_plan = engine_module.plan_target
 
-    def plan_or_fail(source_orders, target):
+    def plan_or_fail(source_orders, target, **options):
         if target.name == TARGET:
             raise RuntimeError("a bug tripped by t1's data")
-        return real_plan(source_orders, target)
+        return real_plan(source_orders, target, **options)
 
     monkeypatch.setattr(engine_module, "plan_target", plan_or_fail)
     rig.start([order(500)], [])

@@ -65,7 +65,7 @@ def test_a_good_file_loads_with_its_defaults_and_paths_relative_to_its_own_folde
     assert not config.link.encrypted
     assert config.terminal == WorkerTerminalConfig(
         name="broker-a", backend=Backend.SIM, path=tmp_path / "terminals" / "broker-a", login=2001,
-        server="Sim-Server", password_env=None, poll_interval=0.1, portable=False, connect_timeout=60.0)
+        server="Sim-Server", password_env=None, poll_interval=None, portable=False, connect_timeout=60.0)
     assert config.worker == WorkerSettings(state_dir=tmp_path / "vm" / "state", log_level="INFO")
 
 

@@ -16,7 +16,7 @@ the settings ask to replace deleted copies), or (c) has a command in flight. (a)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -132,6 +132,9 @@ class TargetPlan:
     position_orphans: list[PositionFacts] = field(default_factory=list)
     needed_position_history: set[int] = field(default_factory=set)
     needed_copy_position_history: set[int] = field(default_factory=set)  # copy positions gone: did they close?
+    # ``in_sync`` as a set, handed from plan to plan by ``plan_target_incrementally`` (None: not built yet). Not
+    # part of the plan's value.
+    in_sync_index: set[int] | None = field(default=None, compare=False, repr=False)
 
 
 def our_copies(orders: Sequence[PendingOrder]) -> tuple[dict[int, PendingOrder], list[PendingOrder]]:
@@ -156,41 +159,124 @@ def find_orphans(source_orders: Sequence[PendingOrder], target_orders: Sequence[
     return [copy for ticket, copy in sorted(copies.items()) if ticket not in live]
 
 
-def plan_target(source_orders: Sequence[PendingOrder], target: TargetInputs) -> TargetPlan:
-    return _Planner(source_orders, target).run()
+@dataclass(frozen=True, slots=True)
+class TargetIndex:
+    """What the planner reads of a target's orders and positions alone, parsed once per target snapshot (tags of
+    every copy): the engine keeps it while the snapshot stays the same."""
+
+    copies: Mapping[int, PendingOrder]  # the copier's pending copies, by source ticket
+    duplicates: tuple[PendingOrder, ...]  # extra copies of one source order
+    filled_copies: frozenset[int]  # source tickets with a tagged copy position
+    tagged: Mapping[int, PositionFacts]  # the copier's copy positions, by source ticket
+
+    @classmethod
+    def of(cls, orders: Sequence[PendingOrder], positions: Sequence[PositionFacts]) -> TargetIndex:
+        copies, duplicates = our_copies(orders)
+        filled = frozenset(ticket for position in positions
+                           if (ticket := parse_tag(position.comment)) is not None and ticket == position.magic)
+        return cls(copies=copies, duplicates=tuple(duplicates), filled_copies=filled,
+                   tagged=tagged_positions(positions))
+
+
+def plan_target(source_orders: Sequence[PendingOrder], target: TargetInputs, *,
+                index: TargetIndex | None = None) -> TargetPlan:
+    """``index``: ``TargetIndex.of(target.orders, target.positions)`` when the caller has it already."""
+    return _Planner(source_orders, target, index).run()
+
+
+def plan_target_incrementally(source: Mapping[int, PendingOrder], target: TargetInputs, index: TargetIndex,
+                              previous: TargetPlan, changed: Collection[int]) -> TargetPlan | None:
+    """``plan_target(source.values(), target)``, computed by planning only the source tickets in ``changed``.
+
+    The caller's promise: ``previous`` is the plan ``plan_target`` made of inputs that differ from ``target`` and
+    ``source`` only in what concerns the tickets in ``changed`` (their source order, link, in-flight command,
+    backoff): the same target orders and positions, settings, specifications, prices, history, clocks, accounts
+    and source positions, and no source order removed since. Under that promise every decision of the full plan
+    about a ticket outside ``changed`` is the one ``previous`` holds, because those decisions read nothing of the
+    other tickets, except where checked here: None (plan in full) when a pending-order cap is configured (slots
+    are filled oldest first across orders), when ``previous`` or the tickets in ``changed`` have orphans, copy
+    positions without a source or duplicates (the orphan policy and the duplicate pass look across tickets), or
+    when ``previous`` waits for facts it asked for (those sets are not kept by ticket).
+
+    The result holds the same actions in the same order as ``plan_target``'s; its other lists hold the same
+    entries, in an order that may differ."""
+    if target.config.copy.max_pending_orders is not None or previous.orphans or previous.duplicates \
+            or previous.position_orphans or previous.needed_symbols or previous.needed_history \
+            or previous.needed_position_history or previous.needed_copy_position_history \
+            or previous.positions_not_followed != target.positions_not_followed:
+        return None
+    return _Planner((), target, index).run_changed(source, previous, frozenset(changed))
+
+
+def _order_key(order: PendingOrder) -> tuple[int, int]:
+    """The order in which the plan takes source orders: oldest first (when the cap leaves room for some, the
+    earliest intent goes out first)."""
+    return order.time_setup_msc, order.ticket
+
+
+def _copyable(order: PendingOrder | None) -> bool:
+    return order is not None and OrderKind.from_mt5_type(order.type) is not None
+
+
+_POSITION_KINDS = frozenset((ActionKind.SLTP, ActionKind.CLOSE))  # the only kinds _plan_positions decides
 
 
 class _Planner:
-    def __init__(self, source_orders: Sequence[PendingOrder], target: TargetInputs) -> None:
+    def __init__(self, source_orders: Sequence[PendingOrder], target: TargetInputs,
+                 index: TargetIndex | None = None) -> None:
         self.source_orders = source_orders
         self.target = target
         self.settings = target.config.copy
         self.plan = TargetPlan()
-        self.copies, self.plan.duplicates = our_copies(target.orders)
-        self.filled_copies = {
-            ticket for position in target.positions
-            if (ticket := parse_tag(position.comment)) is not None and ticket == position.magic
-        }
+        index = index or TargetIndex.of(target.orders, target.positions)
+        self.copies = index.copies
+        self.plan.duplicates = list(index.duplicates)
+        self.filled_copies = index.filled_copies
+        self.tagged = index.tagged
         self.capacity = self._free_slots()
 
     def run(self) -> TargetPlan:
         plan = self.plan
-        plan.orphans = find_orphans(self.source_orders, self.target.orders)
+        live = {order.ticket for order in self.source_orders if OrderKind.from_mt5_type(order.type) is not None}
+        plan.orphans = [copy for ticket, copy in sorted(self.copies.items()) if ticket not in live]
         # Oldest source orders first: when the cap leaves room for some, the earliest intent goes out first.
-        for order in sorted(self.source_orders, key=lambda o: (o.time_setup_msc, o.ticket)):
+        for order in sorted(self.source_orders, key=_order_key):
             if OrderKind.from_mt5_type(order.type) is not None:
                 self._plan_order(order)
         self._plan_duplicates()
         self._plan_orphan_removals()
         self._note_filled_copies()
-        copies = tagged_positions(self.target.positions)
-        plan.followed_positions = {ticket: copy.ticket for ticket, copy in copies.items()}
+        plan.followed_positions = {ticket: copy.ticket for ticket, copy in self.tagged.items()}
         plan.positions_not_followed = self.target.positions_not_followed
         if not plan.positions_not_followed:
             self._plan_positions()
         self._hold_closed_markets()
         self._finish_links()
+        plan.in_sync_index = set(plan.in_sync)  # for the incremental plans that may follow (a pass is made anyway)
         return plan
+
+    def run_changed(self, source: Mapping[int, PendingOrder], previous: TargetPlan,
+                    changed: frozenset[int]) -> TargetPlan | None:
+        """``run`` for the tickets in ``changed`` alone, merged into ``previous`` (see plan_target_incrementally):
+        each pass of ``run`` below, restricted to those tickets."""
+        plan = self.plan
+        self.source_orders = [source[ticket] for ticket in changed if ticket in source]
+        if any(ticket in self.copies and not _copyable(source.get(ticket)) for ticket in changed):
+            return None  # a copy whose source order is not pending: an orphan, for the full plan's orphan policy
+        for order in sorted(self.source_orders, key=_order_key):
+            if OrderKind.from_mt5_type(order.type) is not None:
+                self._plan_order(order)
+        # No duplicates (the same target orders as ``previous``, which had none) and no orphans (checked above):
+        # the duplicate and orphan-removal passes would add nothing.
+        self._note_filled_copies(changed)
+        plan.positions_not_followed = self.target.positions_not_followed
+        if not plan.positions_not_followed and not changed.isdisjoint(self.tagged):  # else: no copy position to plan
+            if self._position_orphans(changed):
+                return None
+            self._plan_positions(changed)
+        self._hold_closed_markets()
+        self._finish_links(changed)
+        return _merged(previous, plan, changed, source)
 
     # ---- one source order ----------------------------------------------------------------------
 
@@ -496,20 +582,25 @@ class _Planner:
 
     # ---- positions -----------------------------------------------------------------------------
 
-    def _note_filled_copies(self) -> None:
+    def _note_filled_copies(self, only: frozenset[int] | None = None) -> None:
         """A copy that filled after its source order left the pending list: its link says so now (a source order
         still pending has it said by ``_may_place``). A filled copy whose position is no longer open: its link
-        ends once the target's deals say the position closed (a position list that blinks proves nothing)."""
+        ends once the target's deals say the position closed (a position list that blinks proves nothing).
+        ``only``: for these source tickets alone (each one's decision reads nothing of the others)."""
         updated = {update.source_ticket for update in self.plan.link_updates}
-        open_copies = tagged_positions(self.target.positions)
+        open_copies = self.tagged
+        links: Mapping[int, Link] = self.target.links
+        if only is not None:
+            open_copies = {ticket: open_copies[ticket] for ticket in only if ticket in open_copies}
+            links = {ticket: links[ticket] for ticket in only if ticket in links}
         for source_ticket, copy in open_copies.items():
             link = self.target.links.get(source_ticket)
             if link is not None and link.copy_ticket == copy.identifier and link.status in PENDING_STATUSES \
                     and source_ticket not in self.copies and source_ticket not in updated:
                 self.plan.link_updates.append(LinkUpdate(source_ticket, link.copy_ticket, LinkStatus.FILLED,
                                                          _FATE_TEXT[LinkStatus.FILLED].format(copy=link.copy_ticket)))
-        for source_ticket, link in self.target.links.items():
-            if link.status is not LinkStatus.FILLED or source_ticket in open_copies or source_ticket in updated \
+        for source_ticket, link in links.items():
+            if link.status is not LinkStatus.FILLED or source_ticket in self.tagged or source_ticket in updated \
                     or source_ticket in self.target.in_flight:
                 continue
             deals = self.target.position_history.get(link.copy_ticket)
@@ -520,17 +611,30 @@ class _Planner:
                 source_ticket, link.copy_ticket, LinkStatus.CLOSED,
                 f"its copy's position #{link.copy_ticket} was closed {describe_deal_reason(deals.close_reason)}"))
 
-    def _plan_positions(self) -> None:
+    def _position_orphans(self, only: frozenset[int]) -> bool:
+        """Whether any copy position of the source tickets ``only`` has neither a pending source order nor an open
+        source position (``position_orphans``, for those tickets)."""
+        live = {order.ticket for order in self.source_orders}
+        live |= {position.identifier for position in self.target.source_positions}
+        return any(ticket in self.tagged and ticket not in live for ticket in only)
+
+    def _plan_positions(self, only: frozenset[int] | None = None) -> None:
         """Each copy position follows its source (``coordinator/domain/positions.py``), one action per source
-        order per plan like everything else."""
+        order per plan like everything else. ``only``: the copy positions of these source tickets alone, the
+        caller having checked that none of them is an orphan (each one's decision reads nothing of the others)."""
         target = self.target
         planner = PositionPlanner(self.settings.positions, self.settings.price_mode, target.specs,
                                   target.quotes, target.source_position_history, copy_rules=self.settings)
         sources = {position.identifier: position for position in target.source_positions}
         pending = {order.ticket: order for order in self.source_orders}
         seen: set[int] = {action.source_ticket for action in self.plan.actions}
-        self.plan.position_orphans = position_orphans(self.source_orders, target.source_positions, target.positions)
-        for source_ticket, copy in sorted(tagged_positions(target.positions).items()):
+        tagged = self.tagged
+        if only is None:
+            self.plan.position_orphans = position_orphans(self.source_orders, target.source_positions,
+                                                          target.positions)
+        else:
+            tagged = {ticket: tagged[ticket] for ticket in only if ticket in tagged}
+        for source_ticket, copy in sorted(tagged.items()):
             link = target.links.get(source_ticket)
             source = sources.get(source_ticket)
             if link is None or link.copy_ticket != copy.identifier:
@@ -567,13 +671,16 @@ class _Planner:
                 seen.add(source_ticket)
                 self.plan.actions.append(step.action)
 
-    def _finish_links(self) -> None:
+    def _finish_links(self, only: frozenset[int] | None = None) -> None:
         """A link has done its job once its source order is gone for good and nothing of it is left open: no
-        pending copy, no copy position, no source position, nothing in flight."""
+        pending copy, no copy position, no source position, nothing in flight. ``only``: of these tickets alone
+        (then ``source_orders`` holds those of them that are pending)."""
         live = {order.ticket for order in self.source_orders}
         live |= {position.identifier for position in self.target.source_positions}
-        live |= tagged_positions(self.target.positions).keys()
-        self.plan.finished_links = [ticket for ticket in self.target.links if ticket not in live
+        live |= self.tagged.keys()
+        links: Collection[int] = self.target.links if only is None else \
+            [ticket for ticket in only if ticket in self.target.links]
+        self.plan.finished_links = [ticket for ticket in links if ticket not in live
                                     and ticket not in self.copies and ticket not in self.target.in_flight]
 
     # ---- helpers -------------------------------------------------------------------------------
@@ -611,6 +718,54 @@ class _Planner:
             return None
         places_in_flight = len(self.target.in_flight - self.copies.keys())
         return cap - len(self.copies) - places_in_flight
+
+
+def _merged(previous: TargetPlan, partial: TargetPlan, changed: frozenset[int],
+            source: Mapping[int, PendingOrder]) -> TargetPlan:
+    """``previous`` with what it decided about the tickets in ``changed`` replaced by ``partial``'s decisions.
+    Actions keep ``run``'s order: the pending orders' oldest first, then the copy positions' by source ticket."""
+
+    def order_of(action: Action) -> tuple[int, int, int]:
+        if action.kind in _POSITION_KINDS:
+            return 1, action.source_ticket, 0
+        return 0, *_order_key(source[action.source_ticket])
+
+    actions = [action for action in previous.actions if action.source_ticket not in changed] + partial.actions
+    # Most tickets are in sync: their list is updated through a set (taken over from ``previous``, which gives it
+    # up) rather than searched once per changed ticket.
+    index = previous.in_sync_index if previous.in_sync_index is not None else set(previous.in_sync)
+    previous.in_sync_index = None
+    in_sync = previous.in_sync + partial.in_sync
+    for ticket in changed:
+        if ticket in index:
+            index.discard(ticket)
+            in_sync.remove(ticket)  # the first: partial's own entries come after every one of previous's
+    index.update(partial.in_sync)
+    return TargetPlan(
+        actions=sorted(actions, key=order_of),
+        skips=[skip for skip in previous.skips if skip.source_ticket not in changed] + partial.skips,
+        filtered=[ticket for ticket in previous.filtered if ticket not in changed] + partial.filtered,
+        left_out_by_filter={**{ticket: verdict for ticket, verdict in previous.left_out_by_filter.items()
+                               if ticket not in changed}, **partial.left_out_by_filter},
+        in_sync=in_sync,
+        in_sync_index=index,
+        adopt=[link for link in previous.adopt if link.source_ticket not in changed] + partial.adopt,
+        link_updates=[update for update in previous.link_updates if update.source_ticket not in changed]
+        + partial.link_updates,
+        kept_out=[kept for kept in previous.kept_out if kept[0] not in changed] + partial.kept_out,
+        # Both empty (plan_target_incrementally's conditions), as are the sets of facts asked for in ``previous``.
+        orphans=partial.orphans,
+        duplicates=partial.duplicates,
+        needed_symbols=partial.needed_symbols,
+        needed_history=partial.needed_history,
+        finished_links=[ticket for ticket in previous.finished_links if ticket not in changed]
+        + partial.finished_links,
+        followed_positions=previous.followed_positions,  # the same target positions
+        positions_not_followed=partial.positions_not_followed,
+        position_orphans=partial.position_orphans,
+        needed_position_history=partial.needed_position_history,
+        needed_copy_position_history=partial.needed_copy_position_history,
+    )
 
 
 _FATE_TEXT = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -66,6 +66,9 @@ class StateStore:
         self.prune()
         # Every plan reads the links of its target: keep them in memory, write through to disk.
         self._links: dict[str, dict[int, Link]] = {}
+        # Source tickets whose link changed, per target, until the engine takes them: its incremental plans re-plan
+        # those tickets (every write to a link goes through this class, so none is missed).
+        self._link_changes: dict[str, set[int]] = {}
         for row in self._db.execute(
             "SELECT target, source_ticket, copy_ticket, status, symbol, volume, source_volume, price_offset FROM links"
         ):
@@ -126,16 +129,23 @@ class StateStore:
     def record_intent(self, target: str, action: Action, command: Command) -> None:
         """Durably record ``action`` and its ``command`` before the command is sent, with the link move the
         action makes on recording, in one transaction."""
-        payload = _intent_to_json(action, command)
+        self.record_intents([(target, action, command)])
+
+    def record_intents(self, intents: Sequence[tuple[str, Action, Command]]) -> None:
+        """Durably record each (target, action, command) before any of the commands is sent, with the link moves
+        the actions make on recording, all in one transaction: one write to disk for every target's commands of
+        a reconcile, and either all of them are recorded or none."""
+        created = time.time()
+        rows = [(command.command_id, target, command.source_ticket, command.kind.value,
+                 _intent_to_json(action, command), created) for target, action, command in intents]
         with self._transaction():
-            self._db.execute(
+            self._db.executemany(
                 "INSERT INTO intents (command_id, target, source_ticket, kind, payload, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (command.command_id, target, command.source_ticket, command.kind.value, payload, time.time()),
-            )
-            move = action.link_move_on_record
-            if move is not None:
-                self.move_link(target, action.source_ticket, move)
+                "VALUES (?, ?, ?, ?, ?, ?)", rows)
+            for target, action, _ in intents:
+                move = action.link_move_on_record
+                if move is not None:
+                    self.move_link(target, action.source_ticket, move)
 
     def settle_intent(self, command_id: str, outcome: str, retcode: int = 0, copy_ticket: int = 0) -> None:
         self._db.execute(
@@ -155,6 +165,14 @@ class StateStore:
     def links(self, target: str) -> dict[int, Link]:
         return self._links.get(target, {})
 
+    def take_link_changes(self, target: str) -> set[int]:
+        """The source tickets whose link on ``target`` was written (saved, adopted, moved, dropped) since the last
+        call for ``target``."""
+        return self._link_changes.pop(target, set())
+
+    def _link_changed(self, target: str, source_ticket: int) -> None:
+        self._link_changes.setdefault(target, set()).add(source_ticket)
+
     def save_link(self, target: str, action: Action, copy_ticket: int) -> None:
         """The copy ``copy_ticket`` now is the copy of ``action.source_ticket``, as ``action`` describes it."""
         now = time.time()
@@ -172,6 +190,7 @@ class StateStore:
              action.price, action.stoplimit, action.sl, action.tp, action.type_time, action.expiration,
              LinkStatus.ACTIVE.value, action.source_volume, action.price_offset, now, now),
         )
+        self._link_changed(target, action.source_ticket)
         self._links.setdefault(target, {})[action.source_ticket] = Link(
             source_ticket=action.source_ticket, copy_ticket=copy_ticket, status=LinkStatus.ACTIVE,
             symbol=action.symbol, volume=action.volume, source_volume=action.source_volume,
@@ -197,6 +216,7 @@ class StateStore:
             (target, link.source_ticket, link.copy_ticket, link.symbol, link.volume, link.status.value,
              link.source_volume, link.price_offset, now, now),
         )
+        self._link_changed(target, link.source_ticket)
         self._links.setdefault(target, {})[link.source_ticket] = link
 
     def pending_copies(self, target: str) -> int:
@@ -224,11 +244,13 @@ class StateStore:
         source_ticket = link.source_ticket
         self._db.execute("UPDATE links SET status = ?, updated_at = ? WHERE target = ? AND source_ticket = ?",
                          (status.value, time.time(), target, source_ticket))
+        self._link_changed(target, source_ticket)
         self._links[target][source_ticket] = replace(link, status=status)
 
     def drop_link(self, target: str, source_ticket: int) -> None:
         """Forget a link whose source order and copy are both gone for good (the events keep the story)."""
         self._db.execute("DELETE FROM links WHERE target = ? AND source_ticket = ?", (target, source_ticket))
+        self._link_changed(target, source_ticket)
         self._links.get(target, {}).pop(source_ticket, None)
 
     @contextmanager

@@ -1,7 +1,8 @@
 """Durable dispatch: a plan's actions become wire commands here, and only here.
 
 The order of things is the no-duplicate guarantee: at most one command per source order per batch; every
-intent (the action and its command) is committed to the state *before* the batch is handed to the wire; a
+intent (the action and its command) is committed to the state *before* the batch is handed to the wire (all
+the targets' intents of one reconcile in one transaction, before the first of their batches); a
 batch that could not be handed over is settled at once as not delivered (nothing can have happened). A
 crash after the commit is resolved against the terminal on restart, never by sending blindly again.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from loguru import logger
@@ -20,9 +22,19 @@ from coordinator.domain.events import EventStream, OrphanDecided
 from coordinator.runtime.latency import LatencyTracker
 from coordinator.runtime.ledger import CommandLedger
 from coordinator.runtime.views import TerminalView
-from protocol import CommandBatch, Message
+from protocol import Command, CommandBatch, Message
 
 SendFunction = Callable[[str, Message], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One target's share of a reconcile: what its gated plan sends, and when that plan was ready (the copies'
+    "planned" stage)."""
+
+    view: TerminalView
+    actions: Sequence[Action]
+    planned: float = 0.0
 
 
 class Dispatch(Protocol):
@@ -31,6 +43,8 @@ class Dispatch(Protocol):
 
     def send(self, view: TerminalView, actions: Sequence[Action], now: float,
              fingerprints: Mapping[int, tuple]) -> int: ...
+
+    def send_all(self, outgoing: Sequence[Outgoing], now: float, fingerprints: Mapping[int, tuple]) -> int: ...
 
 
 def first_per_order(actions: Sequence[Action]) -> list[Action]:
@@ -55,18 +69,41 @@ class Dispatcher:
              fingerprints: Mapping[int, tuple]) -> int:
         """Send ``actions`` to ``view``'s worker; the number of commands that went out. ``fingerprints``: each
         source order as it is now, so an edit of a failed order retries it at once."""
-        if not actions:
-            return 0
         planned = self._latency.now() if self._latency is not None else 0.0
-        chosen = first_per_order(actions)
-        # In the worker's clock: a worker whose clock is off must not find fresh commands already expired.
-        deadline_ms = self._now_ms() + view.clock_skew_ms + self._command_timeout_ms
-        sends = [(action, action.command(uuid.uuid4().hex, deadline_ms)) for action in chosen]
-        # The intent is durable before the command exists anywhere else: a crash after this line is resolved
-        # against the terminal on restart, never by sending blindly again.
-        self._ledger.record(view.name, sends, now, fingerprints)
+        return self.send_all([Outgoing(view, actions, planned)], now, fingerprints)
+
+    def send_all(self, outgoing: Sequence[Outgoing], now: float, fingerprints: Mapping[int, tuple]) -> int:
+        """``send`` for several targets at once: every target's intents are made durable together, in one
+        transaction, and only then is any batch handed to the wire. The number of commands that went out."""
+        batches = []
+        for each in outgoing:
+            if not each.actions:
+                continue
+            view = each.view
+            # In the worker's clock: a worker whose clock is off must not find fresh commands already expired.
+            deadline_ms = self._now_ms() + view.clock_skew_ms + self._command_timeout_ms
+            sends = [(action, action.command(uuid.uuid4().hex, deadline_ms))
+                     for action in first_per_order(each.actions)]
+            batches.append((each, sends))
+        if not batches:
+            return 0
+        # The intents are durable before any command exists anywhere else: a crash after this line is resolved
+        # against the terminals on restart, never by sending blindly again.
+        self._ledger.record_all([(each.view.name, sends) for each, sends in batches], now, fingerprints)
         crash_point("after-intent")
-        for action in chosen:
+        sent = 0
+        for each, sends in batches:
+            try:
+                sent += self._hand_over(each.view, sends, each.planned)
+            except Exception:  # a bug for one target must not keep the others' batches back
+                # Its intents are recorded and in flight: their outcome turns unknown at the timeout and is settled
+                # from the terminal, never by sending again blindly.
+                logger.exception("{}: handing its batch to the wire failed", each.view.name)
+        return sent
+
+    def _hand_over(self, view: TerminalView, sends: list[tuple[Action, Command]], planned: float) -> int:
+        """Hand one target's recorded batch to the wire; the number of commands that went out."""
+        for action, _ in sends:
             if action.orphan_removal:
                 self._events.emit(OrphanDecided(target=view.name, source_ticket=action.source_ticket,
                                                 copy_ticket=action.ticket, kill=True, why=action.evidence))

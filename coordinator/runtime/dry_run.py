@@ -32,7 +32,7 @@ from loguru import logger
 from config import AppConfig
 from coordinator.domain.actions import Action
 from coordinator.persistence.state import DATABASE_NAME, StateStore
-from coordinator.runtime.dispatch import SendFunction, first_per_order
+from coordinator.runtime.dispatch import Outgoing, SendFunction, first_per_order
 from coordinator.runtime.engine import Engine
 from coordinator.runtime.views import TerminalView
 from protocol import CommandBatch, Message
@@ -75,6 +75,11 @@ class PlanOnlyDispatcher:
     def send(self, view: TerminalView, actions: Sequence[Action], now: float,
              fingerprints: Mapping[int, tuple]) -> int:
         self.planned[view.name] = first_per_order(actions)
+        return 0  # nothing went out
+
+    def send_all(self, outgoing: Sequence[Outgoing], now: float, fingerprints: Mapping[int, tuple]) -> int:
+        for each in outgoing:
+            self.planned[each.view.name] = first_per_order(each.actions)
         return 0  # nothing went out
 
 

@@ -9,9 +9,12 @@ The engine wires the parts and orchestrates them; each piece of state has one ow
 - ``WorkerSessions`` (sessions.py): every message enters there; hello, boot, heartbeats, server clocks,
   accounts, the questions asked to workers. What matters for copying comes back here as a listener call.
 - ``plan_target`` (planner.py): the one decider, pure. ``OrphanWatch`` (orphan_watch.py) only confirms
-  orphans for it, with the counts it owns.
-- ``Dispatcher`` (dispatch.py): actions become wire commands, durably. ``CommandLedger`` (ledger.py): what is
-  in flight. ``Settlement`` (settlement.py): what each outcome means. ``RetryPolicy``: backoff.
+  orphans for it, with the counts it owns. A source change re-plans only the tickets it touched
+  (``plan_target_incrementally``, the same decisions) when the engine can show nothing else about a target changed
+  since its last plan (``_plan_changed`` says what that takes); otherwise, and at every timer pass, plans are full.
+- ``Dispatcher`` (dispatch.py): actions become wire commands, durably: every target's intents of one reconcile in
+  one transaction, before any batch leaves. ``CommandLedger`` (ledger.py): what is in flight. ``Settlement``
+  (settlement.py): what each outcome means. ``RetryPolicy``: backoff.
 - ``TargetControls`` (target_controls.py) and ``ScheduleGate`` (schedule_gate.py): what of a plan may go now (a
   pause, close-only, a risk guard; between two runs of [coordinator] schedule, nothing).
 - ``EventStream`` (events.py): every outcome, once, for the history, the log, the run's report, the status and
@@ -21,25 +24,35 @@ The engine wires the parts and orchestrates them; each piece of state has one ow
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 from loguru import logger
 
-from config import AppConfig, TargetConfig
+from config import AppConfig, OrderKind, TargetConfig
 from coordinator.domain.actions import Action
 from coordinator.domain.controls import TargetControl
 from coordinator.domain.desired import TargetContext
 from coordinator.domain.events import CopyFoundOnTarget, CopyLeft, EventStream, OrderSkipped, SourceOrderEnded
 from coordinator.domain.link_lifecycle import LinkMove
 from coordinator.domain.orphans import ConfirmedOrphan
-from coordinator.domain.planner import Skip, SkipReason, TargetInputs, TargetPlan, find_orphans, our_copies, plan_target
+from coordinator.domain.planner import (
+    Skip,
+    SkipReason,
+    TargetIndex,
+    TargetInputs,
+    TargetPlan,
+    plan_target,
+    plan_target_incrementally,
+)
 from coordinator.domain.positions import position_orphans
 from coordinator.domain.report import TargetReport, trim
 from coordinator.domain.retry_policy import RetryPolicy, fingerprint
 from coordinator.domain.sizing import Accounts
 from coordinator.persistence.state import StateStore
 from coordinator.runtime.config_changes import ConfigChanges, config_changes
-from coordinator.runtime.dispatch import Dispatch, Dispatcher
+from coordinator.runtime.dispatch import Dispatch, Dispatcher, Outgoing
 from coordinator.runtime.event_subscribers import HistoryWriter, OutcomeLog, RunReport
 from coordinator.runtime.latency import LatencyTracker, wall_clock_ms
 from coordinator.runtime.ledger import CommandLedger
@@ -51,7 +64,7 @@ from coordinator.runtime.settlement import Settlement
 from coordinator.runtime.status_projection import StatusPublisher
 from coordinator.runtime.target_controls import TargetControls
 from coordinator.runtime.views import TerminalView
-from protocol import CommandResults, Message, Shutdown, Snapshot
+from protocol import CommandResults, Message, PendingOrder, Shutdown, Snapshot
 from protocol.messages import SHUTDOWN_COORDINATOR_STOPPING, SHUTDOWN_TERMINAL_REMOVED
 from protocol.mt5 import COPIER_ORDER_STATES, AccountMarginMode, describe_fate
 
@@ -61,16 +74,54 @@ PRUNE_INTERVAL_SECONDS = 86_400.0  # weeks without a restart: the history is tri
 # worker left, for command_timeout and this long at most; what is still unanswered then is abandoned (recorded,
 # never resent).
 LEAVING_GRACE_SECONDS = 5.0
+SOURCE_CHANGES_KEPT = 64  # source snapshots whose changed tickets are kept for incremental plans
+
+
+@dataclass(frozen=True, slots=True)
+class _Basis:
+    """What a target's last plan was made of, for the next one to tell what changed since (see
+    ``Engine._plan_changed``)."""
+
+    plan: TargetPlan
+    source_generation: int  # the source orders it planned (``Engine._source_generation``)
+    snapshot: Snapshot  # the target's
+    index: TargetIndex  # of that snapshot
+    in_flight: frozenset[int]
+    backoff: Mapping[int, str]
+    facts: tuple  # every other input the planner reads (``Engine._facts``), compared by value
+
+
+class _Fingerprints(Mapping[int, tuple]):
+    """The source orders' fingerprints, each computed when the ledger asks for it (only the orders a command is
+    sent for), not for every order of every target."""
+
+    def __init__(self, orders: Mapping[int, PendingOrder]) -> None:
+        self._orders = orders
+
+    def __getitem__(self, ticket: int) -> tuple:
+        return fingerprint(self._orders[ticket])
+
+    def get(self, ticket: int, default: object = None) -> object:  # type: ignore[override]
+        order = self._orders.get(ticket)
+        return fingerprint(order) if order is not None else default
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._orders)
+
+    def __len__(self) -> int:
+        return len(self._orders)
 
 
 class Engine:
     def __init__(self, config: AppConfig, state: StateStore, send: SendFunction,
                  clock: Callable[[], float] = time.monotonic, wall_ms: Callable[[], int] = now_ms, *,
-                 dispatcher: Dispatch | None = None, stage_clock: Callable[[], float] = wall_clock_ms) -> None:
+                 dispatcher: Dispatch | None = None, stage_clock: Callable[[], float] = wall_clock_ms,
+                 incremental: bool = True) -> None:
         """``clock``: monotonic seconds, for every delay and timeout. ``wall_ms``: UTC milliseconds, for what is
         compared with a worker's own clock (its skew, and the deadlines sent in its clock). ``dispatcher``: where
         plans go instead of the Dispatcher (a dry run's, which sends nothing). ``stage_clock``: UTC milliseconds with a
-        fraction, for the copies' latency stages."""
+        fraction, for the copies' latency stages. ``incremental``: plan only what changed when that provably gives
+        the full plan's answer (False: every plan in full, for tests to compare with)."""
         self.config = config
         self.state = state
         self._clock = clock
@@ -119,7 +170,19 @@ class Engine:
         self._dirty: set[str] = set()
         self._frozen_reason = ""
         self._source_ever_fresh = False
-        self._logged_skips: dict[tuple[str, int], str] = {}
+        self._logged_skips: dict[str, dict[int, str]] = {}  # target -> source ticket -> the skip as logged
+        # Incremental planning. The source orders as last planned, by ticket; a generation counted up whenever they
+        # change, and the tickets each recent change touched (and whether it removed any).
+        self._incremental = incremental
+        self._source_orders: tuple[PendingOrder, ...] | None = None  # the snapshot tuple the map was made from
+        self._source_map: dict[int, PendingOrder] = {}
+        self._source_live: frozenset[int] = frozenset()  # tickets of the source orders of a type that is copied
+        self._source_symbols: set[str] = set()
+        self._source_generation = 0
+        self._source_doubled = False  # a ticket listed twice in the source orders last noted
+        self._source_changes: deque[tuple[int, frozenset[int], bool]] = deque(maxlen=SOURCE_CHANGES_KEPT)
+        self._bases: dict[str, _Basis] = {}
+        self._plan_in_full: set[str] = set()  # targets whose next plan must be a full one
         self._logged_not_followed: dict[str, str] = {}  # target -> why its positions are not followed, as logged
         self._reported_source_fates: dict[int, None] = {}  # insertion-ordered, trimmed
         if state.rebuilt:
@@ -154,8 +217,11 @@ class Engine:
         self.sessions.receive(name, message)
 
     def terminal_changed(self, view: TerminalView) -> None:
-        """What ``view`` reported changes the plans that depend on it: every target's for the source."""
-        self._dirty.update(self.targets if view is self.source else (view.name,))
+        """What ``view`` reported changes the plans that depend on it: every target's for the source. Those plans
+        are made in full (facts such as history answers are not kept by ticket)."""
+        names = self.targets if view is self.source else (view.name,)
+        self._dirty.update(names)
+        self._plan_in_full.update(names)
 
     def snapshot_arrived(self, view: TerminalView, snapshot: Snapshot, previous: Snapshot | None) -> None:
         if view is self.source:
@@ -261,6 +327,7 @@ class Engine:
         for name in changes.restarted:
             self._reset_session(self.views[name], was_remote=old.terminal(name).remote)
         self._dirty.update(self.targets)
+        self._bases.clear()  # settings changed: every next plan is a full one
         return changes
 
     def _start_target(self, target: TargetConfig) -> None:
@@ -321,8 +388,8 @@ class Engine:
         self.retries.pop(name, None)
         self.sessions.drop_view(name)
         self._logged_not_followed.pop(name, None)
-        for key in [key for key in self._logged_skips if key[0] == name]:
-            del self._logged_skips[key]
+        self._logged_skips.pop(name, None)
+        self._bases.pop(name, None)
 
     def _reset_session(self, view: TerminalView, *, was_remote: bool) -> None:
         """``view``'s worker reads an entry that changed: a remote worker (still remote) is asked to say hello
@@ -384,8 +451,8 @@ class Engine:
         return True, ""
 
     def reconcile(self, names: set[str] | None = None) -> int:
-        """Plan the named targets (all when None) and send what the plans call for; return how many commands
-        and requests went out."""
+        """Plan the named targets (all when None: then every plan is a full one, the periodic check that nothing
+        was missed) and send what the plans call for; return how many commands and requests went out."""
         fresh, why = self.source_fresh()
         if not fresh:
             # A missing or stale source is not an empty one: decide nothing.
@@ -400,19 +467,83 @@ class Engine:
             self._frozen_reason = ""
         self.source.last_sync_at = self._wall_ms() / 1000
         assert self.source.snapshot is not None
+        self._note_source_orders(self.source.snapshot)
         # The source's prices are needed for market_distance pricing: ask its worker to quote its symbols.
-        sent = self.sessions.request_symbols(self.source, {order.symbol for order in self.source.snapshot.orders},
-                                             self._clock())
+        sent = self.sessions.request_symbols(self.source, self._source_symbols, self._clock())
+        outgoing: list[Outgoing] = []
         for name in sorted(names if names is not None else self.targets):
             if name in self.targets:
                 try:
-                    sent += self._reconcile_target(self.targets[name])
+                    sent += self._reconcile_target(self.targets[name], outgoing, full=names is None)
                 except Exception:  # a bug or bad data for one target must not stop the others
+                    self._bases.pop(name, None)
                     logger.exception("{}: planning failed; the other targets carry on", name)
                     self.reports[name].unavailable = "planning failed (see the log)"
+        try:
+            # Every target's intents in one transaction, then every batch: one write to disk per reconcile.
+            sent += self.dispatcher.send_all(outgoing, self._clock(), _Fingerprints(self._source_map))
+        except Exception:
+            for each in outgoing:
+                self._bases.pop(each.view.name, None)
+            logger.exception("sending the plans of {} failed; they are planned again at the next reconcile",
+                             ", ".join(each.view.name for each in outgoing))
         return sent
 
-    def _reconcile_target(self, view: TerminalView) -> int:
+    def _note_source_orders(self, snapshot: Snapshot) -> None:
+        """The source orders by ticket, and which tickets changed since the orders last planned: computed once per
+        source snapshot, for every target's plan."""
+        orders, previous = snapshot.orders, self._source_orders
+        if orders is previous:
+            return
+        before = self._source_map
+        after = {order.ticket: order for order in orders}
+        if previous is None:
+            changed = set(after)
+        else:
+            # A worker lists the orders in the terminal's order, so an edit differs at its own place: an order
+            # equal to the one at the same place before is that order unchanged (same ticket, same values); any
+            # other counts as changed (an insertion that shifts the rest only makes more of them "changed").
+            changed = {order.ticket for order, old in zip(orders, previous, strict=False) if order != old}
+            changed.update(order.ticket for order in orders[len(previous):])
+        removed = before.keys() - after.keys()
+        # A removed order leaves its copies orphans, for the orphan policy of a full plan; a ticket listed twice (now
+        # or in the orders before) is not something the by-ticket map can plan the way the full plan does: all count
+        # as removals, which incremental plans do not cross.
+        doubled = len(after) != len(orders)
+        self._source_generation += 1
+        self._source_changes.append((self._source_generation, frozenset(changed | removed),
+                                     bool(removed) or doubled or self._source_doubled))
+        self._source_doubled = doubled
+        self._source_orders, self._source_map = orders, after
+        if previous is None or removed or len(changed) > 64:
+            self._source_live = frozenset(order.ticket for order in orders
+                                          if OrderKind.from_mt5_type(order.type) is not None)
+            self._source_symbols = {order.symbol for order in orders}
+        else:  # what an edit or an addition can change of them, without a pass over every order
+            self._source_live = self._source_live.difference(changed).union(
+                ticket for ticket in changed if OrderKind.from_mt5_type(after[ticket].type) is not None)
+            if any(before[ticket].symbol != after[ticket].symbol for ticket in changed if ticket in before):
+                self._source_symbols = {order.symbol for order in orders}
+            else:
+                self._source_symbols = self._source_symbols | {after[ticket].symbol for ticket in changed}
+
+    def _source_changed_since(self, generation: int) -> frozenset[int] | None:
+        """The source tickets added or edited since ``generation``; None when one was removed since, or that is
+        too long ago to tell."""
+        if generation == self._source_generation:
+            return frozenset()
+        tickets: set[int] = set()
+        seen = 0
+        for at, changed, removed in reversed(self._source_changes):  # newest first: usually one or two
+            if at <= generation:
+                break
+            if removed:
+                return None
+            tickets |= changed
+            seen += 1
+        return frozenset(tickets) if seen == self._source_generation - generation else None
+
+    def _reconcile_target(self, view: TerminalView, outgoing: list[Outgoing], *, full: bool) -> int:
         report = self.reports[view.name]
         now = self._clock()
         if not view.fresh(now, self.config.coordinator.worker_timeout):
@@ -427,30 +558,94 @@ class Engine:
         report.unavailable = ""
         assert self.source.snapshot is not None and view.snapshot is not None
         source, target = self.source.snapshot, view.snapshot
-        orphans = find_orphans(source.orders, target.orders)
-        removals, requests = self.orphans.confirm(view, self.source, orphans, now)
+        links_changed = self.state.take_link_changes(view.name)
+        basis = self._bases.pop(view.name, None)  # gone while this plan is made: a failure leaves none behind
+        index = basis.index if basis is not None and basis.snapshot is target else \
+            TargetIndex.of(target.orders, target.positions)
         not_followed = self._positions_not_followed(view)
-        closes: dict[int, ConfirmedOrphan] = {}
-        if not not_followed:
-            position_orphans_ = position_orphans(source.orders, source.positions, target.positions)
-            closes, asked = self.orphans.confirm_positions(view, self.source, position_orphans_, now)
-            requests += asked
-        plan = plan_target(source.orders, self._inputs(view, now, removals, closes, not_followed))
+        in_flight = frozenset(self.in_flight[view.name])
+        backoff = self.retries[view.name].backoff(self._source_map, index.copies, now)
+        facts = self._facts(view, not_followed)
+        requests = 0
+        plan = None
+        if self._incremental and not full and basis is not None and view.name not in self._plan_in_full:
+            inputs = self._inputs(view, {}, {}, not_followed, in_flight, backoff)
+            plan = self._plan_changed(view, basis, inputs, index, facts, links_changed)
+        if plan is None:
+            self._plan_in_full.discard(view.name)
+            orphans = [copy for ticket, copy in sorted(index.copies.items()) if ticket not in self._source_live]
+            removals, requests = self.orphans.confirm(view, self.source, orphans, now)
+            closes: dict[int, ConfirmedOrphan] = {}
+            if not not_followed:
+                position_orphans_ = position_orphans(source.orders, source.positions, target.positions)
+                closes, asked = self.orphans.confirm_positions(view, self.source, position_orphans_, now)
+                requests += asked
+            plan = plan_target(source.orders, self._inputs(view, removals, closes, not_followed, in_flight, backoff),
+                               index=index)
         report.last_plan = plan
         view.last_sync_at = self._wall_ms() / 1000
         self._apply_bookkeeping(view, plan)
-        fingerprints = {order.ticket: fingerprint(order) for order in source.orders}
-        return (requests + self.sessions.request_symbols(view, plan.needed_symbols, now)
-                + self.sessions.request_history(view, plan.needed_history, now)
-                + self.sessions.request_history(self.source, (), now, plan.needed_position_history)
-                + self.sessions.request_history(view, (), now, plan.needed_copy_position_history)
-                + self.dispatcher.send(view, self._gate(view, plan), now, fingerprints))
+        # (Nothing to ask is nothing asked: these calls change nothing for empty sets, so they are skipped.)
+        if plan.needed_symbols:
+            requests += self.sessions.request_symbols(view, plan.needed_symbols, now)
+        if plan.needed_history:
+            requests += self.sessions.request_history(view, plan.needed_history, now)
+        if plan.needed_position_history:
+            requests += self.sessions.request_history(self.source, (), now, plan.needed_position_history)
+        if plan.needed_copy_position_history:
+            requests += self.sessions.request_history(view, (), now, plan.needed_copy_position_history)
+        outgoing.append(Outgoing(view, self._gate(view, plan), self.latency.now()))
+        self._bases[view.name] = _Basis(plan=plan, source_generation=self._source_generation, snapshot=target,
+                                        index=index, in_flight=in_flight, backoff=backoff, facts=facts)
+        return requests
+
+    def _facts(self, view: TerminalView, positions_not_followed: str) -> tuple:
+        """Every input of ``view``'s plan other than the source orders, its links, what is in flight and the
+        backoff (which incremental plans follow by ticket), as values to compare with the last plan's. The
+        history maps only grow or are trimmed between their answers, and every answer marks the plan as one to
+        make in full (``terminal_changed``): their sizes are compared as a second guard."""
+        source, snapshot = self.source, self.source.snapshot
+        assert snapshot is not None
+        return (view.target, view.snapshot, positions_not_followed, dict(view.specs), dict(view.quotes),
+                frozenset(view.missing_symbols), dict(view.closed_markets), view.requests.without_record(),
+                view.server_offset, len(view.closed), len(view.position_history),
+                snapshot.positions, snapshot.balance, snapshot.equity, source.server_offset, dict(source.quotes),
+                dict(source.specs), len(source.position_history))
+
+    def _plan_changed(self, view: TerminalView, basis: _Basis, inputs: TargetInputs, index: TargetIndex,
+                      facts: tuple, links_changed: set[int]) -> TargetPlan | None:
+        """``view``'s plan made by planning only the source tickets whose decision may differ from the last plan's
+        (``basis``), or None when that cannot be shown to give the full plan's answer. Safe because:
+
+        - every other input of the plan is the same (``_facts``: the target's snapshot, settings, specifications,
+          prices, history, clocks, accounts, the source's positions), so a ticket's decision can only change with
+          its own source order, link, in-flight command or backoff, and those changes are collected here: the
+          source tickets added or edited since (none removed: a removal makes orphans, for the full plan), the
+          links written since (the state logs every write), the symmetric difference of what is in flight and of
+          the backoff;
+        - the orphan policy has nothing to count or confirm on this target (no orphan in the last plan, none
+          since, and no counts kept), so the full plan would be given no removals and no closes either;
+        - ``plan_target_incrementally`` refuses what couples tickets to each other (a pending-order cap,
+          duplicates, orphans, facts still asked for).
+        """
+        if basis.facts != facts or not self.orphans.idle(view.name):
+            return None
+        source_changed = self._source_changed_since(basis.source_generation)
+        if source_changed is None:
+            return None
+        changed = source_changed | links_changed | (inputs.in_flight ^ basis.in_flight) | {
+            ticket for ticket in inputs.backoff.keys() | basis.backoff.keys()
+            if inputs.backoff.get(ticket) != basis.backoff.get(ticket)}
+        if len(changed) * 4 > len(self._source_map) + 16:
+            return None  # most of it changed: the full plan is as quick
+        return plan_target_incrementally(self._source_map, inputs, index, basis.plan, changed)
 
     def _gate(self, view: TerminalView, plan: TargetPlan) -> list[Action]:
         """What of ``plan`` may be sent now (a pause, close-only, a risk guard, and between two scheduled runs the
         schedule, hold the rest back, unsent: nothing of a held action reaches the state, so the next plan finds it
         as if it had never been planned)."""
-        in_flight = [flight.action for flight in self.in_flight[view.name].values()]
+        # Read only when a max_total_volume guard is set: not built for every plan.
+        in_flight = (flight.action for flight in self.in_flight[view.name].values())
         allowed = self.controls.gate(view, plan.actions, in_flight)
         return self.schedule.gate(view.name, allowed, plan,
                                   busy=self.outstanding(view.name) or self.source.requests.outstanding())
@@ -476,8 +671,9 @@ class Engine:
             self._logged_not_followed[view.name] = why
         return why
 
-    def _inputs(self, view: TerminalView, now: float, orphan_removals: Mapping[int, ConfirmedOrphan],
-                position_closes: Mapping[int, ConfirmedOrphan], positions_not_followed: str) -> TargetInputs:
+    def _inputs(self, view: TerminalView, orphan_removals: Mapping[int, ConfirmedOrphan],
+                position_closes: Mapping[int, ConfirmedOrphan], positions_not_followed: str,
+                in_flight: frozenset[int], backoff: Mapping[int, str]) -> TargetInputs:
         assert view.target is not None and view.snapshot is not None and self.source.snapshot is not None
         source, target = self.source.snapshot, view.snapshot
         return TargetInputs(
@@ -493,9 +689,8 @@ class Engine:
             no_record=view.requests.without_record(),
             missing_symbols=frozenset(view.missing_symbols),
             links=self.state.links(view.name),
-            in_flight=frozenset(self.in_flight[view.name]),
-            backoff=self.retries[view.name].backoff({order.ticket: order for order in source.orders},
-                                                    our_copies(target.orders)[0], now),
+            in_flight=in_flight,
+            backoff=backoff,
             source_positions=source.positions,
             source_position_history=self.source.position_history,
             position_history=view.position_history,
@@ -530,14 +725,15 @@ class Engine:
             logger.error("{}: order #{} is a second copy of source #{}", view.name, duplicate.ticket, duplicate.magic)
 
     def _log_skips(self, target: str, skips: list[Skip]) -> None:
-        current = {(target, skip.source_ticket): skip for skip in skips}
-        for key, skip in current.items():
+        current = {skip.source_ticket: skip for skip in skips}
+        logged = self._logged_skips.setdefault(target, {})
+        for ticket, skip in current.items():
             text = f"{skip.reason.value}: {skip.detail}" if skip.detail else skip.reason.value
-            if self._logged_skips.get(key) != text:  # once per cause, not once per cycle
-                self._logged_skips[key] = text
+            if logged.get(ticket) != text:  # once per cause, not once per cycle
+                logged[ticket] = text
                 self.events.emit(OrderSkipped(target=target, skip=skip))
-        for key in [key for key in self._logged_skips if key[0] == target and key not in current]:
-            del self._logged_skips[key]
+        for ticket in [ticket for ticket in logged if ticket not in current]:
+            del logged[ticket]
 
     # ---- for the runner and the summary --------------------------------------------------------
 

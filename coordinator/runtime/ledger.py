@@ -60,11 +60,20 @@ class CommandLedger:
         """Make each intent durable (the action and its command, with the link move the action makes on
         recording: a replacement marks its link first, so a copy found missing later is known to be ours to
         place again), then hold it as in flight."""
-        flights = self.in_flight[target]
-        for action, command in sends:
-            self._state.record_intent(target, action, command)
-            flights[command.source_ticket] = InFlight(
-                action=action, command=command, sent_at=now, fingerprint=fingerprints.get(command.source_ticket, ()))
+        self.record_all([(target, sends)], now, fingerprints)
+
+    def record_all(self, batches: Sequence[tuple[str, Sequence[tuple[Action, Command]]]], now: float,
+                   fingerprints: Mapping[int, tuple]) -> None:
+        """``record`` for several targets' sends at once: every intent durable in one transaction (all or none),
+        then each held as in flight."""
+        held = [(self.in_flight[target], sends) for target, sends in batches]  # an unknown target: nothing written
+        self._state.record_intents([(target, action, command) for target, sends in batches
+                                    for action, command in sends])
+        for flights, sends in held:
+            for action, command in sends:
+                flights[command.source_ticket] = InFlight(
+                    action=action, command=command, sent_at=now,
+                    fingerprint=fingerprints.get(command.source_ticket, ()))
 
     def not_delivered(self, target: str, commands: Sequence[Command]) -> None:
         """The batch never left (the worker just vanished): nothing can have happened; the next plan retries."""

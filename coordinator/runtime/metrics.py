@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -43,6 +44,7 @@ class CopierMetrics:
         self._commands_sent = Counter(
             f"{PREFIX}commands_sent", "Commands sent to a target's worker, by kind (place, modify, replace, remove, "
             "sltp, close, market)", ["target", "kind"], registry=self.registry)
+        self._sent_counters: dict[tuple[str, str], Any] = {}  # (target, kind) -> its labelled counter
         self._commands = Counter(
             f"{PREFIX}commands", "Commands a target's worker answered, by kind and result (done, rejected, refused, "
             "expired, stale, unknown); sent minus answered were never answered", ["target", "kind", "result"],
@@ -65,7 +67,12 @@ class CopierMetrics:
     # ---- told by the latency tracker (coordinator/runtime/latency.py) ---------------------------
 
     def command_sent(self, target: str, kind: str) -> None:
-        self._commands_sent.labels(target, kind).inc()
+        # On the path of every command sent: the labelled counter is looked up once (labels are never removed).
+        key = (target, kind)
+        counter = self._sent_counters.get(key)
+        if counter is None:
+            counter = self._sent_counters[key] = self._commands_sent.labels(target, kind)
+        counter.inc()
 
     def command_answered(self, target: str, kind: str, result: str) -> None:
         self._commands.labels(target, kind, result).inc()

@@ -82,6 +82,11 @@ class OrphanWatch:
         """Consecutive checks that found each orphan on ``target``, by copy ticket."""
         return self._trackers[target].counts()
 
+    def idle(self, target: str) -> bool:
+        """No orphan of ``target`` is being counted (pending copies or positions): with no orphans to show it,
+        ``confirm`` and ``confirm_positions`` would decide nothing and ask nothing."""
+        return not self._trackers[target].counts() and not self._position_trackers[target].counts()
+
     def max_checks(self, target: str) -> int:
         return self._trackers[target].settings.max_checks
 

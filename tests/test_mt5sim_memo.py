@@ -1,0 +1,72 @@
+"""The simulated terminal remembers its answers while its database is unchanged (mt5sim/store.py,
+Transaction.cached), like a real terminal answering from memory. A remembered answer must never outlive a
+change: one made by this process, one made by another process, or one that time makes (an expiry)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mt5sim
+from tests.simhelpers import BUY_LIMIT, create, place_pending
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_an_unchanged_terminal_answers_the_same_orders_and_a_change_here_is_seen_at_once(tmp_path):
+    terminal = create(tmp_path / "t", login=1)
+    first = place_pending(terminal, BUY_LIMIT)
+    before = terminal.orders_get()
+    assert terminal.orders_get() == before and [o.ticket for o in before] == [first]
+    second = place_pending(terminal, BUY_LIMIT, distance_points=700)
+    assert [o.ticket for o in terminal.orders_get()] == [first, second]
+    assert terminal.orders_total() == 2
+    mt5sim.set_quote(tmp_path / "t", "EURUSD", 1.2, 1.2001)  # a control call: the same process's connection
+    assert {o.price_current for o in terminal.orders_get()} == {1.2001}
+    assert terminal.symbol_info_tick("EURUSD").ask == 1.2001
+
+
+def test_a_change_made_by_another_process_is_seen_at_once(tmp_path):
+    terminal = create(tmp_path / "t", login=1)
+    place_pending(terminal, BUY_LIMIT)
+    assert terminal.orders_total() == 1 and terminal.account_info().login == 1
+    script = (
+        "import sys, mt5sim\n"
+        "from tests.simhelpers import BUY_LIMIT, place_pending\n"
+        "place_pending(mt5sim.Terminal(sys.argv[1]), BUY_LIMIT, distance_points=900)\n"
+        "mt5sim.set_connected(sys.argv[1], False)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "t")], check=True, cwd=PROJECT_ROOT, timeout=60)
+    assert terminal.orders_total() == 2
+    assert len(terminal.orders_get()) == 2
+    assert terminal.terminal_info().connected is False
+
+
+def test_an_order_that_expires_leaves_the_answer_although_nothing_was_written(tmp_path):
+    terminal = create(tmp_path / "t", login=1)
+    now = int(mt5sim.server_time(tmp_path / "t"))
+    ticket = place_pending(terminal, BUY_LIMIT, type_time=mt5sim.ORDER_TIME_SPECIFIED, expiration=now + 2)
+    assert [o.ticket for o in terminal.orders_get()] == [ticket]
+    deadline = time.monotonic() + 10
+    while terminal.orders_get() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert terminal.orders_get() == ()
+    assert [o.ticket for o in terminal.history_orders_get(ticket=ticket)] == [ticket]
+
+
+def test_positions_and_the_account_follow_a_fill(tmp_path):
+    terminal = create(tmp_path / "t", login=1)
+    assert terminal.positions_get() == () and terminal.positions_total() == 0
+    tick = terminal.symbol_info_tick("EURUSD")
+    result = terminal.order_send({"action": mt5sim.TRADE_ACTION_DEAL, "symbol": "EURUSD", "volume": 0.1,
+                                  "type": mt5sim.ORDER_TYPE_BUY, "price": tick.ask,
+                                  "type_filling": mt5sim.ORDER_FILLING_FOK})
+    assert result.retcode == mt5sim.TRADE_RETCODE_DONE, result
+    assert [p.volume for p in terminal.positions_get()] == [0.1]
+    margin = terminal.account_info().margin
+    assert margin > 0
+    mt5sim.set_quote(tmp_path / "t", "EURUSD", tick.bid + 0.01, tick.ask + 0.01)
+    assert terminal.positions_get()[0].profit > 0
+    assert terminal.account_info().profit > 0
