@@ -17,6 +17,7 @@ import sqlite3
 import time
 
 from coordinator.domain.controls import TargetControl, TargetMode
+from coordinator.persistence.durability import synced
 
 
 def read_controls(db: sqlite3.Connection) -> dict[str, TargetControl]:
@@ -39,6 +40,11 @@ def read_controls(db: sqlite3.Connection) -> dict[str, TargetControl]:
 def set_control(db: sqlite3.Connection, target: str, control: TargetControl) -> None:
     """Record ``control`` as ``target``'s, with its history row, in one transaction. Setting it active (a
     resume) also forgets the drawdown guard's equity peak: it starts again from the equity of that moment."""
+    with synced(db):  # a pause or a tripped guard must survive a power cut
+        _set_control(db, target, control)
+
+
+def _set_control(db: sqlite3.Connection, target: str, control: TargetControl) -> None:
     db.execute("SAVEPOINT set_control")  # a transaction whatever the connection's isolation_level
     try:
         db.execute(

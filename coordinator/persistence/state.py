@@ -20,6 +20,7 @@ from loguru import logger
 
 from coordinator.domain.actions import Action, CopyTicket, SourceTicket
 from coordinator.domain.link_lifecycle import PENDING_STATUSES, InvalidLinkMove, Link, LinkMove, LinkStatus, next_status
+from coordinator.persistence.durability import synced, use_normal_sync
 from coordinator.persistence.migrations import NewerStateError, migrate
 from protocol import Command
 from protocol.bounds import Number, Text
@@ -111,7 +112,7 @@ class StateStore:
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # an intent must be on disk before its command is sent
+        use_normal_sync(db)  # intents are committed synced (coordinator/persistence/durability.py says why)
         return db
 
     def _check_version(self, db: sqlite3.Connection) -> None:
@@ -138,7 +139,7 @@ class StateStore:
         created = time.time()
         rows = [(command.command_id, target, command.source_ticket, command.kind.value,
                  _intent_to_json(action, command), created) for target, action, command in intents]
-        with self._transaction():
+        with synced(self._db), self._transaction():
             self._db.executemany(
                 "INSERT INTO intents (command_id, target, source_ticket, kind, payload, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)", rows)
