@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if "p1" in sections or "p3" in sections:
         live_bench.run(targets=args.targets, rounds=args.rounds, round_trip=args.p1_round_trip,
                        idle_terminals=args.idle_terminals, idle_seconds=args.idle_seconds,
-                       p1="p1" in sections, p3="p3" in sections)
+                       p1="p1" in sections, p3="p3" in sections, quiet_rounds=0 if args.quick else 3)
     if "p2" in sections:
         sync_bench.run(target_counts=args.sync_targets, orders=args.orders, round_trip=args.round_trip)
     if "p4" in sections:

@@ -29,6 +29,7 @@ from bench.fleet import (
     wait_copies,
 )
 from bench.latency_bench import _place
+from terminal_worker.worker import SOURCE_BUSY_SECONDS, SOURCE_IDLE_PROBE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -101,8 +102,10 @@ def _source_worker(pids: list[int]) -> int | None:
     return None
 
 
-def measure_p1(targets: int, rounds: int, round_trip: float) -> tuple[Latency, Latency]:
-    """(the copier, the sequential baseline)."""
+def measure_p1(targets: int, rounds: int, round_trip: float, quiet_rounds: int = 0
+               ) -> tuple[Latency, Latency, list[float]]:
+    """(the copier, the sequential baseline, the copier's latency of orders placed after the source was quiet for
+    longer than its quick-probing window: ``quiet_rounds`` of them, in ms)."""
     with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
         fleet = make_fleet(Path(folder), targets, round_trip)
         with running(copier_command(fleet.config), fleet.root) as process:
@@ -112,6 +115,10 @@ def measure_p1(targets: int, rounds: int, round_trip: float) -> tuple[Latency, L
             window = CpuWindow.start(pids)
             times = _time_singles(fleet.source, fleet.targets, rounds, 1)
             copier = _latency(times, window.stop(), _source_worker(pids) or 0, rounds * targets)
+            quiet = []
+            for i in range(quiet_rounds):
+                time.sleep(SOURCE_BUSY_SECONDS + 1.0)
+                quiet += _time_singles(fleet.source, fleet.targets, 1, 1 + rounds + i)
     with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
         fleet = make_fleet(Path(folder), targets, round_trip)
         command = [sys.executable, "-m", "bench.sequential_copier", str(fleet.source_path),
@@ -120,7 +127,7 @@ def measure_p1(targets: int, rounds: int, round_trip: float) -> tuple[Latency, L
             wait_copies(fleet.targets, place_orders(fleet, 1))
             window = CpuWindow.start([process.pid])
             baseline = _latency(_time_singles(fleet.source, fleet.targets, rounds, 1), window.stop())
-    return copier, baseline
+    return copier, baseline, quiet
 
 
 @dataclass(frozen=True)
@@ -136,7 +143,9 @@ def measure_p3(terminals: int, seconds: float) -> Idle:
         fleet = make_fleet(Path(folder), terminals - 1, 0.0)
         with running(copier_command(fleet.config), fleet.root) as process:
             wait_copies(fleet.targets, place_orders(fleet, 1), pause=0.05)
-            time.sleep(min(2.0, seconds))  # settle: the confirmations, the first heartbeats after the copy
+            # Settle: the confirmations, the first heartbeats after the copy, and the source's quick probing after
+            # its last change (SOURCE_BUSY_SECONDS): idle is the pace of a source nobody has touched for a while.
+            time.sleep(min(SOURCE_BUSY_SECONDS + 1.0, max(2.0, seconds)))
             pids = process_tree(process.pid)
             window = CpuWindow.start(pids)
             time.sleep(seconds)
@@ -147,23 +156,27 @@ def measure_p3(terminals: int, seconds: float) -> Idle:
 
 
 def run(*, targets: int, rounds: int, round_trip: float, idle_terminals: int, idle_seconds: float, p1: bool = True,
-        p3: bool = True) -> None:
+        p3: bool = True, quiet_rounds: int = 3) -> None:
     if p1:
-        _run_p1(targets, rounds, round_trip)
+        _run_p1(targets, rounds, round_trip, quiet_rounds)
     if p3:
         _run_p3(idle_terminals, idle_seconds)
 
 
-def _run_p1(targets: int, rounds: int, round_trip: float) -> None:
+def _run_p1(targets: int, rounds: int, round_trip: float, quiet_rounds: int) -> None:
     print(f"P1 copy latency, live: {targets} targets, {rounds} single orders, broker round trip "
           f"{round_trip * 1000:.0f} ms (floor: one round trip)")
-    copier, baseline = measure_p1(targets, rounds, round_trip)
+    copier, baseline, quiet = measure_p1(targets, rounds, round_trip, quiet_rounds)
     floor_ms = round_trip * 1000
     print(f"  {'':<22} {'median':>8} {'max':>8} {'cores':>6} {'median/baseline':>16} {'median/floor':>13}")
     for label, figure in (("mt5-copier", copier), ("sequential baseline", baseline)):
         ratio_floor = f"{figure.median_ms / floor_ms:.2f}" if floor_ms else "n/a"
         print(f"  {label:<22} {figure.median_ms:>6.1f}ms {figure.max_ms:>6.1f}ms {figure.cores:>6.2f} "
               f"{figure.median_ms / baseline.median_ms:>16.2f} {ratio_floor:>13}")
+    if quiet:
+        print(f"  mt5-copier, an order after {SOURCE_BUSY_SECONDS + 1:.0f} s of quiet (the source probing every "
+              f"{SOURCE_IDLE_PROBE_SECONDS * 1000:.0f} ms): median {statistics.median(quiet):.1f} ms, max "
+              f"{max(quiet):.1f} ms over {len(quiet)}")
     print(f"  mt5-copier's cores by process: coordinator {copier.coordinator_cores:.2f}, source worker "
           f"{copier.source_cores:.2f}, {targets} target workers {copier.targets_cores:.2f}")
     floor = broker_cpu_per_copy(rounds + 1)

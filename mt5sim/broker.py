@@ -212,6 +212,18 @@ class Broker:
             for position in self.tx.positions(symbol=row.name):
                 self._stop_out(position, row)
 
+    def process_order(self, ticket: int, row: SymbolRow) -> None:
+        """Expiry, then the trigger of one order just placed or modified. Every other order of its symbol was
+        checked against these quotes when they were set (``process_market``) and no quote moved since: only this
+        one can have reached its price, so checking it alone is the same as checking them all."""
+        self.expire_due()
+        self._states = None
+        if not row.session_open or row.bid <= 0 or row.ask <= 0:
+            return
+        order = self.tx.order(ticket)
+        if order is not None and order["state"] == c.ORDER_STATE_PLACED:
+            self._trigger(order, row)
+
     def _trigger(self, order: dict[str, Any], row: SymbolRow) -> None:
         order_type, price = order["type"], order["price_open"]
         bid, ask = row.bid, row.ask
@@ -859,12 +871,12 @@ class Broker:
         action = request.action
         if action == c.TRADE_ACTION_PENDING:
             ticket = self._place(request, verdict)
-            self.process_market(row.name)
+            self.process_order(ticket, row)
             return Outcome(_DONE, order=ticket, volume=request.volume, bid=row.bid, ask=row.ask, request_id=request_id)
         if action == c.TRADE_ACTION_MODIFY:
             order = verdict.pending_order()
             self._modify(order, request, verdict)
-            self.process_market(row.name)
+            self.process_order(order["ticket"], row)
             return Outcome(_DONE, order=order["ticket"], bid=row.bid, ask=row.ask, request_id=request_id)
         if action == c.TRADE_ACTION_REMOVE:
             order = verdict.pending_order()

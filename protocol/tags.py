@@ -7,6 +7,7 @@ a person. The tag stays within 16 characters because some servers cut stored com
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
@@ -31,8 +32,10 @@ def copy_tag(source_ticket: int) -> str:
     return _LONG_PREFIX + "".join(reversed(digits))
 
 
+@functools.lru_cache(maxsize=16_384)
 def parse_tag(comment: str) -> int | None:
-    """The source ticket a copier comment names, or None when the comment is not a copier tag."""
+    """The source ticket a copier comment names, or None when the comment is not a copier tag. Remembered: the
+    same comments are parsed on every snapshot (each copy's, by the coordinator's plans and the worker's guard)."""
     try:
         if comment.startswith(TAG_PREFIX):
             ticket = int(comment[len(TAG_PREFIX) :], 10)

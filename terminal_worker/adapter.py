@@ -95,6 +95,7 @@ class MT5Adapter:
         self._portable = portable
         self.connected = False
         self._orders_read: tuple[Any, tuple[PendingOrder, ...]] = (None, ())  # the last orders_get, converted
+        self._orders_converted: dict[Any, PendingOrder] = {}  # each order of it (values, hashable) converted
         # The duplicate-copy guard's view of the tagged copies over one batch (terminal_worker/copy_index.py).
         self._batch_copies = BatchCopyIndex(lambda: (self._required("orders_get"), self._required("positions_get")))
 
@@ -213,33 +214,23 @@ class MT5Adapter:
         those are filtered out (shared/mt5-api.md §3)."""
         orders = self._required("orders_get")
         # The source is probed every few milliseconds and its orders rarely change: an answer equal to the last
-        # one (compared in C, field by field) is the same facts, converted once.
+        # one (compared in C, field by field) is the same facts, converted once. A target's answers after each
+        # placement differ by one order: the others are converted again only if their values changed.
         if orders is self._orders_read[0] or orders == self._orders_read[0]:
             return self._orders_read[1]
-        converted = tuple(
-            PendingOrder(
-                ticket=int(order.ticket),
-                symbol=str(order.symbol),
-                type=int(order.type),
-                volume=float(order.volume_current),
-                volume_initial=float(order.volume_initial),
-                price_open=float(order.price_open),
-                price_stoplimit=float(order.price_stoplimit),
-                sl=float(order.sl),
-                tp=float(order.tp),
-                type_time=int(order.type_time),
-                type_filling=int(order.type_filling),
-                time_expiration=int(order.time_expiration),
-                time_setup_msc=int(order.time_setup_msc),
-                magic=int(order.magic),
-                comment=str(order.comment),
-                state=int(order.state),
-            )
-            for order in orders
-            if order.type in PENDING_ORDER_TYPES
-        )
-        self._orders_read = (orders, converted)
-        return converted
+        known = self._orders_converted
+        try:
+            converted = {order: known.get(order) or _pending_order(order)
+                         for order in orders if order.type in PENDING_ORDER_TYPES}
+        except TypeError:
+            # The real package's TradeOrder is a tuple subclass, hashable by its values as mt5sim's is; should
+            # some build's not be, every order is converted as it comes.
+            result = tuple(_pending_order(order) for order in orders if order.type in PENDING_ORDER_TYPES)
+            self._orders_read, self._orders_converted = (orders, result), {}
+            return result
+        result = tuple(converted.values())
+        self._orders_read, self._orders_converted = (orders, result), converted
+        return result
 
     def positions(self) -> tuple[PositionFacts, ...]:
         positions = self._required("positions_get")
@@ -917,6 +908,27 @@ class MT5Adapter:
         fate = f"state {record.state}" if record is not None else "no history record"
         return CommandResult(command_id=command.command_id, status=CommandStatus.STALE,
                              comment=f"pending copy #{command.ticket} is gone without filling ({fate}); not opened")
+
+
+def _pending_order(order: Any) -> PendingOrder:
+    return PendingOrder(
+        ticket=int(order.ticket),
+        symbol=str(order.symbol),
+        type=int(order.type),
+        volume=float(order.volume_current),
+        volume_initial=float(order.volume_initial),
+        price_open=float(order.price_open),
+        price_stoplimit=float(order.price_stoplimit),
+        sl=float(order.sl),
+        tp=float(order.tp),
+        type_time=int(order.type_time),
+        type_filling=int(order.type_filling),
+        time_expiration=int(order.time_expiration),
+        time_setup_msc=int(order.time_setup_msc),
+        magic=int(order.magic),
+        comment=str(order.comment),
+        state=int(order.state),
+    )
 
 
 def _refused(command: Command, reason: str) -> CommandResult:

@@ -21,7 +21,7 @@ from protocol import (
     TerminalFacts,
 )
 from terminal_worker import worker as worker_module
-from terminal_worker.worker import SOURCE_PROBE_SECONDS, Worker
+from terminal_worker.worker import SOURCE_BUSY_SECONDS, SOURCE_IDLE_PROBE_SECONDS, SOURCE_PROBE_SECONDS, Worker
 
 
 class Clock:
@@ -137,10 +137,10 @@ def test_the_source_probes_its_orders_between_full_reads_and_reads_all_on_a_chan
     clock, make = rig
     worker, adapter, sent = make("source", poll_interval=1.0)
     gaps = run_polls(clock, worker, 10.0)
-    assert max(gaps) == pytest.approx(SOURCE_PROBE_SECONDS)  # on every copy's path: never further apart
+    assert max(gaps) == pytest.approx(SOURCE_IDLE_PROBE_SECONDS)  # quiet: on every copy's path all the same
     # The account (a full read) is read about once per poll_interval, the orders every probe.
     assert 9 <= adapter.reads["account"] <= 12
-    assert adapter.reads["orders"] > 100 * adapter.reads["account"]
+    assert adapter.reads["orders"] > 40 * adapter.reads["account"]
     snapshots = len(sent)
     adapter.orders = (order(7),)
     clock.now = worker._next_poll  # a probe, not a full read, is due
@@ -148,6 +148,20 @@ def test_the_source_probes_its_orders_between_full_reads_and_reads_all_on_a_chan
     worker._poll_terminal()
     assert len(sent) == snapshots + 1 and sent[-1].orders == (order(7),)
     assert adapter.reads["account"] == accounts + 1  # the snapshot rests on a full read of this moment
+
+
+def test_a_source_whose_orders_changed_probes_quickly_for_a_while_then_slows_down(rig):
+    clock, make = rig
+    worker, adapter, _sent = make("source", poll_interval=1.0)
+    run_polls(clock, worker, 2.0)
+    adapter.orders = (order(7),)
+    changed_at = clock.now = worker._next_poll
+    worker._poll_terminal()
+    busy = run_polls(clock, worker, SOURCE_BUSY_SECONDS - 0.5)
+    assert max(busy) == pytest.approx(SOURCE_PROBE_SECONDS)  # the next order of a burst is seen within 5 ms
+    quiet = run_polls(clock, worker, 3.0)
+    assert clock.now - changed_at > SOURCE_BUSY_SECONDS
+    assert quiet[-1] == pytest.approx(SOURCE_IDLE_PROBE_SECONDS)
 
 
 def test_a_source_poll_interval_below_the_probe_pace_makes_every_read_a_full_one(rig):
