@@ -191,7 +191,7 @@ class TerminalConfig:
     poll_interval: float | None = setting(
         Number(ge=0.01, le=10),
         default=None,
-        shown_default="0.1 (source), 0.5 (target)",
+        shown_default="0.1 (source), 1.0 (target)",
         doc="seconds between full reads of the terminal (orders, positions, account, connection); a target also "
             "reads at once after each batch of commands, and the source checks its pending orders every 5-20 ms "
             "between full reads",

@@ -86,9 +86,9 @@ SOURCE_BUSY_SECONDS = 5.0
 # often (a position closed on the source is copied from its full reads); a target's reads only report what
 # happened there by itself (a fill, a person's edit), and every extra wake-up of 20 workers costs CPU.
 SOURCE_POLL_SECONDS = 0.1
-TARGET_POLL_SECONDS = 0.5
+TARGET_POLL_SECONDS = 1.0
 # The longest wait for a message: a signal's stop request and the parent check are seen within it.
-MAX_WAIT_MS = 500
+MAX_WAIT_MS = 1000
 RESULT_MEMORY = 2000  # replayed on duplicate command ids instead of trading twice
 MAX_QUOTED_SYMBOLS = 64  # quotes ride on every heartbeat: keep them small
 # Hellos that get no welcome for this long reopen the socket: libzmq gives up a connection for good after

@@ -35,6 +35,10 @@ from protocol.messages import SHUTDOWN_COORDINATOR_STOPPING
 
 ONCE_MAX_ROUNDS = 10
 LOOP_TICK_MS = 50
+# The coordinator's timers and watches (the workers' processes, hung workers, operators' requests, the status)
+# run at most this often, not after every message: 20 workers' heartbeats alone wake it 40 times a second, and
+# each round polls every worker process and the request folder.
+HOUSEKEEPING_SECONDS = 0.05
 
 
 class Coordinator:
@@ -63,6 +67,7 @@ class Coordinator:
         self._alerts = Alerts((), min_interval=0)  # none until run() reads [alerts]
         self._crash = ""  # why the coordinator crashed, for its last alert
         self._web: WebServer | None = None  # [metrics] listen: /metrics and the status page
+        self._next_housekeeping = 0.0  # monotonic: when pump runs the timers and watches again
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = self._stop_reason or reason
@@ -277,6 +282,10 @@ class Coordinator:
                 self.engine.on_message(name, message)
             except Exception:  # one bad message (or a bug it trips) must not stop the coordinator
                 logger.exception("handling a {} from {} failed; it is dropped", type(message).__name__, name)
+        now = time.monotonic()
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + HOUSEKEEPING_SECONDS
         self.engine.tick()
         for name, code in self._supervisor.check():
             self._exit_codes[name] = code
