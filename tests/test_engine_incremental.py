@@ -3,13 +3,16 @@
 command.
 
 The property drives two engines side by side with the very same messages, one planning incrementally and one
-always in full, through random source adds, edits, removals and fills, target snapshots (answers, copies deleted
-or filled by hand), lost and refused commands, time passing and timer passes, and asserts after every reconcile
-that both sent the same commands and made the same plans. Focused tests pin each fallback to the full plan.
+always in full, through random source adds, edits, removals and fills, target snapshots (answers, copies deleted,
+lost, edited or filled by hand, stray copies, manual orders and positions appearing, the balance changing), lost
+and refused commands, time passing and timer passes, and asserts after every reconcile that both sent the same
+commands and made the same plans. Focused tests pin each fallback to the full plan (and
+tests/test_engine_incremental_target.py those of a new target snapshot).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -26,11 +29,17 @@ from protocol import (
     HistoryReport,
     HistoryRequest,
     Message,
+    PositionFacts,
     Snapshot,
     SymbolRequest,
     SymbolSpecs,
 )
+from protocol.tags import copy_tag, parse_tag
 from tests.enginekit import SOURCE, TARGET, Book, EngineRig, now_ms
+
+# Each example runs two engines on disk through up to 30 steps (~1 s): the suite runs a few each time (new ones
+# every run); MT5_COPIER_PROPERTY_EXAMPLES=300 runs a deep search.
+EXAMPLES = int(os.environ.get("MT5_COPIER_PROPERTY_EXAMPLES", "30"))
 
 CAPPED = "t2"  # a target with max_pending_orders: its plans are always made in full
 FILTERED = "t3"  # one that copies EURUSD alone, and places a copy deleted by hand again
@@ -96,7 +105,8 @@ class Twin:
         self.tell(name, Snapshot(
             boot_id="b1", seq=self.seq[name], taken_at_ms=now_ms(), login=self.rigs[0].logins[name], connected=True,
             trade_allowed=True, orders=tuple(book.orders.values()), positions=tuple(book.positions.values()),
-            closed=book.left_records(), balance=book.balance, equity=book.balance))
+            closed=book.left_records(), balance=book.balance,
+            equity=book.balance if book.equity is None else book.equity))
         self.heartbeat(name)
 
     def heartbeat(self, name: str) -> None:
@@ -220,7 +230,68 @@ def _apply(twin: Twin, step: tuple) -> None:
             twin.report(step[1])
     elif kind == "tick":
         twin.advance(step[1])
+    elif kind in TARGET_KINDS:
+        _apply_to_target(twin, step)
     twin.reconcile(full=kind == "full")
+
+
+def _apply_to_target(twin: Twin, step: tuple) -> None:
+    """What happens on a target between two of its snapshots, by hand or by the market: each ends in a snapshot
+    (some in two, as when a worker reports twice before the coordinator plans)."""
+    kind, name = step[0], step[1]
+    book = twin.books[name]
+    # The copier's copies by source ticket (a stray second copy may be among them: Book.copies would refuse).
+    copies = {pending.magic: pending for pending in book.orders.values() if parse_tag(pending.comment) == pending.magic}
+    manual = [ticket for ticket, pending in book.orders.items() if parse_tag(pending.comment) != pending.magic]
+    if kind == "edit_copy":  # a trader drags a copy's levels: the copier puts them back
+        copy = copies.get(_nth(list(copies), step[2]) or 0)
+        if copy is None:
+            return
+        book.modify(copy.ticket, sl=round((copy.sl or copy.price_open) - step[3] * 0.00001, 5))
+    elif kind == "lose_copy":  # gone without a history record: its fate is asked for
+        ticket = _nth([copy.ticket for copy in copies.values()], step[2])
+        if ticket is None:
+            return
+        book.lose(ticket)
+    elif kind == "manual":  # someone places an order of their own on the target
+        book.place(step[2], step[3], distance_points=step[4])
+    elif kind == "manual_gone":
+        ticket = _nth(manual, step[2])
+        if ticket is None:
+            return
+        book.remove(ticket)
+    elif kind == "stray_copy":  # a tagged copy the copier did not place: a second copy, or an orphan's
+        source = twin.books[SOURCE]
+        source_ticket = _nth(list(source.orders), step[2]) if step[3] else 99
+        if source_ticket is None:
+            return
+        like = source.orders.get(source_ticket)
+        book.place(like.type if like else 2, like.symbol if like else "EURUSD", distance_points=step[4],
+                   magic=source_ticket, comment=copy_tag(source_ticket))
+    elif kind == "position":  # a position of someone else's, opened and later closed
+        if book.positions and step[2] % 2:
+            book.positions.pop(max(book.positions))
+        else:
+            ticket = 70_000 + len(book.positions) + step[2]
+            book.positions[ticket] = PositionFacts(ticket=ticket, identifier=ticket, symbol="EURUSD",
+                                                   type=step[2] % 2, volume=0.1, magic=0, comment="")
+    elif kind == "balance":  # the ratio sizing modes read it, or the equity
+        book.balance = round(book.balance * step[2], 2)
+    elif kind == "equity":  # moves with every tick while positions are open
+        book.equity = round((book.equity or book.balance) * step[2], 2)
+    elif kind == "position_price":  # a position's current price: no plan reads it
+        for ticket, position in book.positions.items():
+            book.positions[ticket] = msgspec.structs.replace(position, price_current=position.price_open + step[2])
+    elif kind == "edit_back":  # an edit undone before the coordinator planned: two snapshots, one plan
+        copy = copies.get(_nth(list(copies), step[2]) or 0)
+        if copy is None:
+            return
+        book.modify(copy.ticket, tp=round(copy.tp + 0.0001, 5))
+        twin.report(name)
+        book.modify(copy.ticket, tp=copy.tp)
+    elif kind == "quiet":  # a snapshot that changes nothing (the worker's periodic report)
+        pass
+    twin.report(name)
 
 
 TARGETS = st.sampled_from([TARGET, CAPPED, FILTERED])
@@ -228,8 +299,25 @@ ADD = st.tuples(st.just("add"), st.sampled_from([2, 3, 4, 5]), st.integers(100, 
                st.sampled_from([0.1, 0.2, 0.5]), st.sampled_from(["EURUSD", "EURUSD", "GBPUSD"]))
 EDIT = st.tuples(st.just("edit"), st.integers(0, 20), st.integers(-300, 300).filter(bool),
                  st.sampled_from(["price", "price", "sl", "tp", "volume"]))
-# Source adds and edits, what incremental plans are for, come up most.
+TARGET_KINDS = ("edit_copy", "lose_copy", "manual", "manual_gone", "stray_copy", "position", "balance", "equity",
+                "position_price", "edit_back", "quiet")
+TARGET_STEPS = st.one_of(
+    st.tuples(st.just("edit_copy"), TARGETS, st.integers(0, 20), st.integers(-300, 300).filter(bool)),
+    st.tuples(st.just("lose_copy"), TARGETS, st.integers(0, 20)),
+    st.tuples(st.just("manual"), TARGETS, st.sampled_from([2, 3]), st.sampled_from(["EURUSD", "GBPUSD"]),
+              st.integers(100, 900)),
+    st.tuples(st.just("manual_gone"), TARGETS, st.integers(0, 20)),
+    st.tuples(st.just("stray_copy"), TARGETS, st.integers(0, 20), st.booleans(), st.integers(100, 900)),
+    st.tuples(st.just("position"), TARGETS, st.integers(0, 20)),
+    st.tuples(st.just("balance"), TARGETS, st.sampled_from([0.5, 1.01, 2.0])),
+    st.tuples(st.just("equity"), TARGETS, st.sampled_from([0.5, 0.99, 1.01, 2.0])),
+    st.tuples(st.just("position_price"), TARGETS, st.sampled_from([-0.001, 0.0005])),
+    st.tuples(st.just("edit_back"), TARGETS, st.integers(0, 20)),
+    st.tuples(st.just("quiet"), TARGETS),
+)
+# Source adds and edits, what incremental plans are for, come up most; then what the targets' snapshots tell.
 STEPS = st.one_of(
+    TARGET_STEPS, TARGET_STEPS,
     ADD, ADD, EDIT, EDIT, EDIT, EDIT,
     st.tuples(st.just("remove"), st.integers(0, 20)),
     st.tuples(st.just("source_fill"), st.integers(0, 20)),
@@ -241,13 +329,17 @@ STEPS = st.one_of(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(start=st.lists(st.tuples(st.sampled_from([2, 3, 4, 5]), st.integers(100, 900)), min_size=1, max_size=8),
-       steps=st.lists(STEPS, min_size=1, max_size=30))
-def test_incremental_plans_send_what_full_plans_send(start, steps):
+       steps=st.lists(STEPS, min_size=1, max_size=30),
+       sizing=st.sampled_from(["multiplier", "balance_ratio", "equity_ratio"]))
+def test_incremental_plans_send_what_full_plans_send(start, steps, sizing):
     with tempfile.TemporaryDirectory() as folder:
         twin = Twin(Path(folder), {TARGET: {}, CAPPED: {"max_pending_orders": 4},
-                                   FILTERED: {"filter": {"symbols": ["EURUSD"]}, "replace_deleted_copies": True}})
+                                   FILTERED: {"filter": {"symbols": ["EURUSD"]}, "replace_deleted_copies": True,
+                                              "volume_mode": sizing}})
+        # Placements on GBPUSD count every order there: a change to one of them is planned in full on t1.
+        twin.books[TARGET].symbols["GBPUSD"]["volume_limit"] = 1.0
         try:
             for order_type, distance in start:
                 twin.books[SOURCE].place(order_type, distance_points=distance)
@@ -267,7 +359,7 @@ SOURCE_CHURN = st.one_of(ADD, EDIT, EDIT, EDIT,
                          st.tuples(st.just("tick"), st.sampled_from([0.5, 2.0, 40.0])))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=max(1, EXAMPLES * 2 // 3), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(start=st.lists(st.tuples(st.sampled_from([2, 3, 4, 5]), st.integers(100, 900)), min_size=1, max_size=12),
        steps=st.lists(SOURCE_CHURN, min_size=1, max_size=25))
 def test_incremental_plans_follow_source_churn_as_full_plans_do(start, steps):
@@ -282,6 +374,44 @@ def test_incremental_plans_follow_source_churn_as_full_plans_do(start, steps):
             twin.settle()
             for step in steps:
                 _apply(twin, step)
+            twin.reconcile(full=True)
+        finally:
+            twin.close()
+
+
+TARGET_CHURN = st.one_of(ADD, ADD, EDIT, EDIT,
+                         st.tuples(st.just("answer"), st.just(TARGET), st.sampled_from(["done", "done", "lost"])),
+                         st.tuples(st.just("edit_copy"), st.just(TARGET), st.integers(0, 20),
+                                   st.integers(-300, 300).filter(bool)),
+                         st.tuples(st.just("delete_copy"), st.just(TARGET), st.integers(0, 20)),
+                         st.tuples(st.just("lose_copy"), st.just(TARGET), st.integers(0, 20)),
+                         st.tuples(st.just("edit_back"), st.just(TARGET), st.integers(0, 20)),
+                         st.tuples(st.just("quiet"), st.just(TARGET)),
+                         st.tuples(st.just("manual"), st.just(TARGET), st.just(2), st.just("GBPUSD"),
+                                   st.integers(100, 900)),
+                         st.tuples(st.just("tick"), st.sampled_from([0.5, 2.0, 40.0])))
+
+
+@settings(max_examples=max(1, EXAMPLES * 2 // 3), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(start=st.lists(st.tuples(st.sampled_from([2, 3, 4, 5]), st.integers(100, 900)), min_size=1, max_size=8),
+       steps=st.lists(TARGET_CHURN, min_size=1, max_size=25),
+       replace_deleted=st.booleans(), volume_limit=st.sampled_from([0.0, 0.5, 1.0]))
+def test_incremental_plans_follow_target_snapshots_as_full_plans_do(start, steps, replace_deleted, volume_limit):
+    """Every answer followed by the target's snapshot, as a live worker sends it, and the copies edited, deleted
+    or lost by hand: the plans of those snapshots (mostly incremental) must be the full engine's. With a volume
+    limit on EURUSD, a copy removed makes room for orders waiting for it."""
+    with tempfile.TemporaryDirectory() as folder:
+        twin = Twin(Path(folder), {TARGET: {"replace_deleted_copies": replace_deleted}})
+        twin.books[TARGET].symbols["EURUSD"]["volume_limit"] = volume_limit
+        try:
+            for order_type, distance in start:
+                twin.books[SOURCE].place(order_type, distance_points=distance)
+            twin.report(SOURCE)
+            twin.settle()
+            for step in steps:
+                _apply(twin, step)
+                twin.answer(TARGET, "done")  # what a step sent is carried out, and a snapshot follows
+                twin.reconcile()
             twin.reconcile(full=True)
         finally:
             twin.close()
@@ -351,10 +481,11 @@ def test_a_source_edit_is_planned_incrementally_and_sends_the_modify(tmp_path, m
         assert made == ["incremental"]
         [(mine, _)] = twin.unanswered[TARGET]
         assert (mine.kind.value, mine.source_ticket) == ("modify", ticket)
-        twin.answer(TARGET, "done")  # a new target snapshot: a full plan, which finds everything in sync
+        twin.answer(TARGET, "done")  # a new target snapshot, the edited copy alone changed in it
         made.clear()
         twin.reconcile()
-        assert made == ["full"] and twin.unanswered[TARGET] == []
+        assert made == ["incremental"] and twin.unanswered[TARGET] == []
+        assert ticket in twin.rigs[0].engine.reports[TARGET].last_plan.in_sync
     finally:
         twin.close()
 
@@ -371,15 +502,20 @@ def test_a_cap_makes_every_plan_full(tmp_path, monkeypatch):
         twin.close()
 
 
-def test_a_changed_target_snapshot_makes_the_plan_full(tmp_path, monkeypatch):
+def test_a_copy_deleted_by_hand_with_a_source_edit_is_planned_incrementally(tmp_path, monkeypatch):
+    """The target's snapshot changed only in a copy (and the fate of that copy): both re-planned by ticket."""
     twin = _settled(tmp_path, {TARGET: {}})
     try:
         made = _spy(twin, monkeypatch)
-        twin.books[TARGET].remove(max(twin.books[TARGET].orders))  # a copy deleted by hand
+        deleted = twin.books[TARGET].orders[max(twin.books[TARGET].orders)]
+        twin.books[TARGET].remove(deleted.ticket)  # a copy deleted by hand
         twin.report(TARGET)
-        _edit_first(twin)
+        edited = _edit_first(twin)
         twin.reconcile()
-        assert made == ["full"]
+        assert made == ["incremental"]
+        assert [(c.kind.value, c.source_ticket) for c, _ in twin.unanswered[TARGET]] == [("modify", edited)]
+        plan = twin.rigs[0].engine.reports[TARGET].last_plan
+        assert [(u.source_ticket, u.status.value) for u in plan.link_updates] == [(deleted.magic, "deleted")]
     finally:
         twin.close()
 

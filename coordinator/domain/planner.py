@@ -177,6 +177,44 @@ class TargetIndex:
         return cls(copies=copies, duplicates=tuple(duplicates), filled_copies=filled,
                    tagged=tagged_positions(positions))
 
+    def updated(self, before: Sequence[PendingOrder], after: Sequence[PendingOrder],
+                positions: Sequence[PositionFacts]) -> tuple[TargetIndex, list[PendingOrder]] | None:
+        """This index, of the orders ``before`` and some positions, made the index of ``after`` and ``positions``
+        (equal to ``TargetIndex.of``'s), with the orders that may differ between the two lists (both versions of
+        an edited one); None when an order that is not the copier's copy may differ, or either list holds a second
+        copy of one source order (then ``TargetIndex.of``, and a full plan)."""
+        if self.duplicates:
+            return None
+        # Only the stretch between the longest common head and tail can differ: the worker lists orders in the
+        # terminal's order, so a copy placed is appended, an edit stays in place, a removal only closes the gap.
+        # Orders are compared by value (each snapshot decodes fresh ones). An order that merely moved within the
+        # stretch counts as changed: planned again for nothing, but never missed.
+        shorter = min(len(before), len(after))
+        head = 0
+        for old, new in zip(before, after, strict=False):
+            if old != new:
+                break
+            head += 1
+        tail = 0
+        while tail < shorter - head and before[-1 - tail] == after[-1 - tail]:
+            tail += 1
+        gone, came = before[head:len(before) - tail], after[head:len(after) - tail]
+        copies = dict(self.copies)
+        for order in gone:
+            source_ticket = parse_tag(order.comment)
+            if source_ticket is None or order.magic != source_ticket:
+                return None  # not a copy (a manual order, another EA's): the plan is made in full
+            if copies.pop(source_ticket, None) != order:  # this index has no duplicates: that order is the copy
+                return None
+        for order in came:
+            source_ticket = parse_tag(order.comment)
+            if source_ticket is None or order.magic != source_ticket or source_ticket in copies:
+                return None  # not a copy, or a second copy of one source order (our_copies keeps the lowest)
+            copies[source_ticket] = order
+        filled = frozenset(ticket for position in positions
+                           if (ticket := parse_tag(position.comment)) is not None and ticket == position.magic)
+        return replace(self, copies=copies, filled_copies=filled, tagged=tagged_positions(positions)), [*gone, *came]
+
 
 def plan_target(source_orders: Sequence[PendingOrder], target: TargetInputs, *,
                 index: TargetIndex | None = None) -> TargetPlan:
@@ -185,26 +223,40 @@ def plan_target(source_orders: Sequence[PendingOrder], target: TargetInputs, *,
 
 
 def plan_target_incrementally(source: Mapping[int, PendingOrder], target: TargetInputs, index: TargetIndex,
-                              previous: TargetPlan, changed: Collection[int]) -> TargetPlan | None:
+                              previous: TargetPlan, changed: Collection[int],
+                              changed_orders: Collection[PendingOrder] = ()) -> TargetPlan | None:
     """``plan_target(source.values(), target)``, computed by planning only the source tickets in ``changed``.
 
     The caller's promise: ``previous`` is the plan ``plan_target`` made of inputs that differ from ``target`` and
     ``source`` only in what concerns the tickets in ``changed`` (their source order, link, in-flight command,
-    backoff): the same target orders and positions, settings, specifications, prices, history, clocks, accounts
-    and source positions, and no source order removed since. Under that promise every decision of the full plan
-    about a ticket outside ``changed`` is the one ``previous`` holds, because those decisions read nothing of the
-    other tickets, except where checked here: None (plan in full) when a pending-order cap is configured (slots
-    are filled oldest first across orders), when ``previous`` or the tickets in ``changed`` have orphans, copy
-    positions without a source or duplicates (the orphan policy and the duplicate pass look across tickets), or
-    when ``previous`` waits for facts it asked for (those sets are not kept by ticket).
+    backoff, their copy on the target, the history record of their link's copy): the same target positions, the
+    same target orders but ``changed_orders`` (those added, edited or removed since, both versions of an edited
+    one), the same settings, specifications, prices, other history, clocks, accounts and source positions, and no
+    source order removed since. Under that promise every decision of the full plan about a ticket outside
+    ``changed`` is the one ``previous`` holds, because those decisions read nothing of the other tickets, except
+    where checked here: None (plan in full) when a pending-order cap is configured (slots are filled oldest first
+    across orders), when ``previous`` or the tickets in ``changed`` have orphans, copy positions without a source
+    or duplicates (the orphan policy and the duplicate pass look across tickets), when ``previous`` waits for
+    facts it asked for (those sets are not kept by ticket), when an order of ``changed_orders`` is not a copy of a
+    ticket in ``changed``, or when its symbol has a volume limit (every placement on that symbol counts the
+    target's orders there).
 
     The result holds the same actions in the same order as ``plan_target``'s; its other lists hold the same
     entries, in an order that may differ."""
     if target.config.copy.max_pending_orders is not None or previous.orphans or previous.duplicates \
-            or previous.position_orphans or previous.needed_symbols or previous.needed_history \
+            or index.duplicates or previous.position_orphans or previous.needed_symbols or previous.needed_history \
             or previous.needed_position_history or previous.needed_copy_position_history \
             or previous.positions_not_followed != target.positions_not_followed:
         return None
+    for order in changed_orders:
+        if parse_tag(order.comment) != order.magic or order.magic not in changed:
+            return None  # not a copy of a ticket planned here: a decision elsewhere may read it
+        spec = target.specs.get(order.symbol)
+        if spec is not None and spec.volume_limit > 0:
+            # Placing or replacing any copy on that symbol sums the target's orders there
+            # (market_checks.volume_limit_problem). Without the specification no such decision is made (it waits
+            # for it), and its arrival makes the next plan a full one.
+            return None
     return _Planner((), target, index).run_changed(source, previous, frozenset(changed))
 
 

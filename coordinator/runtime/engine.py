@@ -10,7 +10,8 @@ The engine wires the parts and orchestrates them; each piece of state has one ow
   accounts, the questions asked to workers. What matters for copying comes back here as a listener call.
 - ``plan_target`` (planner.py): the one decider, pure. ``OrphanWatch`` (orphan_watch.py) only confirms
   orphans for it, with the counts it owns. A source change re-plans only the tickets it touched
-  (``plan_target_incrementally``, the same decisions) when the engine can show nothing else about a target changed
+  (``plan_target_incrementally``, the same decisions), and so does a target snapshot in which only the copier's
+  copies changed (the snapshot after each batch), when the engine can show nothing else about a target changed
   since its last plan (``_plan_changed`` says what that takes); otherwise, and at every timer pass, plans are full.
 - ``Dispatcher`` (dispatch.py): actions become wire commands, durably: every target's intents of one reconcile in
   one transaction, before any batch leaves. ``CommandLedger`` (ledger.py): what is in flight. ``Settlement``
@@ -28,14 +29,15 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+import msgspec
 from loguru import logger
 
-from config import AppConfig, OrderKind, TargetConfig
+from config import AppConfig, OrderKind, TargetConfig, VolumeMode
 from coordinator.domain.actions import Action
 from coordinator.domain.controls import TargetControl
 from coordinator.domain.desired import TargetContext
 from coordinator.domain.events import CopyFoundOnTarget, CopyLeft, EventStream, OrderSkipped, SourceOrderEnded
-from coordinator.domain.link_lifecycle import LinkMove
+from coordinator.domain.link_lifecycle import Link, LinkMove
 from coordinator.domain.orphans import ConfirmedOrphan
 from coordinator.domain.planner import (
     Skip,
@@ -64,7 +66,7 @@ from coordinator.runtime.settlement import Settlement
 from coordinator.runtime.status_projection import StatusPublisher
 from coordinator.runtime.target_controls import TargetControls
 from coordinator.runtime.views import TerminalView
-from protocol import CommandResults, Message, PendingOrder, Shutdown, Snapshot
+from protocol import ClosedOrder, CommandResults, Message, PendingOrder, PositionFacts, Shutdown, Snapshot
 from protocol.messages import SHUTDOWN_COORDINATOR_STOPPING, SHUTDOWN_TERMINAL_REMOVED
 from protocol.mt5 import COPIER_ORDER_STATES, AccountMarginMode, describe_fate
 
@@ -89,6 +91,27 @@ class _Basis:
     in_flight: frozenset[int]
     backoff: Mapping[int, str]
     facts: tuple  # every other input the planner reads (``Engine._facts``), compared by value
+    closed: dict[int, ClosedOrder]  # a copy of the target's ``TerminalView.closed`` (the fates of orders that left)
+
+
+def _figures_read(mode: VolumeMode) -> tuple[bool, bool]:
+    """(balances, equities): the account figures a plan reads with this sizing mode. Their one reader is
+    ``sizing.raw_volume``: the ratio modes read the source's and the target's balances, or equities; the others
+    none. Equity moves with every tick while positions are open, so it is compared only where it sizes. A mode
+    not named here reads both, to be safe."""
+    if mode in (VolumeMode.MULTIPLIER, VolumeMode.FIXED):
+        return False, False
+    if mode is VolumeMode.BALANCE_RATIO:
+        return True, False
+    if mode is VolumeMode.EQUITY_RATIO:
+        return False, True
+    return True, True
+
+
+def _unpriced(positions: tuple[PositionFacts, ...]) -> tuple[PositionFacts, ...]:
+    """``positions`` less their current price, which moves with every tick and which no plan reads (the worker
+    does not send a snapshot for it alone either)."""
+    return tuple(msgspec.structs.replace(position, price_current=0.0) for position in positions)
 
 
 class _Fingerprints(Mapping[int, tuple]):
@@ -184,6 +207,7 @@ class Engine:
         self._bases: dict[str, _Basis] = {}
         self._plan_in_full: set[str] = set()  # targets whose next plan must be a full one
         self._logged_not_followed: dict[str, str] = {}  # target -> why its positions are not followed, as logged
+        self._unpriced_source: tuple[Snapshot | None, tuple[PositionFacts, ...]] = (None, ())
         self._reported_source_fates: dict[int, None] = {}  # insertion-ordered, trimmed
         if state.rebuilt:
             logger.critical("the state was rebuilt: copies are recognised again by their tags on the terminals")
@@ -560,17 +584,28 @@ class Engine:
         source, target = self.source.snapshot, view.snapshot
         links_changed = self.state.take_link_changes(view.name)
         basis = self._bases.pop(view.name, None)  # gone while this plan is made: a failure leaves none behind
-        index = basis.index if basis is not None and basis.snapshot is target else \
-            TargetIndex.of(target.orders, target.positions)
+        incremental = self._incremental and not full and basis is not None and view.name not in self._plan_in_full
+        # The target's orders added, edited or removed since the last plan (None: not followed by ticket).
+        orders_changed: list[PendingOrder] | None = None
+        if basis is not None and basis.snapshot is target:
+            index, orders_changed = basis.index, []
+        else:
+            update = None
+            if incremental and basis is not None:
+                update = basis.index.updated(basis.snapshot.orders, target.orders, target.positions)
+            if update is not None:
+                index, orders_changed = update
+            else:
+                index = TargetIndex.of(target.orders, target.positions)
         not_followed = self._positions_not_followed(view)
         in_flight = frozenset(self.in_flight[view.name])
         backoff = self.retries[view.name].backoff(self._source_map, index.copies, now)
         facts = self._facts(view, not_followed)
         requests = 0
         plan = None
-        if self._incremental and not full and basis is not None and view.name not in self._plan_in_full:
+        if incremental and basis is not None and orders_changed is not None:
             inputs = self._inputs(view, {}, {}, not_followed, in_flight, backoff)
-            plan = self._plan_changed(view, basis, inputs, index, facts, links_changed)
+            plan = self._plan_changed(view, basis, inputs, index, facts, links_changed, orders_changed)
         if plan is None:
             self._plan_in_full.discard(view.name)
             orphans = [copy for ticket, copy in sorted(index.copies.items()) if ticket not in self._source_live]
@@ -596,37 +631,58 @@ class Engine:
             requests += self.sessions.request_history(view, (), now, plan.needed_copy_position_history)
         outgoing.append(Outgoing(view, self._gate(view, plan), self.latency.now()))
         self._bases[view.name] = _Basis(plan=plan, source_generation=self._source_generation, snapshot=target,
-                                        index=index, in_flight=in_flight, backoff=backoff, facts=facts)
+                                        index=index, in_flight=in_flight, backoff=backoff, facts=facts,
+                                        closed=dict(view.closed))
         return requests
 
     def _facts(self, view: TerminalView, positions_not_followed: str) -> tuple:
-        """Every input of ``view``'s plan other than the source orders, its links, what is in flight and the
-        backoff (which incremental plans follow by ticket), as values to compare with the last plan's. The
-        history maps only grow or are trimmed between their answers, and every answer marks the plan as one to
-        make in full (``terminal_changed``): their sizes are compared as a second guard."""
-        source, snapshot = self.source, self.source.snapshot
-        assert snapshot is not None
-        return (view.target, view.snapshot, positions_not_followed, dict(view.specs), dict(view.quotes),
+        """Every input of ``view``'s plan other than the source orders, its links, what is in flight, the backoff,
+        the target's orders and the fates of the orders that left it (which incremental plans follow by ticket),
+        as values to compare with the last plan's. Of the target's snapshot that is every field but its orders,
+        its fates (``TerminalView.closed`` is followed instead: it keeps them), and what no plan reads: its number,
+        when it was taken, the server's clock of that moment (the heartbeats measure the offset from theirs), the
+        free margin, the positions' current prices, and the account figures the sizing mode does not read
+        (``_figures_read``). A field added to snapshots counts by default. The position history only grows or is
+        trimmed between answers, and every answer marks the plan as one to make in full (``terminal_changed``):
+        its size is compared as a second guard."""
+        source, snapshot, target = self.source, self.source.snapshot, view.snapshot
+        assert snapshot is not None and target is not None and view.target is not None
+        balances, equities = _figures_read(view.target.copy.volume_mode)
+        target = msgspec.structs.replace(target, seq=0, taken_at_ms=0, server_time=0, orders=(), closed=(),
+                                         positions=_unpriced(target.positions), margin_free=0.0,
+                                         balance=target.balance if balances else 0.0,
+                                         equity=target.equity if equities else 0.0)
+        return (view.target, target, positions_not_followed, dict(view.specs), dict(view.quotes),
                 frozenset(view.missing_symbols), dict(view.closed_markets), view.requests.without_record(),
-                view.server_offset, len(view.closed), len(view.position_history),
-                snapshot.positions, snapshot.balance, snapshot.equity, source.server_offset, dict(source.quotes),
+                view.server_offset, len(view.position_history),
+                self._source_positions(snapshot), snapshot.balance if balances else 0.0,
+                snapshot.equity if equities else 0.0, source.server_offset, dict(source.quotes),
                 dict(source.specs), len(source.position_history))
 
+    def _source_positions(self, snapshot: Snapshot) -> tuple[PositionFacts, ...]:
+        """``_unpriced`` source positions, made once per source snapshot (every target's facts read them)."""
+        if self._unpriced_source[0] is not snapshot:
+            self._unpriced_source = (snapshot, _unpriced(snapshot.positions))
+        return self._unpriced_source[1]
+
     def _plan_changed(self, view: TerminalView, basis: _Basis, inputs: TargetInputs, index: TargetIndex,
-                      facts: tuple, links_changed: set[int]) -> TargetPlan | None:
+                      facts: tuple, links_changed: set[int], orders_changed: list[PendingOrder]) -> TargetPlan | None:
         """``view``'s plan made by planning only the source tickets whose decision may differ from the last plan's
         (``basis``), or None when that cannot be shown to give the full plan's answer. Safe because:
 
-        - every other input of the plan is the same (``_facts``: the target's snapshot, settings, specifications,
-          prices, history, clocks, accounts, the source's positions), so a ticket's decision can only change with
-          its own source order, link, in-flight command or backoff, and those changes are collected here: the
-          source tickets added or edited since (none removed: a removal makes orphans, for the full plan), the
-          links written since (the state logs every write), the symmetric difference of what is in flight and of
-          the backoff;
+        - every other input of the plan is the same (``_facts``: the target's positions, connection and account,
+          the account figures its sizing reads, settings, specifications, prices, the history answers, clocks, the
+          source's positions), so a ticket's decision can only change with its own source order, link, in-flight
+          command, backoff, copy or copy's fate, and those changes are collected here: the source tickets added or
+          edited since (none removed: a removal makes orphans, for the full plan), the links written since (the
+          state logs every write), the symmetric difference of what is in flight and of the backoff, the source
+          tickets of the copies added, edited or removed on the target since (``orders_changed``, from
+          ``TargetIndex.updated``, which gives none when anything but a copy changed there), and those whose link's
+          copy has a new fate (``_fates_changed``);
         - the orphan policy has nothing to count or confirm on this target (no orphan in the last plan, none
           since, and no counts kept), so the full plan would be given no removals and no closes either;
         - ``plan_target_incrementally`` refuses what couples tickets to each other (a pending-order cap,
-          duplicates, orphans, facts still asked for).
+          duplicates, orphans, facts still asked for, a copy on a symbol with a volume limit).
         """
         if basis.facts != facts or not self.orphans.idle(view.name):
             return None
@@ -636,9 +692,23 @@ class Engine:
         changed = source_changed | links_changed | (inputs.in_flight ^ basis.in_flight) | {
             ticket for ticket in inputs.backoff.keys() | basis.backoff.keys()
             if inputs.backoff.get(ticket) != basis.backoff.get(ticket)}
+        # A copy's source ticket is its magic (plan_target_incrementally refuses an order that is not a copy).
+        changed |= {order.magic for order in orders_changed}
+        changed |= self._fates_changed(view, basis, inputs.links)
         if len(changed) * 4 > len(self._source_map) + 16:
             return None  # most of it changed: the full plan is as quick
-        return plan_target_incrementally(self._source_map, inputs, index, basis.plan, changed)
+        return plan_target_incrementally(self._source_map, inputs, index, basis.plan, changed, orders_changed)
+
+    @staticmethod
+    def _fates_changed(view: TerminalView, basis: _Basis, links: Mapping[int, Link]) -> set[int]:
+        """The source tickets whose link's copy has another fate in ``view.closed`` than at the last plan (a
+        snapshot tells of orders that left, and every history answer makes the plan a full one): the planner
+        reads a fate only there (``_fate_of``, ``_filled``: by the link's copy ticket). An entry trimmed away
+        counts as changed too."""
+        if view.closed == basis.closed:  # the usual case; entries a snapshot repeats are equal by value
+            return set()
+        tickets = {ticket for ticket, _ in view.closed.items() ^ basis.closed.items()}
+        return {source_ticket for source_ticket, link in links.items() if link.copy_ticket in tickets}
 
     def _gate(self, view: TerminalView, plan: TargetPlan) -> list[Action]:
         """What of ``plan`` may be sent now (a pause, close-only, a risk guard, and between two scheduled runs the

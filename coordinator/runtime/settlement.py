@@ -26,7 +26,7 @@ from coordinator.domain.events import (
     PositionClosed,
     PositionLevelsSynced,
 )
-from coordinator.domain.link_lifecycle import LinkMove
+from coordinator.domain.link_lifecycle import PENDING_STATUSES, LinkMove
 from coordinator.domain.retry_policy import RetryPolicy, failure_text
 from coordinator.persistence.state import StateStore
 from coordinator.runtime.latency import LatencyTracker
@@ -110,10 +110,9 @@ class Settlement:
             return
         if action.kind is ActionKind.REMOVE:
             self._state.settle_intent(command_id, "done", result.retcode, result.ticket)
-            link = self._state.links(target).get(ticket)
             move = action.link_move_on_done
-            if move is not None and link is not None and link.copy_ticket == action.ticket:
-                self._state.move_link(target, ticket, move)
+            if move is not None:
+                self._link_removed(target, ticket, action.ticket)
             self._copy_removed(target, action.ticket)
             self._events.emit(CopyRemoved(target=target, source_ticket=ticket, copy_ticket=action.ticket,
                                           reason=action.reason))
@@ -175,13 +174,24 @@ class Settlement:
                 retcode=result.retcode))
         else:  # MARKET, the price had moved too far: the pending copy was only removed
             self._state.settle_intent(command_id, "done", result.retcode, 0)
-            link = self._state.links(target).get(ticket)
-            if link is not None and link.copy_ticket == action.ticket:
-                self._state.move_link(target, ticket, LinkMove.REMOVED)
+            self._link_removed(target, ticket, action.ticket)
             self._copy_removed(target, action.ticket)
             self._events.emit(CopyRemoved(target=target, source_ticket=ticket, copy_ticket=action.ticket,
                                           reason=f"its source order filled; not opened at market: "
                                                  f"{result.comment or 'the price had moved too far'}"))
+
+    def _link_removed(self, target: str, source_ticket: int, copy_ticket: int) -> None:
+        """The copier removed ``copy_ticket`` (or found it no longer pending): its link says so, unless the target
+        already showed what became of it. A copy that filled (or expired) while its removal was on the way is
+        answered "done, nothing to remove", and its link keeps the fate the target's snapshot gave it."""
+        link = self._state.links(target).get(source_ticket)
+        if link is None or link.copy_ticket != copy_ticket:
+            return
+        if link.status not in PENDING_STATUSES:
+            logger.info("{}: copy #{} of source #{} was already {} when its removal reached the terminal; its link "
+                        "stays {}", target, copy_ticket, source_ticket, link.status.value, link.status.value)
+            return
+        self._state.move_link(target, source_ticket, LinkMove.REMOVED)
 
     def _failed(self, target: str, flight: InFlight, result: CommandResult, reason: str) -> None:
         action = flight.action
