@@ -570,6 +570,23 @@ def test_new_prices_or_a_history_answer_make_the_plan_full(tmp_path, monkeypatch
         twin.close()
 
 
+def test_a_tick_at_the_same_price_keeps_the_plan_incremental(tmp_path, monkeypatch):
+    """A heartbeat brings a new tick time every second; the planner reads a quote's time only as "a live price was
+    seen", so a later tick at the same bid and ask changes no decision."""
+    twin = _settled(tmp_path, {TARGET: {}})
+    try:
+        made = _spy(twin, monkeypatch)
+        quote = twin.books[TARGET].quotes["EURUSD"]
+        twin.books[TARGET].set_quote("EURUSD", quote.bid, quote.ask)
+        assert twin.books[TARGET].quotes["EURUSD"].time > quote.time
+        twin.heartbeat(TARGET)
+        _edit_first(twin)
+        twin.reconcile()
+        assert made == ["incremental"]
+    finally:
+        twin.close()
+
+
 def test_the_timer_pass_is_always_full(tmp_path, monkeypatch):
     twin = _settled(tmp_path, {TARGET: {}})
     try:

@@ -66,7 +66,7 @@ from coordinator.runtime.settlement import Settlement
 from coordinator.runtime.status_projection import StatusPublisher
 from coordinator.runtime.target_controls import TargetControls
 from coordinator.runtime.views import TerminalView
-from protocol import ClosedOrder, CommandResults, Message, PendingOrder, PositionFacts, Shutdown, Snapshot
+from protocol import ClosedOrder, CommandResults, Message, PendingOrder, PositionFacts, Quote, Shutdown, Snapshot
 from protocol.messages import SHUTDOWN_COORDINATOR_STOPPING, SHUTDOWN_TERMINAL_REMOVED
 from protocol.mt5 import COPIER_ORDER_STATES, AccountMarginMode, describe_fate
 
@@ -652,11 +652,11 @@ class Engine:
                                          positions=_unpriced(target.positions), margin_free=0.0,
                                          balance=target.balance if balances else 0.0,
                                          equity=target.equity if equities else 0.0)
-        return (view.target, target, positions_not_followed, dict(view.specs), dict(view.quotes),
+        return (view.target, target, positions_not_followed, dict(view.specs), _prices(view.quotes),
                 frozenset(view.missing_symbols), dict(view.closed_markets), view.requests.without_record(),
                 view.server_offset, len(view.position_history),
                 self._source_positions(snapshot), snapshot.balance if balances else 0.0,
-                snapshot.equity if equities else 0.0, source.server_offset, dict(source.quotes),
+                snapshot.equity if equities else 0.0, source.server_offset, _prices(source.quotes),
                 dict(source.specs), len(source.position_history))
 
     def _source_positions(self, snapshot: Snapshot) -> tuple[PositionFacts, ...]:
@@ -846,6 +846,13 @@ class Engine:
     def publish_status(self, *, final: bool = False) -> None:
         """Write every terminal's status for ``mt5-copier status`` (another process reads it)."""
         self.status.publish(final=final)
+
+
+def _prices(quotes: Mapping[str, Quote]) -> dict[str, tuple[float, float, bool]]:
+    """Quotes as the planner reads them: bid, ask, and whether a live tick was seen at all (``quote.time`` is
+    read only as that, coordinator/domain/planner.py). Each heartbeat brings a new tick time even when the price
+    stands still; that alone must not make the next plan a full one."""
+    return {symbol: (quote.bid, quote.ask, bool(quote.time)) for symbol, quote in quotes.items()}
 
 
 __all__ = ["Engine"]
