@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from loguru import logger
@@ -23,9 +24,11 @@ from protocol import (
     PROTOCOL_MINOR,
     AccountFacts,
     CommandBatch,
+    Heartbeat,
     Hello,
     Message,
     PendingOrder,
+    Quote,
     Snapshot,
     SymbolSpec,
     SymbolSpecs,
@@ -95,6 +98,14 @@ class _Rig:
             boot_id="b1", seq=self.seq[name], taken_at_ms=int(time.time() * 1000), login=self.logins[name],
             connected=True, trade_allowed=True, orders=tuple(orders), balance=1000.0, equity=1000.0))
 
+    def tick(self, targets: Iterable[str], bid: float) -> None:
+        """Each target's heartbeat, with a new EURUSD price."""
+        quote = Quote(symbol="EURUSD", bid=round(bid, 5), ask=round(bid + 0.0001, 5), time=int(time.time()))
+        for name in targets:
+            self.engine.on_message(name, Heartbeat(sent_at_ms=int(time.time() * 1000), boot_id="b1",
+                                                   last_seq=self.seq[name], polled_at_ms=0, connected=True,
+                                                   quotes=(quote,)))
+
     def specs(self, name: str) -> None:
         self.engine.on_message(name, SymbolSpecs(request_id="r", specs=(
             SymbolSpec(name="EURUSD", bid=1.09, ask=1.0901, **SPEC),)))  # type: ignore[arg-type]
@@ -110,8 +121,9 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def measure(targets: int, copies: int, edits: int) -> tuple[list[float], int, float]:
-    """(ms per edit, commands sent per edit, RSS in MB)."""
+def measure(targets: int, copies: int, edits: int, *, prices_move: bool = False) -> tuple[list[float], int, float]:
+    """(ms per edit, commands sent per edit, RSS in MB). ``prices_move``: before each edit every target's
+    heartbeat brings a new price, as live markets do between two edits."""
     with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
         rig = _Rig(Path(folder) / "state", targets)
         try:
@@ -131,6 +143,8 @@ def measure(targets: int, copies: int, edits: int) -> tuple[list[float], int, fl
                 raise RuntimeError(f"the copies were not in sync: {rig.commands} commands at the start")
             times = []
             for edit in range(edits):
+                if prices_move:
+                    rig.tick(books, 1.09 + (edit + 1) * 1e-5)
                 changed = list(source)
                 changed[edit] = _order(source[edit].ticket, round(source[edit].price_open - 0.001, 5))
                 started = time.perf_counter()
@@ -147,8 +161,12 @@ def run(*, targets: int, copies: int, edits: int) -> None:
     logger.disable("coordinator")  # the engine's log of a start-up is not the benchmark's output
     try:
         times, commands, rss = measure(targets, copies, edits)
+        moved, _, _ = measure(targets, copies, edits, prices_move=True)
     finally:
         logger.enable("coordinator")
     print(f"  snapshot -> commands sent: median {statistics.median(times):.1f} ms, best {min(times):.1f} ms over "
           f"{edits} edits ({commands} commands each); process RSS {rss:.0f} MB")
+    print(f"  the same after every target's price moved (a heartbeat's new tick before each edit): median "
+          f"{statistics.median(moved):.1f} ms (a moved price re-plans only the orders the last plan acted on or "
+          "skipped)")
     print()

@@ -230,6 +230,14 @@ def _apply(twin: Twin, step: tuple) -> None:
             twin.report(step[1])
     elif kind == "tick":
         twin.advance(step[1])
+    elif kind == "market":  # a price moves on a terminal, told by its heartbeat (live markets tick all the time)
+        _, name, symbol, points = step
+        book = twin.books[name]
+        quote = book.quotes.get(symbol)
+        if quote is not None:
+            point = 0.001 if symbol.endswith("JPY") else 0.00001
+            book.set_quote(symbol, round(quote.bid + points * point, 5), round(quote.ask + points * point, 5))
+            twin.heartbeat(name)
     elif kind in TARGET_KINDS:
         _apply_to_target(twin, step)
     twin.reconcile(full=kind == "full")
@@ -325,6 +333,12 @@ STEPS = st.one_of(
     st.tuples(st.just("delete_copy"), TARGETS, st.integers(0, 20)),
     st.tuples(st.just("fill_copy"), TARGETS, st.integers(0, 20)),
     st.tuples(st.just("tick"), st.sampled_from([0.5, 2.0, 12.0, 40.0])),
+    # Prices move on the source and the targets: a little (in sync stays in sync), or far enough that pending
+    # orders end on the other side of the market (placements and edits refused, held, then possible again).
+    st.tuples(st.just("market"), st.sampled_from([SOURCE, TARGET, CAPPED, FILTERED]),
+              st.sampled_from(["EURUSD", "GBPUSD"]), st.sampled_from([-2000, -300, -20, 20, 300, 2000])),
+    st.tuples(st.just("market"), st.sampled_from([TARGET, CAPPED, FILTERED]),
+              st.sampled_from(["EURUSD", "GBPUSD"]), st.sampled_from([-900, -50, 50, 900])),
     st.just(("full",)),
 )
 
@@ -551,7 +565,7 @@ def test_an_orphan_counted_from_before_makes_the_plan_full(tmp_path, monkeypatch
         twin.close()
 
 
-def test_new_prices_or_a_history_answer_make_the_plan_full(tmp_path, monkeypatch):
+def test_new_prices_replan_only_what_was_not_in_sync_and_a_history_answer_makes_the_plan_full(tmp_path, monkeypatch):
     twin = _settled(tmp_path, {TARGET: {}})
     try:
         made = _spy(twin, monkeypatch)
@@ -559,7 +573,7 @@ def test_new_prices_or_a_history_answer_make_the_plan_full(tmp_path, monkeypatch
         twin.heartbeat(TARGET)
         _edit_first(twin)
         twin.reconcile()
-        assert made == ["full"]
+        assert made == ["incremental"]  # every copy was in sync: no decision of theirs reads a price
         made.clear()
         twin.tell(TARGET, HistoryReport(request_id="x", orders=(), unknown=(), positions=(),
                                         unknown_positions=()))
@@ -585,6 +599,54 @@ def test_a_tick_at_the_same_price_keeps_the_plan_incremental(tmp_path, monkeypat
         assert made == ["incremental"]
     finally:
         twin.close()
+
+
+def test_an_order_skipped_for_the_price_is_placed_when_the_price_comes_back_by_an_incremental_plan(
+        tmp_path, monkeypatch):
+    twin = _settled(tmp_path, {TARGET: {}})
+    try:
+        made = _spy(twin, monkeypatch)
+        target = twin.books[TARGET]
+        was = target.quotes["EURUSD"]
+        target.set_quote("EURUSD", round(was.bid - 0.02, 5), round(was.ask - 0.02, 5))
+        twin.heartbeat(TARGET)
+        new = twin.books[SOURCE].place(2, distance_points=200)  # a buy limit above the target's fallen market
+        twin.report(SOURCE)
+        twin.reconcile()  # both engines skip it, as the twin asserts
+        plan = twin.rigs[0].engine.reports[TARGET].last_plan
+        assert plan is not None and [skip.source_ticket for skip in plan.skips] == [new]
+        assert new not in target.copies()
+        made.clear()
+        target.set_quote("EURUSD", was.bid, was.ask)
+        twin.heartbeat(TARGET)
+        _edit_first(twin)  # any change on the source: the target is planned again, prices moved since
+        twin.reconcile()
+        assert made == ["incremental"]
+        twin.settle()
+        assert new in target.copies() and len(target.copies()) == 6
+    finally:
+        twin.close()
+
+
+def test_new_prices_with_market_distance_pricing_or_positions_make_the_plan_full(tmp_path, monkeypatch):
+    for extra, position in (({"price_mode": "market_distance"}, False), ({}, True)):
+        folder = tmp_path / ("distance" if extra else "positions")
+        twin = _settled(folder, {TARGET: extra})
+        try:
+            if position:
+                twin.books[TARGET].positions[70_001] = PositionFacts(
+                    ticket=70_001, identifier=70_001, symbol="EURUSD", type=0, volume=0.1, magic=0, comment="")
+                twin.report(TARGET)
+                twin.reconcile()
+            made = _spy(twin, monkeypatch)
+            quote = twin.books[TARGET].quotes["EURUSD"]
+            twin.books[TARGET].set_quote("EURUSD", round(quote.bid + 0.0003, 5), round(quote.ask + 0.0003, 5))
+            twin.heartbeat(TARGET)
+            _edit_first(twin)
+            twin.reconcile()
+            assert made == ["full"], extra or "positions"
+        finally:
+            twin.close()
 
 
 def test_the_timer_pass_is_always_full(tmp_path, monkeypatch):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import msgspec
 from loguru import logger
 
-from config import AppConfig, OrderKind, TargetConfig, VolumeMode
+from config import AppConfig, OrderKind, PriceMode, TargetConfig, VolumeMode
 from coordinator.domain.actions import Action
 from coordinator.domain.controls import TargetControl
 from coordinator.domain.desired import TargetContext
@@ -91,6 +91,7 @@ class _Basis:
     in_flight: frozenset[int]
     backoff: Mapping[int, str]
     facts: tuple  # every other input the planner reads (``Engine._facts``), compared by value
+    prices: tuple  # the target's and the source's quotes as the planner reads them (``_prices``)
     closed: dict[int, ClosedOrder]  # a copy of the target's ``TerminalView.closed`` (the fates of orders that left)
 
 
@@ -601,11 +602,12 @@ class Engine:
         in_flight = frozenset(self.in_flight[view.name])
         backoff = self.retries[view.name].backoff(self._source_map, index.copies, now)
         facts = self._facts(view, not_followed)
+        prices = (_prices(view.quotes), _prices(self.source.quotes))
         requests = 0
         plan = None
         if incremental and basis is not None and orders_changed is not None:
             inputs = self._inputs(view, {}, {}, not_followed, in_flight, backoff)
-            plan = self._plan_changed(view, basis, inputs, index, facts, links_changed, orders_changed)
+            plan = self._plan_changed(view, basis, inputs, index, facts, prices, links_changed, orders_changed)
         if plan is None:
             self._plan_in_full.discard(view.name)
             orphans = [copy for ticket, copy in sorted(index.copies.items()) if ticket not in self._source_live]
@@ -632,7 +634,7 @@ class Engine:
         outgoing.append(Outgoing(view, self._gate(view, plan), self.latency.now()))
         self._bases[view.name] = _Basis(plan=plan, source_generation=self._source_generation, snapshot=target,
                                         index=index, in_flight=in_flight, backoff=backoff, facts=facts,
-                                        closed=dict(view.closed))
+                                        prices=prices, closed=dict(view.closed))
         return requests
 
     def _facts(self, view: TerminalView, positions_not_followed: str) -> tuple:
@@ -652,11 +654,11 @@ class Engine:
                                          positions=_unpriced(target.positions), margin_free=0.0,
                                          balance=target.balance if balances else 0.0,
                                          equity=target.equity if equities else 0.0)
-        return (view.target, target, positions_not_followed, dict(view.specs), _prices(view.quotes),
+        return (view.target, target, positions_not_followed, dict(view.specs),
                 frozenset(view.missing_symbols), dict(view.closed_markets), view.requests.without_record(),
                 view.server_offset, len(view.position_history),
                 self._source_positions(snapshot), snapshot.balance if balances else 0.0,
-                snapshot.equity if equities else 0.0, source.server_offset, _prices(source.quotes),
+                snapshot.equity if equities else 0.0, source.server_offset,
                 dict(source.specs), len(source.position_history))
 
     def _source_positions(self, snapshot: Snapshot) -> tuple[PositionFacts, ...]:
@@ -666,7 +668,8 @@ class Engine:
         return self._unpriced_source[1]
 
     def _plan_changed(self, view: TerminalView, basis: _Basis, inputs: TargetInputs, index: TargetIndex,
-                      facts: tuple, links_changed: set[int], orders_changed: list[PendingOrder]) -> TargetPlan | None:
+                      facts: tuple, prices: tuple, links_changed: set[int],
+                      orders_changed: list[PendingOrder]) -> TargetPlan | None:
         """``view``'s plan made by planning only the source tickets whose decision may differ from the last plan's
         (``basis``), or None when that cannot be shown to give the full plan's answer. Safe because:
 
@@ -679,6 +682,11 @@ class Engine:
           tickets of the copies added, edited or removed on the target since (``orders_changed``, from
           ``TargetIndex.updated``, which gives none when anything but a copy changed there), and those whose link's
           copy has a new fate (``_fates_changed``);
+        - prices moved (live markets tick between any two plans): a ticket the last plan found in sync, or left out
+          for its type, a filter or its link's fate, was decided without a price (``desire`` reads one only for
+          ``price_mode = "market_distance"``, and a copy in sync is compared level by level), so only the tickets
+          the last plan acted on or skipped are planned again. Not so, and planned in full, with market_distance
+          pricing or with positions on either side (their closes, levels and market openings read prices);
         - the orphan policy has nothing to count or confirm on this target (no orphan in the last plan, none
           since, and no counts kept), so the full plan would be given no removals and no closes either;
         - ``plan_target_incrementally`` refuses what couples tickets to each other (a pending-order cap,
@@ -686,6 +694,13 @@ class Engine:
         """
         if basis.facts != facts or not self.orphans.idle(view.name):
             return None
+        priced: set[int] = set()
+        if prices != basis.prices:
+            if (inputs.config.copy.price_mode is PriceMode.MARKET_DISTANCE or inputs.positions
+                    or inputs.source_positions):
+                return None
+            priced = {action.source_ticket for action in basis.plan.actions} | {
+                skip.source_ticket for skip in basis.plan.skips}
         source_changed = self._source_changed_since(basis.source_generation)
         if source_changed is None:
             return None
@@ -695,6 +710,7 @@ class Engine:
         # A copy's source ticket is its magic (plan_target_incrementally refuses an order that is not a copy).
         changed |= {order.magic for order in orders_changed}
         changed |= self._fates_changed(view, basis, inputs.links)
+        changed |= priced
         if len(changed) * 4 > len(self._source_map) + 16:
             return None  # most of it changed: the full plan is as quick
         return plan_target_incrementally(self._source_map, inputs, index, basis.plan, changed, orders_changed)
