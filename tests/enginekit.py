@@ -281,6 +281,19 @@ class Book:
         self.symbols[name] = {**preset, **fields}
         self.set_quote(name, *(quote or prices))
 
+    def answer(self, question: SymbolRequest | HistoryRequest) -> SymbolSpecs | HistoryReport:
+        """What this terminal's worker answers to the coordinator's question."""
+        if isinstance(question, SymbolRequest):
+            specs = [spec for symbol in question.symbols if (spec := self.spec(symbol)) is not None]
+            return SymbolSpecs(request_id=question.request_id, specs=tuple(specs),
+                               missing=tuple(s for s in question.symbols if s not in self.symbols))
+        found = [self.history[t] for t in question.tickets if t in self.history]
+        return HistoryReport(
+            request_id=question.request_id, orders=tuple(found),
+            unknown=tuple(t for t in question.tickets if t not in self.history),
+            positions=tuple(self.deals[p] for p in question.positions if p in self.deals),
+            unknown_positions=tuple(p for p in question.positions if p not in self.deals))
+
     def spec(self, symbol: str) -> SymbolSpec | None:
         if symbol not in self.symbols:
             return None
@@ -650,17 +663,8 @@ class Session:
             if not book.answers_lost:
                 engine.on_message(name, CommandResults(batch_id=message.batch_id, results=results))
             self._report(name)
-        elif isinstance(message, SymbolRequest):
-            specs = [spec for symbol in message.symbols if (spec := book.spec(symbol)) is not None]
-            engine.on_message(name, SymbolSpecs(request_id=message.request_id, specs=tuple(specs),
-                                                missing=tuple(s for s in message.symbols if s not in book.symbols)))
-        elif isinstance(message, HistoryRequest):
-            found = [book.history[t] for t in message.tickets if t in book.history]
-            engine.on_message(name, HistoryReport(
-                request_id=message.request_id, orders=tuple(found),
-                unknown=tuple(t for t in message.tickets if t not in book.history),
-                positions=tuple(book.deals[p] for p in message.positions if p in book.deals),
-                unknown_positions=tuple(p for p in message.positions if p not in book.deals)))
+        elif isinstance(message, SymbolRequest | HistoryRequest):
+            engine.on_message(name, book.answer(message))
 
     def summary(self) -> str:
         return render_summary(self.rig.engine)

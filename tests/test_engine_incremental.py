@@ -32,7 +32,6 @@ from protocol import (
     PositionFacts,
     Snapshot,
     SymbolRequest,
-    SymbolSpecs,
 )
 from protocol.tags import copy_tag, parse_tag
 from tests.enginekit import SOURCE, TARGET, Book, EngineRig, now_ms
@@ -145,19 +144,8 @@ class Twin:
         for to, question in questions:
             self._answer(to, question)
 
-    def _answer(self, name: str, question: Message) -> None:
-        book = self.books[name]
-        if isinstance(question, SymbolRequest):
-            specs = [spec for symbol in question.symbols if (spec := book.spec(symbol)) is not None]
-            self.tell(name, SymbolSpecs(request_id=question.request_id, specs=tuple(specs),
-                                        missing=tuple(s for s in question.symbols if s not in book.symbols)))
-        elif isinstance(question, HistoryRequest):
-            found = [book.history[t] for t in question.tickets if t in book.history]
-            self.tell(name, HistoryReport(
-                request_id=question.request_id, orders=tuple(found),
-                unknown=tuple(t for t in question.tickets if t not in book.history),
-                positions=tuple(book.deals[p] for p in question.positions if p in book.deals),
-                unknown_positions=tuple(p for p in question.positions if p not in book.deals)))
+    def _answer(self, name: str, question: SymbolRequest | HistoryRequest) -> None:
+        self.tell(name, self.books[name].answer(question))
 
     def settle(self) -> None:
         """Reconcile and carry out what is sent until nothing more is (the symbols asked for first)."""
