@@ -220,7 +220,9 @@ def test_the_engine_copies_at_full_speed_while_its_alerts_go_to_a_receiver_that_
             alerted.close()
 
     assert len(raised) >= 25  # every refusal went through the alert rules to the sender
-    assert statistics.median(raised) < 1e-3 and max(raised) < 1.0  # a delivery try: 4 s
+    # Handing an alert over is queueing it (well under a millisecond on a quiet machine); a delivery try blocks
+    # for 4 s. The bounds tell the two apart with room for a loaded CI machine.
+    assert statistics.median(raised) < 0.05 and max(raised) < 1.0
     assert with_alerts < baseline * 2 + 1.0, (baseline, with_alerts)  # waiting on the notifier: over 100 s
 
 
