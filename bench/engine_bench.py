@@ -4,10 +4,12 @@ In process, no workers: the real Engine and StateStore are fed the workers' mess
 N targets each reporting M copies in sync with the source's M orders. Then one source order's price changes:
 timed from the source's snapshot handed to the engine (``on_message``) to the commands sent (``reconcile`` of what
 it marked dirty returning), best and median of a few edits. The engine's memory is reported as the process's RSS.
+Python's cycle collector is set as the coordinator sets it (coordinator/runtime/collector.py).
 """
 
 from __future__ import annotations
 
+import gc
 import statistics
 import tempfile
 import time
@@ -19,6 +21,7 @@ from loguru import logger
 from config.loader import parse_config
 from coordinator.domain.link_lifecycle import Link
 from coordinator.persistence.state import StateStore
+from coordinator.runtime import collector
 from coordinator.runtime.engine import Engine
 from protocol import (
     PROTOCOL_MINOR,
@@ -124,6 +127,7 @@ def _rss_mb() -> float:
 def measure(targets: int, copies: int, edits: int, *, prices_move: bool = False) -> tuple[list[float], int, float]:
     """(ms per edit, commands sent per edit, RSS in MB). ``prices_move``: before each edit every target's
     heartbeat brings a new price, as live markets do between two edits."""
+    collector.tune()  # the coordinator's settings for Python's cycle collector (coordinator/runtime/collector.py)
     with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
         rig = _Rig(Path(folder) / "state", targets)
         try:
@@ -139,6 +143,7 @@ def measure(targets: int, copies: int, edits: int, *, prices_move: bool = False)
                 rig.snapshot(name, book)
                 rig.specs(name)
             rig.engine.reconcile(rig.engine.take_dirty())
+            collector.settle()  # as the runner does once its first plans are made
             if rig.commands:
                 raise RuntimeError(f"the copies were not in sync: {rig.commands} commands at the start")
             times = []
@@ -154,6 +159,7 @@ def measure(targets: int, copies: int, edits: int, *, prices_move: bool = False)
             return times, rig.commands // max(1, edits), _rss_mb()
         finally:
             rig.state.close()
+            gc.unfreeze()  # the next measurement starts as the first did
 
 
 def run(*, targets: int, copies: int, edits: int) -> None:

@@ -783,15 +783,17 @@ def _merged(previous: TargetPlan, partial: TargetPlan, changed: frozenset[int],
         return 0, *_order_key(source[action.source_ticket])
 
     actions = [action for action in previous.actions if action.source_ticket not in changed] + partial.actions
-    # Most tickets are in sync: their list is updated through a set (taken over from ``previous``, which gives it
-    # up) rather than searched once per changed ticket.
+    # Most tickets are in sync: their list, with a set of it, is taken over from ``previous`` and updated in place
+    # (not copied, nor searched once per changed ticket). ``previous`` is the plan this one replaces: it keeps
+    # empty ones.
     index = previous.in_sync_index if previous.in_sync_index is not None else set(previous.in_sync)
-    previous.in_sync_index = None
-    in_sync = previous.in_sync + partial.in_sync
+    in_sync = previous.in_sync
+    previous.in_sync, previous.in_sync_index = [], None
     for ticket in changed:
         if ticket in index:
             index.discard(ticket)
-            in_sync.remove(ticket)  # the first: partial's own entries come after every one of previous's
+            in_sync.remove(ticket)
+    in_sync += partial.in_sync
     index.update(partial.in_sync)
     return TargetPlan(
         actions=sorted(actions, key=order_of),

@@ -38,6 +38,7 @@ from coordinator.domain.controls import TargetControl
 from coordinator.domain.desired import TargetContext
 from coordinator.domain.events import CopyFoundOnTarget, CopyLeft, EventStream, OrderSkipped, SourceOrderEnded
 from coordinator.domain.link_lifecycle import Link, LinkMove
+from coordinator.domain.order_changes import OrderChanges, order_changes
 from coordinator.domain.orphans import ConfirmedOrphan
 from coordinator.domain.planner import (
     Skip,
@@ -116,18 +117,21 @@ def _unpriced(positions: tuple[PositionFacts, ...]) -> tuple[PositionFacts, ...]
 
 
 class _Fingerprints(Mapping[int, tuple]):
-    """The source orders' fingerprints, each computed when the ledger asks for it (only the orders a command is
-    sent for), not for every order of every target."""
+    """The source orders' fingerprints, each computed when the ledger first asks for it (only the orders a command
+    is sent for, once however many targets it goes to), not for every order of every target."""
 
     def __init__(self, orders: Mapping[int, PendingOrder]) -> None:
         self._orders = orders
+        self._made: dict[int, tuple] = {}
 
     def __getitem__(self, ticket: int) -> tuple:
-        return fingerprint(self._orders[ticket])
+        made = self._made.get(ticket)
+        if made is None:
+            made = self._made[ticket] = fingerprint(self._orders[ticket])
+        return made
 
     def get(self, ticket: int, default: object = None) -> object:  # type: ignore[override]
-        order = self._orders.get(ticket)
-        return fingerprint(order) if order is not None else default
+        return self[ticket] if ticket in self._orders else default
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._orders)
@@ -204,6 +208,7 @@ class Engine:
         self._source_symbols: set[str] = set()
         self._source_generation = 0
         self._source_doubled = False  # a ticket listed twice in the source orders last noted
+        self._last_order_changes: tuple[tuple[PendingOrder, ...], tuple[PendingOrder, ...], OrderChanges] | None = None
         self._source_changes: deque[tuple[int, frozenset[int], bool]] = deque(maxlen=SOURCE_CHANGES_KEPT)
         self._bases: dict[str, _Basis] = {}
         self._plan_in_full: set[str] = set()  # targets whose next plan must be a full one
@@ -251,8 +256,9 @@ class Engine:
     def snapshot_arrived(self, view: TerminalView, snapshot: Snapshot, previous: Snapshot | None) -> None:
         if view is self.source:
             self._report_source_fates(snapshot)
-            if previous is None or previous.orders != snapshot.orders:
-                self.latency.source_orders(snapshot, view.clock_skew_ms)
+            changes = self._order_changes(previous.orders if previous is not None else (), snapshot.orders)
+            if previous is None or changes.changed or not changes.in_place:
+                self.latency.source_orders(snapshot, view.clock_skew_ms, changes)
                 self._dirty.update(self.targets)
         else:
             self.settlement.resolve_unknown(view, snapshot)
@@ -521,16 +527,19 @@ class Engine:
         if orders is previous:
             return
         before = self._source_map
-        after = {order.ticket: order for order in orders}
-        if previous is None:
-            changed = set(after)
+        changes = None if previous is None else self._order_changes(previous, orders)
+        removed: set[int] = set()
+        if changes is not None and changes.in_place and not self._source_doubled:
+            # Edits only, each at its own place: the same tickets (none removed), so the map is the last one with
+            # the edited orders put in (no pass over every order in Python).
+            after = dict(before)
+            after.update((order.ticket, order) for order in changes.changed)
         else:
-            # A worker lists the orders in the terminal's order, so an edit differs at its own place: an order
-            # equal to the one at the same place before is that order unchanged (same ticket, same values); any
-            # other counts as changed (an insertion that shifts the rest only makes more of them "changed").
-            changed = {order.ticket for order, old in zip(orders, previous, strict=False) if order != old}
-            changed.update(order.ticket for order in orders[len(previous):])
-        removed = before.keys() - after.keys()
+            after = {order.ticket: order for order in orders}
+            removed = before.keys() - after.keys()
+        # An order equal to the one at the same place before is that order unchanged (same ticket, same values);
+        # any other counts as changed (an insertion that shifts the rest only makes more of them "changed").
+        changed = set(after) if changes is None else {order.ticket for order in changes.changed}
         # A removed order leaves its copies orphans, for the orphan policy of a full plan; a ticket listed twice (now
         # or in the orders before) is not something the by-ticket map can plan the way the full plan does: all count
         # as removals, which incremental plans do not cross.
@@ -551,6 +560,16 @@ class Engine:
                 self._source_symbols = {order.symbol for order in orders}
             else:
                 self._source_symbols = self._source_symbols | {after[ticket].symbol for ticket in changed}
+
+    def _order_changes(self, before: tuple[PendingOrder, ...], after: tuple[PendingOrder, ...]) -> OrderChanges:
+        """``order_changes(before, after)``, remembered for the last pair of source order lists: a source snapshot's
+        arrival (the latency stages) and the plans that follow it ask the same question."""
+        remembered = self._last_order_changes
+        if remembered is not None and remembered[0] is before and remembered[1] is after:
+            return remembered[2]
+        changes = order_changes(before, after)
+        self._last_order_changes = (before, after, changes)
+        return changes
 
     def _source_changed_since(self, generation: int) -> frozenset[int] | None:
         """The source tickets added or edited since ``generation``; None when one was removed since, or that is

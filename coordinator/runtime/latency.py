@@ -18,6 +18,7 @@ from typing import Protocol
 from coordinator.domain.actions import Action
 from coordinator.domain.events import CopyConfirmed, EventStream
 from coordinator.domain.latency import CopyStages
+from coordinator.domain.order_changes import OrderChanges, order_changes
 from coordinator.domain.report import trim
 from protocol import Command, CommandKind, CommandResult, CommandStatus, PendingOrder, Snapshot
 
@@ -66,6 +67,7 @@ class LatencyTracker:
         self._counts = counts
         self._clock_ms = clock_ms
         self._seen: dict[int, _Seen] = {}  # source ticket
+        self._orders: Sequence[PendingOrder] = ()  # the source orders of the last snapshot noted
         self._journeys: dict[str, _Journey] = {}  # command id: a placement or replacement on its way
         self._unconfirmed: dict[str, dict[int, tuple[int, CopyStages]]] = {}  # target -> copy -> (source, stages)
 
@@ -74,12 +76,21 @@ class LatencyTracker:
 
     # ---- detected ------------------------------------------------------------------------------
 
-    def source_orders(self, snapshot: Snapshot, clock_skew_ms: int) -> None:
-        """A source snapshot whose orders changed: note when each order (or its change) was first seen."""
+    def source_orders(self, snapshot: Snapshot, clock_skew_ms: int, changes: OrderChanges | None = None) -> None:
+        """A source snapshot whose orders changed: note when each order (or its change) was first seen.
+        ``changes``: ``order_changes`` from the orders of the source's snapshot before, when the caller has it."""
         arrived = self._clock_ms()
         seen_at = float(snapshot.taken_at_ms - clock_skew_ms)  # the worker's poll, on our clock
         if not arrived - MAX_POLL_AGE_MS <= seen_at <= arrived:
             seen_at = arrived
+        if changes is None or not self._orders:
+            changes = order_changes(self._orders, snapshot.orders)
+        self._orders = snapshot.orders
+        if changes.in_place and all(order.ticket in self._seen for order in changes.changed):
+            for order in changes.changed:  # edits only (the usual change): the orders seen are the same ones
+                edited = self._seen[order.ticket]
+                edited.order, edited.changed_ms = order, seen_at
+            return
         before, now = self._seen, {}
         for order in snapshot.orders:
             seen = before.get(order.ticket)

@@ -16,6 +16,7 @@ from coordinator import __version__
 from coordinator.domain.alert_rules import AlertContext
 from coordinator.domain.events import CoordinatorStarted, CoordinatorStopped
 from coordinator.persistence.state import StateError, StateStore
+from coordinator.runtime import collector
 from coordinator.runtime.alerts import Alerts, AlertTeller, alerts_from_config
 from coordinator.runtime.dry_run import DryRun
 from coordinator.runtime.engine import Engine
@@ -156,6 +157,7 @@ class Coordinator:
 
     def _run_holding_the_lock(self) -> ExitCode:
         coordinator = self.config.coordinator
+        collector.tune()
         try:
             state = self._open_state()
         except StateError as e:
@@ -331,6 +333,7 @@ class Coordinator:
         assert self.engine is not None
         next_full = time.monotonic()
         hello_deadline: float | None = next_full + self.config.coordinator.hello_timeout
+        settled = False  # the start-up's state frozen out of the collector's passes (runtime/collector.py)
         while not self.stopping:
             self.pump(LOOP_TICK_MS)
             if hello_deadline is not None and time.monotonic() > hello_deadline:
@@ -341,6 +344,9 @@ class Coordinator:
             if now >= next_full:
                 self.engine.reconcile()
                 next_full = now + self.config.coordinator.interval  # read each time: a reload may change it
+                if not settled and self.engine.source_fresh()[0]:
+                    collector.settle()  # the first full plan with the source reporting: start-up is over
+                    settled = True
             elif dirty:
                 # React to a change at once; the timer is only the safety net.
                 self.engine.reconcile(dirty)

@@ -67,7 +67,7 @@ class TargetControls:
         self._peak_written: dict[str, float] = {}  # when it was last written
         self._peak_forgotten: set[str] = set()  # guard off: its stored peak was dropped
         self._held: dict[str, tuple[Withheld, ...]] = {}
-        self._logged: dict[tuple[str, int], str] = {}  # (target, source ticket) -> the cause said for it
+        self._logged: dict[str, dict[int, str]] = {}  # target -> source ticket -> the cause said for it
         self._unplanned: set[str] = set()  # targets whose control changed since the engine last asked
         for target in config.targets:
             control = self._recorded.get(target.name, ACTIVE)
@@ -130,7 +130,7 @@ class TargetControls:
         self._held.pop(name, None)
         self._drawdown_told.discard(name)
         self._peak_forgotten.discard(name)
-        self._logged = {key: cause for key, cause in self._logged.items() if key[0] != name}
+        self._logged.pop(name, None)
 
     # ---- reading the recorded controls ---------------------------------------------------------
 
@@ -175,7 +175,7 @@ class TargetControls:
                                                reason=after.describe() if not after.active else after.reason,
                                                set_by=after.set_by))
         if before.mode is not after.mode:  # held for another cause now: said again
-            self._logged = {key: cause for key, cause in self._logged.items() if key[0] != name}
+            self._logged.pop(name, None)
 
     # ---- the gate ------------------------------------------------------------------------------
 
@@ -203,14 +203,19 @@ class TargetControls:
 
     def _log_held(self, name: str, withheld: list[Withheld]) -> None:
         """Each held action said once per cause, not once per plan (and again if it is held again later)."""
-        current = {}
+        if not withheld and name not in self._logged:
+            return  # the usual plan: nothing held now, nothing said before
+        logged = self._logged.get(name, {})
+        current: dict[int, str] = {}
         for item in withheld:
-            key = (name, item.action.source_ticket)
-            current[key] = cause = f"{item.action.kind.value}: {item.reason.split(':', 1)[0]}"
-            if self._logged.get(key) != cause:
-                logger.info("{}: {} for source #{} held back: {}", name, item.action.kind.value,
-                            item.action.source_ticket, item.reason)
-        self._logged = {key: cause for key, cause in self._logged.items() if key[0] != name} | current
+            ticket = item.action.source_ticket
+            current[ticket] = cause = f"{item.action.kind.value}: {item.reason.split(':', 1)[0]}"
+            if logged.get(ticket) != cause:
+                logger.info("{}: {} for source #{} held back: {}", name, item.action.kind.value, ticket, item.reason)
+        if current:
+            self._logged[name] = current
+        else:
+            self._logged.pop(name, None)
 
     # ---- the risk guards -----------------------------------------------------------------------
 
