@@ -87,6 +87,11 @@ SOURCE_BUSY_SECONDS = 5.0
 # happened there by itself (a fill, a person's edit), and every extra wake-up of 20 workers costs CPU.
 SOURCE_POLL_SECONDS = 0.1
 TARGET_POLL_SECONDS = 1.0
+# A quiet source with no open position has nothing for a full read to find that its probe would not see first:
+# a position appears only when a pending order fills (it leaves the pending list: the probe sees that, and a full
+# read follows at once), and a switch of account or a lost broker that matters changes the orders too. Its full
+# reads then only refresh the balance and the connection shown in the status: once a second.
+SOURCE_QUIET_POLL_SECONDS = 1.0
 # The longest wait for a message: a signal's stop request and the parent check are seen within it.
 MAX_WAIT_MS = 1000
 RESULT_MEMORY = 2000  # replayed on duplicate command ids instead of trading twice
@@ -512,15 +517,21 @@ class Worker:
 
     @property
     def poll_interval(self) -> float:
+        """Seconds between full reads: the configured ``poll_interval``, else by role (and for the source, by
+        whether it is busy or holds positions: SOURCE_QUIET_POLL_SECONDS)."""
         if self._poll_setting is not None:
             return self._poll_setting
-        return TARGET_POLL_SECONDS if self.role == "target" else SOURCE_POLL_SECONDS
+        if self.role == "target":
+            return TARGET_POLL_SECONDS
+        return SOURCE_POLL_SECONDS if self._state.positions or self._source_busy() else SOURCE_QUIET_POLL_SECONDS
+
+    def _source_busy(self) -> bool:
+        return time.monotonic() - self._orders_changed_at < SOURCE_BUSY_SECONDS
 
     def _poll_gap(self) -> float:
         if self.role != "source":
             return self.poll_interval
-        busy = time.monotonic() - self._orders_changed_at < SOURCE_BUSY_SECONDS
-        return min(SOURCE_PROBE_SECONDS if busy else SOURCE_IDLE_PROBE_SECONDS, self.poll_interval)
+        return min(SOURCE_PROBE_SECONDS if self._source_busy() else SOURCE_IDLE_PROBE_SECONDS, self.poll_interval)
 
     def _poll_soon(self) -> None:
         """Something happened (a welcome, a reconnect, a command): read everything now."""

@@ -21,7 +21,14 @@ from protocol import (
     TerminalFacts,
 )
 from terminal_worker import worker as worker_module
-from terminal_worker.worker import SOURCE_BUSY_SECONDS, SOURCE_IDLE_PROBE_SECONDS, SOURCE_PROBE_SECONDS, Worker
+from terminal_worker.worker import (
+    SOURCE_BUSY_SECONDS,
+    SOURCE_IDLE_PROBE_SECONDS,
+    SOURCE_POLL_SECONDS,
+    SOURCE_PROBE_SECONDS,
+    SOURCE_QUIET_POLL_SECONDS,
+    Worker,
+)
 
 
 class Clock:
@@ -42,6 +49,7 @@ class CountingAdapter:
 
     def __init__(self) -> None:
         self.orders: tuple[PendingOrder, ...] = ()
+        self.held: tuple[PositionFacts, ...] = ()
         self.reads: dict[str, int] = {"orders": 0, "account": 0}
 
     def pending_orders(self) -> tuple[PendingOrder, ...]:
@@ -49,7 +57,7 @@ class CountingAdapter:
         return self.orders
 
     def positions(self) -> tuple[PositionFacts, ...]:
-        return ()
+        return self.held
 
     def terminal_facts(self) -> TerminalFacts:
         return TerminalFacts(connected=True, trade_allowed=True)
@@ -77,7 +85,7 @@ def rig(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setattr(worker_module.time, "monotonic", clock)
     made: list[Worker] = []
 
-    def make(role: str, poll_interval: float = 0.25) -> tuple[Worker, CountingAdapter, list[Any]]:
+    def make(role: str, poll_interval: float | None = 0.25) -> tuple[Worker, CountingAdapter, list[Any]]:
         adapter = CountingAdapter()
         worker = Worker(name="alpha", role=role, backend="sim", adapter=adapter,  # type: ignore[arg-type]
                         endpoint="tcp://127.0.0.1:1", poll_interval=poll_interval)
@@ -162,6 +170,41 @@ def test_a_source_whose_orders_changed_probes_quickly_for_a_while_then_slows_dow
     quiet = run_polls(clock, worker, 3.0)
     assert clock.now - changed_at > SOURCE_BUSY_SECONDS
     assert quiet[-1] == pytest.approx(SOURCE_IDLE_PROBE_SECONDS)
+
+
+def test_by_default_a_quiet_source_without_positions_reads_all_once_a_second_and_probes_between(rig):
+    clock, make = rig
+    worker, adapter, sent = make("source", poll_interval=None)
+    run_polls(clock, worker, SOURCE_BUSY_SECONDS + 1.0)  # the start counts as quiet: nothing changed yet
+    accounts = adapter.reads["account"]
+    gaps = run_polls(clock, worker, 10.0)
+    assert max(gaps) == pytest.approx(SOURCE_IDLE_PROBE_SECONDS)  # its orders are still watched as closely
+    assert 9 <= adapter.reads["account"] - accounts <= 11  # full reads: once a second
+    # An order arrives: seen by the next probe, read whole at once, and full reads at the quick pace for a while.
+    adapter.orders = (order(7),)
+    clock.now = worker._next_poll
+    worker._poll_terminal()
+    assert sent[-1].orders == (order(7),)
+    accounts = adapter.reads["account"]
+    run_polls(clock, worker, 2.0)
+    assert adapter.reads["account"] - accounts >= 15  # about every SOURCE_POLL_SECONDS while busy
+    assert worker.poll_interval == SOURCE_POLL_SECONDS
+
+
+def test_by_default_a_source_holding_positions_reads_all_at_the_quick_pace_when_quiet(rig):
+    clock, make = rig
+    worker, adapter, _sent = make("source", poll_interval=None)
+    adapter.held = (PositionFacts(ticket=5, identifier=5, symbol="EURUSD", type=0, volume=0.1, magic=0, comment="",
+                                  price_open=1.0, sl=0.0, tp=0.0),)
+    run_polls(clock, worker, SOURCE_BUSY_SECONDS + 1.0)
+    accounts = adapter.reads["account"]
+    run_polls(clock, worker, 2.0)
+    # A position's close or SL/TP edit is seen only by a full read: they stay at SOURCE_POLL_SECONDS.
+    assert adapter.reads["account"] - accounts >= 15  # (each at the first probe due after SOURCE_POLL_SECONDS)
+    assert worker.poll_interval == SOURCE_POLL_SECONDS
+    adapter.held = ()
+    run_polls(clock, worker, 1.0)
+    assert worker.poll_interval == SOURCE_QUIET_POLL_SECONDS
 
 
 def test_a_source_poll_interval_below_the_probe_pace_makes_every_read_a_full_one(rig):

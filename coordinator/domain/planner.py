@@ -727,12 +727,13 @@ class _Planner:
         """A link has done its job once its source order is gone for good and nothing of it is left open: no
         pending copy, no copy position, no source position, nothing in flight. ``only``: of these tickets alone
         (then ``source_orders`` holds those of them that are pending)."""
-        live = {order.ticket for order in self.source_orders}
-        live |= {position.identifier for position in self.target.source_positions}
-        live |= self.tagged.keys()
         links: Collection[int] = self.target.links if only is None else \
             [ticket for ticket in only if ticket in self.target.links]
-        self.plan.finished_links = [ticket for ticket in links if ticket not in live
+        if not links:
+            return
+        live = {order.ticket for order in self.source_orders}
+        live |= {position.identifier for position in self.target.source_positions}
+        self.plan.finished_links = [ticket for ticket in links if ticket not in live and ticket not in self.tagged
                                     and ticket not in self.copies and ticket not in self.target.in_flight]
 
     # ---- helpers -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ crash after the commit is resolved against the terminal on restart, never by sen
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -82,7 +82,7 @@ class Dispatcher:
             view = each.view
             # In the worker's clock: a worker whose clock is off must not find fresh commands already expired.
             deadline_ms = self._now_ms() + view.clock_skew_ms + self._command_timeout_ms
-            sends = [(action, action.command(uuid.uuid4().hex, deadline_ms))
+            sends = [(action, action.command(secrets.token_hex(16), deadline_ms))
                      for action in first_per_order(each.actions)]
             batches.append((each, sends))
         if not batches:
@@ -108,7 +108,7 @@ class Dispatcher:
                 self._events.emit(OrphanDecided(target=view.name, source_ticket=action.source_ticket,
                                                 copy_ticket=action.ticket, kill=True, why=action.evidence))
         commands = tuple(command for _, command in sends)
-        if self._send(view.name, CommandBatch(batch_id=uuid.uuid4().hex[:12], commands=commands)):
+        if self._send(view.name, CommandBatch(batch_id=secrets.token_hex(6), commands=commands)):
             crash_point("after-send", flush_seconds=0.2)
             if self._latency is not None:
                 self._latency.sent(view.name, sends, planned)

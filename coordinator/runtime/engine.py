@@ -502,10 +502,11 @@ class Engine:
         # The source's prices are needed for market_distance pricing: ask its worker to quote its symbols.
         sent = self.sessions.request_symbols(self.source, self._source_symbols, self._clock())
         outgoing: list[Outgoing] = []
+        source_prices = _prices(self.source.quotes)  # read by every target's plan
         for name in sorted(names if names is not None else self.targets):
             if name in self.targets:
                 try:
-                    sent += self._reconcile_target(self.targets[name], outgoing, full=names is None)
+                    sent += self._reconcile_target(self.targets[name], outgoing, source_prices, full=names is None)
                 except Exception:  # a bug or bad data for one target must not stop the others
                     self._bases.pop(name, None)
                     logger.exception("{}: planning failed; the other targets carry on", name)
@@ -587,7 +588,8 @@ class Engine:
             seen += 1
         return frozenset(tickets) if seen == self._source_generation - generation else None
 
-    def _reconcile_target(self, view: TerminalView, outgoing: list[Outgoing], *, full: bool) -> int:
+    def _reconcile_target(self, view: TerminalView, outgoing: list[Outgoing],
+                          source_prices: dict[str, tuple[float, float, bool]], *, full: bool) -> int:
         report = self.reports[view.name]
         now = self._clock()
         if not view.fresh(now, self.config.coordinator.worker_timeout):
@@ -621,7 +623,7 @@ class Engine:
         in_flight = frozenset(self.in_flight[view.name])
         backoff = self.retries[view.name].backoff(self._source_map, index.copies, now)
         facts = self._facts(view, not_followed)
-        prices = (_prices(view.quotes), _prices(self.source.quotes))
+        prices = (_prices(view.quotes), source_prices)
         requests = 0
         plan = None
         if incremental and basis is not None and orders_changed is not None:

@@ -35,11 +35,13 @@ from protocol.curve import KeyFileError
 from protocol.messages import SHUTDOWN_COORDINATOR_STOPPING
 
 ONCE_MAX_ROUNDS = 10
-LOOP_TICK_MS = 50
-# The coordinator's timers and watches (the workers' processes, hung workers, operators' requests, the status)
-# run at most this often, not after every message: 20 workers' heartbeats alone wake it 40 times a second, and
-# each round polls every worker process and the request folder.
-HOUSEKEEPING_SECONDS = 0.05
+# The coordinator's timers and watches (the workers' processes, hung workers, commands unanswered, operators'
+# requests, the status) run at most this often, not after every message: 20 workers' heartbeats alone wake it 20
+# times a second, and each round polls every worker process and the request folder. Each of them is measured in
+# seconds (a restart delay, command_timeout, a person's request): a fifth of a second late changes nothing, and
+# an idle coordinator wakes 5 times a second for them instead of 20. Messages are handled the moment they arrive.
+HOUSEKEEPING_SECONDS = 0.2
+LOOP_TICK_MS = 200  # the longest wait for a message: the timers above and a stop request are seen within it
 
 
 class Coordinator:
