@@ -86,6 +86,8 @@ class RetryPolicy:
         """Source tickets still waiting to retry, with why. A failure is forgotten once neither its source
         order nor a copy of it is left (an orphan's removal keeps its backoff), and waived when the source order
         was edited since it failed."""
+        if not self.failures:
+            return {}  # the usual case, asked once per target per plan
         for ticket in [t for t in self.failures if t not in source_orders and t not in copies]:
             del self.failures[ticket]
         return {ticket: failure.message for ticket, failure in self.failures.items()

@@ -653,9 +653,12 @@ class Engine:
         if plan.needed_copy_position_history:
             requests += self.sessions.request_history(view, (), now, plan.needed_copy_position_history)
         outgoing.append(Outgoing(view, self._gate(view, plan), self.latency.now()))
+        # The fates as they are now (a copy of up to CLOSED_ORDER_MEMORY_COUNT entries, kept from the last plan's
+        # when equal: the usual case).
+        closed = basis.closed if basis is not None and basis.closed == view.closed else dict(view.closed)
         self._bases[view.name] = _Basis(plan=plan, source_generation=self._source_generation, snapshot=target,
                                         index=index, in_flight=in_flight, backoff=backoff, facts=facts,
-                                        prices=prices, closed=dict(view.closed))
+                                        prices=prices, closed=closed)
         return requests
 
     def _facts(self, view: TerminalView, positions_not_followed: str) -> tuple:
