@@ -103,6 +103,10 @@ WELCOME_WAIT_SECONDS = 5.0
 WELCOME_WAIT_MAX_SECONDS = 30.0
 # While not welcomed, a WARNING says what the worker waits for: first after WELCOME_WAIT_SECONDS, then this often.
 WAITING_LOG_INTERVAL_SECONDS = 30.0
+# The link's socket events (a refused key, why the coordinator cannot be reached) are read at most this often:
+# they change what is logged and, for a refused key, end the worker, neither of which needs the moment. Read on
+# every wake-up of a busy source (200 a second), they were a seventh of its CPU.
+LINK_WATCH_SECONDS = 0.25
 
 
 @dataclass
@@ -152,6 +156,7 @@ class Worker:
         self._context = zmq.Context()
         self._socket: zmq.Socket | None = None
         self._link_watch: LinkWatch | None = None
+        self._next_link_watch = 0.0  # monotonic: when the link's socket events are read next (LINK_WATCH_SECONDS)
         # One poller for the link, made with it: the source waits here 200 times a second, and building a poller
         # per wait (what Socket.poll does) costs more than the wait's own work.
         self._poller = zmq.Poller()
@@ -239,6 +244,7 @@ class Worker:
         # command sent again after the reconnect is answered, never executed twice.
         def watch(socket: zmq.Socket) -> None:  # before it connects, so the first attempt is seen too
             self._link_watch = LinkWatch(socket, self.endpoint, problem=problem)
+            self._next_link_watch = 0.0
 
         self._socket = connect_dealer(self._context, self.endpoint, self.curve, before_connect=watch)
         self._poller = zmq.Poller()
@@ -374,8 +380,10 @@ class Worker:
     def _watch_link(self) -> None:
         """Read the link's socket events; a key the coordinator refused ends the worker (code 2)."""
         watch = self._link_watch
-        if watch is None:
+        now = time.monotonic()
+        if watch is None or now < self._next_link_watch:
             return
+        self._next_link_watch = now + LINK_WATCH_SECONDS
         watch.drain()
         if watch.key_refused:
             logger.critical("{}: the coordinator at {} refused this worker's key: it does not know this worker's "
