@@ -168,10 +168,17 @@ def run(*, targets: int, copies: int, edits: int) -> None:
     try:
         times, commands, rss = measure(targets, copies, edits)
         moved, _, _ = measure(targets, copies, edits, prices_move=True)
+        alone, _, _ = measure(1, copies, edits) if targets > 1 else (times, 0, 0.0)
     finally:
         logger.enable("coordinator")
     print(f"  snapshot -> commands sent: median {statistics.median(times):.1f} ms, best {min(times):.1f} ms over "
           f"{edits} edits ({commands} commands each); process RSS {rss:.0f} MB")
+    if targets > 1:
+        # What one more target adds, and what an edit costs whatever the number of targets (the source's orders
+        # compared, the intents' durable write): from the same edit with one target.
+        per_target = (statistics.median(times) - statistics.median(alone)) / (targets - 1)
+        print(f"  with 1 target: median {statistics.median(alone):.1f} ms; each further target adds "
+              f"{per_target * 1000:.0f} us")
     print(f"  the same after every target's price moved (a heartbeat's new tick before each edit): median "
           f"{statistics.median(moved):.1f} ms (a moved price re-plans only the orders the last plan acted on or "
           "skipped)")

@@ -188,3 +188,104 @@ def running(tmp_path: Path) -> Iterator[int]:
     """A coordinator holding the state folder's lock (this test process): status sees it as running."""
     with CoordinatorLock(tmp_path / "state"):
         yield os.getpid()
+
+
+# ---- the long tests start early ------------------------------------------------------------------------------
+# The suite runs four at a time with --dist worksteal, which hands each runner one contiguous slice of the
+# collection and later lets an idle runner take the tail half of the longest queue. In file order the process
+# tests (up to 30 s each) pile up in one or two slices and end the run alone. So the long tests are dealt over the
+# slices, longest first, each to the slice with the least work so far, and each slice runs its long tests in that
+# order, short ones between them (a process test mostly waits on the copier's timers: a short one on another
+# runner uses the CPU meanwhile) and a tail of short ones last: what stealing moves to a runner that ran dry.
+# How long a test takes: as the last run that ran it measured (pytest's cache, kept by the controller and handed
+# to every runner), else a guess: one that starts real processes is long. Without xdist the order is left alone.
+
+DURATIONS_CACHE_KEY = "mt5-copier/durations"
+PROCESS_FIXTURES = frozenset({"copier"})
+GUESS_PROCESS_SECONDS = 6.0
+GUESS_OTHER_SECONDS = 0.1
+LONG_SECONDS = 1.0  # a long test: dealt over the slices
+SHORT_TAIL = 0.25  # the share of each slice's short tests kept for its end
+
+
+def _guess_seconds(item: pytest.Item) -> float:
+    if item.get_closest_marker("e2e") is not None or PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return GUESS_PROCESS_SECONDS
+    return GUESS_OTHER_SECONDS
+
+
+def _known_durations(config: pytest.Config) -> dict[str, float]:
+    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+    known = cache.get(DURATIONS_CACHE_KEY, {}) if cache is not None else {}
+    return known if isinstance(known, dict) else {}
+
+
+def long_tests_first(seconds: list[float], runners: int) -> list[int]:
+    """A new order of the indices of ``seconds`` for ``runners`` slices cut as worksteal cuts them (the first
+    ``n // runners`` items, then a fair share of the rest, ...): the long items dealt over the slices so their
+    totals stay even; in each slice its long items longest first with short ones between them, then the rest of
+    its short ones (SHORT_TAIL of them)."""
+    count = len(seconds)
+    sizes = []
+    remaining = count
+    for index in range(runners):
+        sizes.append(remaining // (runners - index))
+        remaining -= sizes[-1]
+    slices: list[list[int]] = [[] for _ in range(runners)]
+    loads = [0.0] * runners
+    for item in sorted(range(count), key=lambda i: -seconds[i]):  # stable: equal ones keep the file order
+        open_slices = [index for index in range(runners) if len(slices[index]) < sizes[index]]
+        chosen = min(open_slices, key=lambda index: (loads[index], index))
+        slices[chosen].append(item)
+        loads[chosen] += seconds[item]
+    order: list[int] = []
+    for dealt in slices:
+        long = [item for item in dealt if seconds[item] >= LONG_SECONDS]
+        short = sorted(item for item in dealt if seconds[item] < LONG_SECONDS)  # file order
+        between = len(short) - int(len(short) * SHORT_TAIL)
+        for rank, item in enumerate(long):
+            order.append(item)
+            order += short[rank * between // len(long):(rank + 1) * between // len(long)]
+        order += short[between if long else 0:]
+    return order
+
+
+_controller_durations: dict[str, float] | None = None
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist's controller hands every runner the same times, read once: runners that read the cache themselves
+    could see different versions (another run finishing) and collect different orders, which xdist refuses."""
+    global _controller_durations
+    if _controller_durations is None:
+        _controller_durations = _known_durations(node.config)
+    node.workerinput[DURATIONS_CACHE_KEY] = _controller_durations
+
+
+@pytest.hookimpl(trylast=True)  # after the deselections: the slices are cut from what runs
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    runners = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    workerinput = getattr(config, "workerinput", None)
+    if runners < 2 or len(items) < runners or workerinput is None:
+        return
+    known = workerinput.get(DURATIONS_CACHE_KEY) or {}
+    seconds = [float(known.get(item.nodeid, _guess_seconds(item))) for item in items]
+    items[:] = [items[index] for index in long_tests_first(seconds, runners)]
+
+
+_measured: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each test's time (set-up, call and teardown), seen by the controller (every runner's reports reach it)."""
+    _measured[report.nodeid] = _measured.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    config = session.config
+    if hasattr(config, "workerinput") or not _measured or getattr(config, "cache", None) is None:
+        return  # a runner: the controller keeps the times
+    known = _known_durations(config)
+    known.update({nodeid: round(seconds, 3) for nodeid, seconds in _measured.items()})
+    config.cache.set(DURATIONS_CACHE_KEY, known)

@@ -248,12 +248,17 @@ def test_an_object_ace_has_no_sid_where_a_plain_one_does():
 
 @pytest.mark.skipif(importlib.util.find_spec("mypy") is None, reason="mypy is a test dependency; not installed")
 @pytest.mark.parametrize("platform", ["win32", "linux"])
-def test_the_win32_calls_type_check_as_on_windows(platform, tmp_path):
+def test_the_win32_calls_type_check_as_on_windows(platform, tmp_path, request):
     # The GetNamedSecurityInfoW / GetAce / ConvertSidToStringSidW code runs on Windows only: mypy with
-    # --platform win32 is what checks it here (plain mypy skips it as unreachable).
+    # --platform win32 is what checks it here (plain mypy skips it as unreachable). Its cache lives in pytest's
+    # cache folder, one per platform, so a later run checks only what changed (mypy's incremental mode compares
+    # every file with what it cached, the standard library's stubs included, and mypy's version and options):
+    # the empty cache of a fresh folder costs a full check of the standard library's stubs, seconds of CPU.
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    cache_dir = cache.mkdir(f"mypy-{platform}") if cache is not None else tmp_path / "mypy-cache"
     root = Path(__file__).resolve().parent.parent
     checked = subprocess.run(
-        [sys.executable, "-m", "mypy", "--platform", platform, "--cache-dir", str(tmp_path / "mypy-cache"),
+        [sys.executable, "-m", "mypy", "--platform", platform, "--cache-dir", str(cache_dir),
          "--follow-imports", "silent", "protocol/windows_acl.py", "protocol/curve.py"],
         cwd=root, capture_output=True, text=True, timeout=300)
 

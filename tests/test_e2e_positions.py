@@ -36,8 +36,11 @@ def tagged_position(terminal: mt5sim.Terminal, source_ticket: int):
 
 
 def fill_everywhere(terminals: list[mt5sim.Terminal], order_price: float) -> None:
-    """The market falls through a buy limit at ``order_price`` on every terminal: each copy fills too."""
-    for terminal in terminals:
+    """The market falls through a buy limit at ``order_price`` on every terminal: each copy fills too. The source
+    (first in ``terminals``) last: a copy still pending when the copier sees its source filled is removed
+    (on_source_fill's default), so a test process held up between two terminals on a loaded machine (half a
+    second does it) would otherwise see a copy removed rather than filled, as the demo's FEED_LAG explains."""
+    for terminal in reversed(terminals):
         terminal.set_quote("EURUSD", round(order_price - 0.0002, 5), round(order_price - 0.00008, 5))
 
 

@@ -531,7 +531,10 @@ def test_a_worker_file_worker_copies_and_outlives_its_coordinators_restart_placi
     coordinator.send_signal(signal.SIGKILL)
     coordinator.wait(5)
     second = place_pending(master, SELL_STOP, symbol="GBPUSD")
-    time.sleep(2.0)  # twice the coordinator's worker_timeout: the worker has noticed it is gone
+    # Past the coordinator's worker_timeout: the worker says it noticed (rather than a sleep hoping it did).
+    wait_for(lambda: "alpha: no word from the coordinator for" in log_text(copier.directory / "vm", "worker-alpha"),
+             timeout=10, message="the worker did not notice its coordinator is gone")
+    time.sleep(0.3)  # and does not exit after saying so
     assert worker.poll() is None, "the worker exited when its coordinator died"
     restarted = copier.start_scheduler()
     wait_for(lambda: second in copies(alpha), message="the restarted coordinator did not copy through the worker")
