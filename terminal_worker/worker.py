@@ -103,6 +103,10 @@ WELCOME_WAIT_SECONDS = 5.0
 WELCOME_WAIT_MAX_SECONDS = 30.0
 # While not welcomed, a WARNING says what the worker waits for: first after WELCOME_WAIT_SECONDS, then this often.
 WAITING_LOG_INTERVAL_SECONDS = 30.0
+# While the coordinator's pings (its heartbeats, to every worker at once) come, a worker's own heartbeat and a
+# target's read wait this much longer than their interval, so that the ping's wake-up does them (the coordinator
+# sends its pings from timers that run 5 times a second: they come 1.0-1.2 intervals apart).
+PING_SLACK = 1.25
 # The link's socket events (a refused key, why the coordinator cannot be reached) are read at most this often:
 # they change what is logged and, for a refused key, end the worker, neither of which needs the moment. Read on
 # every wake-up of a busy source (200 a second), they were a seventh of its CPU.
@@ -175,6 +179,8 @@ class Worker:
         self._next_full_poll = 0.0
         self._orders_changed_at = -math.inf  # when the terminal's pending orders last changed (the source's pace)
         self._next_heartbeat = 0.0
+        self._pinged = False  # the coordinator's heartbeat arrived since the timers last ran
+        self._last_ping = -math.inf  # monotonic: when it last did
         self._next_quotes = 0.0
         self._next_connect = 0.0
         self._connect_backoff = 1.0
@@ -206,13 +212,7 @@ class Worker:
                 if self.exit_code is not None:
                     break
                 now = time.monotonic()
-                early = 0.0
-                if self.adapter.connected and now >= self._next_poll:
-                    self._poll_terminal()
-                    # Awake anyway: a heartbeat due within half a poll gap goes now, so the two share wake-ups.
-                    early = min(self._poll_gap(), self.heartbeat_interval) / 2
-                if now >= self._next_heartbeat - early:
-                    self._send_heartbeat()
+                self._run_timers(now)
                 self._check_coordinator(now)
                 self._check_parent()
                 self._malformed.flush()
@@ -220,6 +220,30 @@ class Worker:
             self._close(self._stop_reason or "stopped")
         logger.info("worker {} stopped: {} (exit code {})", self.name, self._stop_reason, self.exit_code)
         return self.exit_code or ExitCode.OK
+
+    def _run_timers(self, now: float) -> None:
+        """The terminal's read and the heartbeat, when due; one wake-up serves as many of them as it can. A
+        heartbeat due within half a poll gap goes with a read. The coordinator pings every worker at once (its
+        heartbeat): that wake-up also takes a target's read and any worker's heartbeat due within half their
+        interval, and while pings come the worker's own timers wait a little longer than the pings' pace
+        (PING_SLACK), so an idle worker wakes about once a second instead of two or three times, and the
+        coordinator receives its workers' heartbeats together. Without pings the timers keep their own pace."""
+        pinged, self._pinged = self._pinged, False
+        early_poll = self._poll_gap() / 2 if pinged and self.role == "target" else 0.0
+        early = self.heartbeat_interval / 2 if pinged else 0.0
+        if self.adapter.connected and now >= self._next_poll - early_poll:
+            self._poll_terminal()
+            # Awake anyway: a heartbeat due within half a poll gap goes now, so the two share wake-ups.
+            early = max(early, min(self._poll_gap(), self.heartbeat_interval) / 2)
+        if now >= self._next_heartbeat - early:
+            self._send_heartbeat()
+
+    def _ping_slack(self, now: float, gap: float) -> float:
+        """How much later than ``gap`` a timer of that pace waits for the coordinator's ping to do its work:
+        PING_SLACK while pings come at about that pace, 1 otherwise."""
+        pinged_lately = now - self._last_ping <= 2 * self.heartbeat_interval
+        return PING_SLACK if pinged_lately and self.heartbeat_interval / 2 <= gap <= 2 * self.heartbeat_interval \
+            else 1.0
 
     def _close(self, reason: str) -> None:
         if self._socket is not None:
@@ -336,7 +360,8 @@ class Worker:
         elif isinstance(message, HistoryRequest):
             self._report_history(message)
         elif isinstance(message, Heartbeat):
-            pass  # proof of life is recorded on receipt
+            # Proof of life is recorded on receipt; the ping's wake-up also serves the timers (``_run_timers``).
+            self._pinged, self._last_ping = True, time.monotonic()
         elif isinstance(message, Shutdown):
             self._on_shutdown(message)
         elif isinstance(message, ErrorMessage):
@@ -466,7 +491,8 @@ class Worker:
         )
 
     def _send_heartbeat(self) -> None:
-        self._next_heartbeat = time.monotonic() + self.heartbeat_interval
+        now = time.monotonic()
+        self._next_heartbeat = now + self.heartbeat_interval * self._ping_slack(now, self.heartbeat_interval)
         if self._welcomed:
             self._send(
                 Heartbeat(
@@ -565,7 +591,9 @@ class Worker:
         if probing and not self._probe_orders(now):
             return
         self._next_full_poll = now + self.poll_interval
-        self._next_poll = now + self._poll_gap()
+        gap = self._poll_gap()
+        # A target's reads go with the coordinator's pings while they come (``_run_timers``).
+        self._next_poll = now + gap * (self._ping_slack(now, gap) if self.role == "target" else 1.0)
         try:
             orders = self.adapter.pending_orders()
             positions = self.adapter.positions()

@@ -15,6 +15,7 @@ from protocol import (
     CommandKind,
     CommandResult,
     CommandStatus,
+    Heartbeat,
     PendingOrder,
     PositionFacts,
     Snapshot,
@@ -22,6 +23,7 @@ from protocol import (
 )
 from terminal_worker import worker as worker_module
 from terminal_worker.worker import (
+    PING_SLACK,
     SOURCE_BUSY_SECONDS,
     SOURCE_IDLE_PROBE_SECONDS,
     SOURCE_POLL_SECONDS,
@@ -244,3 +246,46 @@ def test_a_long_batch_reports_the_terminal_and_heartbeats_while_it_runs(rig):
     assert [len(message.orders) for message in sent if isinstance(message, Snapshot)] == [4, 8, 10]
     assert all(heartbeat.last_seq == snapshot.seq for snapshot, heartbeat in zip(sent[0:4:2], sent[1:4:2], strict=True))
     assert len(sent[-1].results) == 10
+
+
+def _ping(worker: Worker) -> None:
+    """The coordinator's heartbeat arriving (what ``_handle`` does with it)."""
+    worker._handle(Heartbeat(sent_at_ms=0))
+
+
+def test_the_coordinators_ping_takes_a_targets_read_and_heartbeat_due_within_half_an_interval(rig):
+    clock, make = rig
+    worker, adapter, sent = make("target", poll_interval=1.0)
+    worker._run_timers(clock.now)  # the first read and heartbeat
+    reads, beats = adapter.reads["account"], sum(isinstance(m, Heartbeat) for m in sent)
+    clock.now += 0.4
+    worker._run_timers(clock.now)  # a wake-up for something else, nothing due
+    assert adapter.reads["account"] == reads
+    clock.now += 0.2  # 0.6 s after: both due within half their interval
+    _ping(worker)
+    worker._run_timers(clock.now)
+    assert adapter.reads["account"] == reads + 1
+    assert sum(isinstance(m, Heartbeat) for m in sent) == beats + 1
+
+
+def test_while_pings_come_a_workers_own_timers_wait_for_them_and_keep_their_pace_without(rig):
+    clock, make = rig
+    worker, _adapter, _sent = make("target", poll_interval=1.0)
+    _ping(worker)
+    worker._run_timers(clock.now)
+    # Pinged lately: its own timers give the next ping (1.0-1.2 s away) the time to come first.
+    assert worker._next_heartbeat - clock.now == pytest.approx(PING_SLACK)
+    assert worker._next_poll - clock.now == pytest.approx(PING_SLACK)
+    clock.now += 3.0  # no ping for three intervals: the coordinator is gone or slow
+    worker._run_timers(clock.now)
+    assert worker._next_heartbeat - clock.now == pytest.approx(1.0)
+    assert worker._next_poll - clock.now == pytest.approx(1.0)
+
+
+def test_a_ping_does_not_hurry_the_sources_probes(rig):
+    clock, make = rig
+    worker, _adapter, _sent = make("source", poll_interval=1.0)
+    run_polls(clock, worker, 10.0)
+    _ping(worker)
+    worker._run_timers(clock.now)
+    assert worker._next_poll - clock.now <= SOURCE_IDLE_PROBE_SECONDS + 1e-9
