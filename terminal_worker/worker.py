@@ -87,10 +87,11 @@ SOURCE_BUSY_SECONDS = 5.0
 # happened there by itself (a fill, a person's edit), and every extra wake-up of 20 workers costs CPU.
 SOURCE_POLL_SECONDS = 0.1
 TARGET_POLL_SECONDS = 1.0
-# A quiet source with no open position has nothing for a full read to find that its probe would not see first:
+# A quiet source with no open position has little for a full read to find that its probe would not see first:
 # a position appears only when a pending order fills (it leaves the pending list: the probe sees that, and a full
-# read follows at once), and a switch of account or a lost broker that matters changes the orders too. Its full
-# reads then only refresh the balance and the connection shown in the status: once a second.
+# read follows at once), and a switch to an account with other orders changes them too. Its full reads then
+# refresh the balance and the connection: once a second, so a broker connection the terminal reports lost
+# pauses copying within a second instead of a tenth (the terminal itself takes longer than that to notice one).
 SOURCE_QUIET_POLL_SECONDS = 1.0
 # The longest wait for a message: a signal's stop request and the parent check are seen within it.
 MAX_WAIT_MS = 1000
