@@ -91,7 +91,7 @@ TARGET_POLL_SECONDS = 1.0
 # a position appears only when a pending order fills (it leaves the pending list: the probe sees that, and a full
 # read follows at once), and a switch to an account with other orders changes them too. Its full reads then
 # refresh the balance and the connection: once a second, so a broker connection the terminal reports lost
-# pauses copying within a second instead of a tenth (the terminal itself takes longer than that to notice one).
+# pauses copying within a second of its report instead of a tenth.
 SOURCE_QUIET_POLL_SECONDS = 1.0
 # The longest wait for a message: a signal's stop request and the parent check are seen within it.
 MAX_WAIT_MS = 1000
