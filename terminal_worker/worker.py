@@ -230,7 +230,8 @@ class Worker:
         (PING_SLACK), so an idle worker wakes about once a second instead of two or three times, and the
         coordinator receives its workers' heartbeats together. Without pings the timers keep their own pace."""
         pinged, self._pinged = self._pinged, False
-        early_poll = self._poll_gap() / 2 if pinged and self.role == "target" else 0.0
+        gap = self._poll_gap()
+        early_poll = gap / 2 if pinged and self.role == "target" and self._paced_like_pings(gap) else 0.0
         early = self.heartbeat_interval / 2 if pinged else 0.0
         if self.adapter.connected and now >= self._next_poll - early_poll:
             self._poll_terminal()
@@ -239,12 +240,16 @@ class Worker:
         if now >= self._next_heartbeat - early:
             self._send_heartbeat()
 
+    def _paced_like_pings(self, gap: float) -> bool:
+        """Whether a timer of pace ``gap`` can go with the coordinator's pings: within a factor of 2 of their pace
+        (reads far apart, or far quicker, keep their own timer: a ping must not make them more frequent)."""
+        return self.heartbeat_interval / 2 <= gap <= 2 * self.heartbeat_interval
+
     def _ping_slack(self, now: float, gap: float) -> float:
         """How much later than ``gap`` a timer of that pace waits for the coordinator's ping to do its work:
-        PING_SLACK while pings come at about that pace, 1 otherwise."""
+        PING_SLACK while pings come and the pace is like theirs, 1 otherwise."""
         pinged_lately = now - self._last_ping <= 2 * self.heartbeat_interval
-        return PING_SLACK if pinged_lately and self.heartbeat_interval / 2 <= gap <= 2 * self.heartbeat_interval \
-            else 1.0
+        return PING_SLACK if pinged_lately and self._paced_like_pings(gap) else 1.0
 
     def _close(self, reason: str) -> None:
         if self._socket is not None:

@@ -289,3 +289,19 @@ def test_a_ping_does_not_hurry_the_sources_probes(rig):
     _ping(worker)
     worker._run_timers(clock.now)
     assert worker._next_poll - clock.now <= SOURCE_IDLE_PROBE_SECONDS + 1e-9
+
+
+def test_pings_much_quicker_than_a_targets_reads_do_not_make_its_reads_more_frequent(rig):
+    clock, make = rig
+    worker, adapter, _sent = make("target", poll_interval=1.0)
+    worker.heartbeat_interval = 0.2  # the coordinator pings five times a second
+    worker._run_timers(clock.now)
+    reads = adapter.reads["account"]
+    for _ in range(4):  # pings 0.2 s apart, up to 0.8 s after the read
+        clock.now += 0.2
+        _ping(worker)
+        worker._run_timers(clock.now)
+    assert adapter.reads["account"] == reads  # the read waits for its own poll_interval
+    clock.now += 0.2
+    worker._run_timers(clock.now)
+    assert adapter.reads["account"] == reads + 1
