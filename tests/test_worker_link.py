@@ -9,6 +9,7 @@ import time
 
 import pytest
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 import mt5sim
 from protocol import (
@@ -161,10 +162,18 @@ def test_a_link_cut_before_the_welcome_is_reopened_and_finds_the_real_coordinato
     squatter = context.socket(zmq.PUB)
     squatter.linger = 0
     squatter.bind(f"tcp://127.0.0.1:{unused_tcp_port}")
-    monitor = squatter.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_DISCONNECTED)
+    monitor = squatter.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                          | zmq.EVENT_DISCONNECTED)
     worker = start_worker(copier)
-    # Wait for the worker to really reach the squatter (a loaded machine starts it slowly).
+    # Wait for the worker to really reach the squatter (a loaded machine starts it slowly), then until it stops
+    # trying: when the squatter drops the connection before the worker has read its greeting, the worker sees a
+    # plain disconnect and libzmq connects again (it gives up only on the wrong socket type it has read). A
+    # second of quiet on the squatter's side means the worker's socket is cut off for good.
     assert monitor.poll(30_000), "the worker never connected to the squatter"
+    deadline = time.monotonic() + 30
+    while monitor.poll(1000):
+        recv_monitor_message(monitor)
+        assert time.monotonic() < deadline, "the worker kept connecting to the squatter"
     squatter.disable_monitor()
     monitor.close()
     squatter.close()
@@ -173,7 +182,8 @@ def test_a_link_cut_before_the_welcome_is_reopened_and_finds_the_real_coordinato
     code, output = copier.stop(worker)
     assert code == 0, output
     waiting = re.compile(rf"alpha: waiting for the coordinator at tcp://127\.0\.0\.1:{unused_tcp_port} for \d+s: ")
-    assert "WARNING" in next(line for line in output.splitlines() if waiting.search(line))
+    lines = [line for line in output.splitlines() if waiting.search(line)]
+    assert lines and "WARNING" in lines[0], output
 
 
 def test_an_oversized_frame_before_the_welcome_does_not_cut_the_worker_off_for_good(
