@@ -27,6 +27,8 @@ claim for another terminal ("identity-mismatch") and anything on a link whose ke
 from __future__ import annotations
 
 import contextlib
+import signal
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -98,6 +100,7 @@ class Hub:
         self._refusals_logged: dict[str, tuple[float, int]] = {}  # topic -> (last line at, refused since)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)
+        self._wakeup: tuple[socket.socket, socket.socket] | None = None  # (reader, writer): wake_on_signals
         if self._zap is not None and curve is not None:
             self._poller.register(self._zap.socket, zmq.POLLIN)
             try:
@@ -140,6 +143,10 @@ class Hub:
     def poll(self, timeout_ms: int) -> list[tuple[str, Message]]:
         received: list[tuple[str, Message]] = []
         ready = dict(self._poller.poll(timeout_ms))
+        if self._wakeup is not None and self._wakeup[0].fileno() in ready:  # (the poller names a plain socket by fd)
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                while self._wakeup[0].recv(256):  # what the signals wrote: they only had to end the wait
+                    pass
         if self._zap is not None and self._zap.socket in ready:
             self._zap.serve()
         if self._socket in ready:
@@ -165,7 +172,24 @@ class Hub:
         self._malformed.flush()
         return received
 
+    def wake_on_signals(self) -> None:
+        """From now on a signal (a stop, a reload) ends the current wait at once: Python's own signal handling
+        writes a byte to a socket this poller watches (``signal.set_wakeup_fd``). Without it the wait runs its
+        full time, since pyzmq resumes a poll a signal interrupted once the Python handler has run. Call it from
+        the main thread, where signal handlers run."""
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._poller.register(reader, zmq.POLLIN)
+        self._wakeup = (reader, writer)
+
     def close(self) -> None:
+        if self._wakeup is not None:
+            signal.set_wakeup_fd(-1)
+            for end in self._wakeup:
+                end.close()
+            self._wakeup = None
         self._socket.close(linger=0)
         self._close_authentication()
         self._context.destroy(linger=0)

@@ -41,7 +41,7 @@ ONCE_MAX_ROUNDS = 10
 # seconds (a restart delay, command_timeout, a person's request): a fifth of a second late changes nothing, and
 # an idle coordinator wakes 5 times a second for them instead of 20. Messages are handled the moment they arrive.
 HOUSEKEEPING_SECONDS = 0.2
-LOOP_TICK_MS = 200  # the longest wait for a message: the timers above and a stop request are seen within it
+LOOP_TICK_MS = 200  # the longest wait for a message: the timers above are run within it (a signal ends it at once)
 
 
 class Coordinator:
@@ -71,6 +71,12 @@ class Coordinator:
         self._crash = ""  # why the coordinator crashed, for its last alert
         self._web: WebServer | None = None  # [metrics] listen: /metrics and the status page
         self._next_housekeeping = 0.0  # monotonic: when pump runs the timers and watches again
+        self._wake_on_signals = False  # install_signal_handlers: a signal also ends the loop's wait
+
+    def signals_handled_here(self) -> None:
+        """``install_signal_handlers`` gave this coordinator the process's signals: a stop or a reload then also
+        ends the wait for messages at once (``Hub.wake_on_signals``), rather than at its end (LOOP_TICK_MS)."""
+        self._wake_on_signals = True
 
     def request_stop(self, reason: str) -> None:
         self._stop_reason = self._stop_reason or reason
@@ -184,6 +190,8 @@ class Coordinator:
             state.close()
             return ExitCode.FATAL
         logger.info("coordinator listening on {} (state in {})", self._hub.endpoint, coordinator.state_dir)
+        if self._wake_on_signals:
+            self._hub.wake_on_signals()
         self.engine = self._dry_run.engine(self.config, self._hub.send) if self._dry_run is not None else \
             Engine(self.config, state, self._hub.send)
         local = [terminal for terminal in self.config.terminals() if not terminal.remote
@@ -446,6 +454,7 @@ def install_signal_handlers(coordinator: Coordinator) -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    coordinator.signals_handled_here()
     if sys.platform != "win32":  # Windows has no SIGHUP: `mt5-copier reload` works everywhere
         def reload(_signum: int, _frame: object) -> None:
             logger.info("received SIGHUP; reloading the config")
