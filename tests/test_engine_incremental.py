@@ -93,6 +93,12 @@ class Twin:
         for rig in self.rigs:
             rig.close()
 
+    def __enter__(self) -> Twin:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def tell(self, name: str, message: Message) -> None:
         for rig in self.rigs:
             rig.engine.on_message(name, message)
@@ -475,8 +481,7 @@ def _spy(twin: Twin, monkeypatch) -> list[str]:
 
 
 def test_a_source_edit_is_planned_incrementally_and_sends_the_modify(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         ticket = _edit_first(twin)
         twin.reconcile()
@@ -488,26 +493,20 @@ def test_a_source_edit_is_planned_incrementally_and_sends_the_modify(tmp_path, m
         twin.reconcile()
         assert made == ["incremental"] and twin.unanswered[TARGET] == []
         assert ticket in twin.rigs[0].engine.reports[TARGET].last_plan.in_sync
-    finally:
-        twin.close()
 
 
 def test_a_cap_makes_every_plan_full(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {"max_pending_orders": 10}})
-    try:
+    with _settled(tmp_path, {TARGET: {"max_pending_orders": 10}}) as twin:
         made = _spy(twin, monkeypatch)
         _edit_first(twin)
         twin.reconcile()
         assert made == ["refused", "full"]
         assert len(twin.unanswered[TARGET]) == 1
-    finally:
-        twin.close()
 
 
 def test_a_copy_deleted_by_hand_with_a_source_edit_is_planned_incrementally(tmp_path, monkeypatch):
     """The target's snapshot changed only in a copy (and the fate of that copy): both re-planned by ticket."""
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         deleted = twin.books[TARGET].orders[max(twin.books[TARGET].orders)]
         twin.books[TARGET].remove(deleted.ticket)  # a copy deleted by hand
@@ -518,13 +517,10 @@ def test_a_copy_deleted_by_hand_with_a_source_edit_is_planned_incrementally(tmp_
         assert [(c.kind.value, c.source_ticket) for c, _ in twin.unanswered[TARGET]] == [("modify", edited)]
         plan = twin.rigs[0].engine.reports[TARGET].last_plan
         assert [(u.source_ticket, u.status.value) for u in plan.link_updates] == [(deleted.magic, "deleted")]
-    finally:
-        twin.close()
 
 
 def test_a_removed_source_order_makes_the_plan_full_and_its_orphan_is_counted(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         source = twin.books[SOURCE]
         source.remove(max(source.orders))
@@ -536,26 +532,20 @@ def test_a_removed_source_order_makes_the_plan_full_and_its_orphan_is_counted(tm
         _edit_first(twin)
         twin.reconcile()
         assert "incremental" not in made
-    finally:
-        twin.close()
 
 
 def test_an_orphan_counted_from_before_makes_the_plan_full(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         engine = twin.rigs[0].engine
         engine.orphans._trackers[TARGET].restore({12345: 1})  # a count the state kept from an earlier run
         made = _spy(twin, monkeypatch)
         _edit_first(twin)
         twin.reconcile()
         assert made == ["full"]
-    finally:
-        twin.close()
 
 
 def test_new_prices_replan_only_what_was_not_in_sync_and_a_history_answer_makes_the_plan_full(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         twin.books[TARGET].set_quote("EURUSD", 1.0851, 1.08522)
         twin.heartbeat(TARGET)
@@ -568,15 +558,12 @@ def test_new_prices_replan_only_what_was_not_in_sync_and_a_history_answer_makes_
         _edit_first(twin)
         twin.reconcile()
         assert made == ["full"]
-    finally:
-        twin.close()
 
 
 def test_a_tick_at_the_same_price_keeps_the_plan_incremental(tmp_path, monkeypatch):
     """A heartbeat brings a new tick time every second; the planner reads a quote's time only as "a live price was
     seen", so a later tick at the same bid and ask changes no decision."""
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         quote = twin.books[TARGET].quotes["EURUSD"]
         twin.books[TARGET].set_quote("EURUSD", quote.bid, quote.ask)
@@ -585,14 +572,11 @@ def test_a_tick_at_the_same_price_keeps_the_plan_incremental(tmp_path, monkeypat
         _edit_first(twin)
         twin.reconcile()
         assert made == ["incremental"]
-    finally:
-        twin.close()
 
 
 def test_an_order_skipped_for_the_price_is_placed_when_the_price_comes_back_by_an_incremental_plan(
         tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         target = twin.books[TARGET]
         was = target.quotes["EURUSD"]
@@ -612,8 +596,6 @@ def test_an_order_skipped_for_the_price_is_placed_when_the_price_comes_back_by_a
         assert made == ["incremental"]
         twin.settle()
         assert new in target.copies() and len(target.copies()) == 6
-    finally:
-        twin.close()
 
 
 def test_new_prices_with_market_distance_pricing_or_positions_make_the_plan_full(tmp_path, monkeypatch):
@@ -638,14 +620,11 @@ def test_new_prices_with_market_distance_pricing_or_positions_make_the_plan_full
 
 
 def test_the_timer_pass_is_always_full(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         _edit_first(twin)
         twin.reconcile(full=True)
         assert made == ["full"]
-    finally:
-        twin.close()
 
 
 def test_one_transaction_records_every_targets_intents_before_any_batch_leaves(tmp_path):
@@ -677,8 +656,7 @@ def test_one_transaction_records_every_targets_intents_before_any_batch_leaves(t
 def test_orders_listed_in_another_order_are_planned_as_the_full_plan_plans_them(tmp_path, monkeypatch):
     """The source's changed orders are found by place in its list (an order equal to the one at the same place
     before is unchanged): orders that swap places count as changed, and an order added at the end is found."""
-    twin = _settled(tmp_path, {TARGET: {}}, orders=6)
-    try:
+    with _settled(tmp_path, {TARGET: {}}, orders=6) as twin:
         made = _spy(twin, monkeypatch)
         source = twin.books[SOURCE]
         tickets = list(source.orders)
@@ -691,8 +669,6 @@ def test_orders_listed_in_another_order_are_planned_as_the_full_plan_plans_them(
         assert made == ["incremental"]
         assert {(c.kind.value, c.source_ticket) for c, _ in twin.unanswered[TARGET]} == {
             ("place", added), ("modify", edited)}
-    finally:
-        twin.close()
 
 
 def test_a_batch_that_fails_to_leave_keeps_the_other_targets_batches_going(tmp_path):

@@ -26,8 +26,7 @@ def _last_plan(twin: Twin):
 
 def test_each_copy_placed_is_followed_by_an_incremental_plan_of_its_snapshot(tmp_path, monkeypatch):
     """The live loop: a source order, its copy placed, the target's snapshot after the batch."""
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         for distance in (300, 400, 500):
             ticket = twin.books[SOURCE].place(3, distance_points=distance)
@@ -38,13 +37,10 @@ def test_each_copy_placed_is_followed_by_an_incremental_plan_of_its_snapshot(tmp
             twin.reconcile()
             assert ticket in _last_plan(twin).in_sync and twin.unanswered[TARGET] == []
         assert made == ["incremental"] * 6
-    finally:
-        twin.close()
 
 
 def test_a_copy_edited_by_hand_is_put_back_by_an_incremental_plan(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         book = twin.books[TARGET]
         copy = book.orders[min(book.orders)]
@@ -52,15 +48,12 @@ def test_a_copy_edited_by_hand_is_put_back_by_an_incremental_plan(tmp_path, monk
         twin.report(TARGET)
         twin.reconcile()
         assert made == ["incremental"] and _sent(twin) == [("modify", copy.magic)]
-    finally:
-        twin.close()
 
 
 def test_a_copy_lost_without_a_record_asks_its_fate_and_the_next_plan_is_full(tmp_path, monkeypatch):
     """A copy that vanished: its link's fate is looked for in the history (asked for), never guessed; a plan that
     waits for facts is followed by a full one."""
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         book = twin.books[TARGET]
         lost = book.orders[max(book.orders)]
@@ -73,15 +66,12 @@ def test_a_copy_lost_without_a_record_asks_its_fate_and_the_next_plan_is_full(tm
         twin.report(TARGET)
         twin.reconcile()
         assert made[-1] == "full" and twin.unanswered[TARGET] == []  # never placed again while its fate is unknown
-    finally:
-        twin.close()
 
 
 def test_a_fate_that_changed_since_the_last_plan_replans_the_source_ticket_of_its_link(tmp_path):
     """The fates the snapshots carry are followed through ``TerminalView.closed`` (a copy of it kept with each
     plan): a record added, changed or trimmed away re-plans the source ticket whose link names that copy."""
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         engine = twin.rigs[0].engine
         basis, view, links = engine._bases[TARGET], engine.views[TARGET], engine.state.links(TARGET)
         copy = twin.books[TARGET].orders[max(twin.books[TARGET].orders)]
@@ -100,13 +90,10 @@ def test_a_fate_that_changed_since_the_last_plan_replans_the_source_ticket_of_it
         basis.closed[12345] = msgspec.structs.replace(record, ticket=12345, state=2)
         del basis.closed[copy.ticket]
         assert engine._fates_changed(view, basis, links) == set()
-    finally:
-        twin.close()
 
 
 def test_a_manual_order_makes_the_plan_full(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         manual = twin.books[TARGET].place(3, distance_points=600)  # magic 0, no tag
         twin.report(TARGET)
@@ -117,13 +104,10 @@ def test_a_manual_order_makes_the_plan_full(tmp_path, monkeypatch):
         twin.report(TARGET)
         twin.reconcile()
         assert made == ["full"]
-    finally:
-        twin.close()
 
 
 def test_a_position_appearing_or_closing_makes_the_plan_full(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         book = twin.books[TARGET]
         book.positions[70_001] = PositionFacts(ticket=70_001, identifier=70_001, symbol="EURUSD", type=0, volume=0.1,
@@ -136,13 +120,10 @@ def test_a_position_appearing_or_closing_makes_the_plan_full(tmp_path, monkeypat
         twin.report(TARGET)
         twin.reconcile()
         assert made == ["full"]
-    finally:
-        twin.close()
 
 
 def test_a_new_balance_makes_the_plan_full_and_sizes_with_it(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {"volume_mode": "balance_ratio"}})
-    try:
+    with _settled(tmp_path, {TARGET: {"volume_mode": "balance_ratio"}}) as twin:
         made = _spy(twin, monkeypatch)
         twin.books[TARGET].balance = 20_000.0
         twin.report(TARGET)
@@ -154,14 +135,11 @@ def test_a_new_balance_makes_the_plan_full_and_sizes_with_it(tmp_path, monkeypat
         twin.reconcile()
         [(command, _)] = twin.unanswered[TARGET]
         assert (command.source_ticket, command.volume) == (ticket, 0.2)
-    finally:
-        twin.close()
 
 
 def test_equity_moving_is_planned_incrementally_unless_the_sizing_reads_it(tmp_path, monkeypatch):
     """Equity moves with every tick while positions are open: only equity_ratio sizing reads it."""
-    twin = _settled(tmp_path, {TARGET: {}, "t2": {"volume_mode": "equity_ratio"}})
-    try:
+    with _settled(tmp_path, {TARGET: {}, "t2": {"volume_mode": "equity_ratio"}}) as twin:
         made = _spy(twin, monkeypatch)
         for name in (TARGET, "t2"):
             twin.books[name].equity = 9_500.0
@@ -175,13 +153,10 @@ def test_equity_moving_is_planned_incrementally_unless_the_sizing_reads_it(tmp_p
         twin.reconcile()
         assert made == ["incremental", "full"]
         assert [(c.source_ticket, c.volume) for c, _ in twin.unanswered["t2"]] == [(ticket, 0.19)]
-    finally:
-        twin.close()
 
 
 def test_a_position_whose_current_price_alone_moved_is_planned_incrementally(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         book = twin.books[TARGET]
         book.fill(max(book.orders))  # a copy position, followed
         twin.report(TARGET)
@@ -197,54 +172,42 @@ def test_a_position_whose_current_price_alone_moved_is_planned_incrementally(tmp
         twin.report(TARGET)
         twin.reconcile()
         assert made == ["full"] and _sent(twin) == [("sltp", position.magic)]
-    finally:
-        twin.close()
 
 
 def test_a_new_snapshot_telling_nothing_new_is_planned_incrementally(tmp_path, monkeypatch):
     """Its number, when it was taken and the server's clock then are not read by any plan."""
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         twin.report(TARGET)
         twin.reconcile()
         assert made == ["incremental"] and twin.unanswered[TARGET] == []
-    finally:
-        twin.close()
 
 
 def test_a_second_copy_of_one_source_order_makes_the_plan_full_and_removes_it(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         source_ticket = min(twin.books[SOURCE].orders)
         twin.books[TARGET].place(2, distance_points=250, magic=source_ticket, comment=copy_tag(source_ticket))
         twin.report(TARGET)
         twin.reconcile()
         assert made == ["full"] and _sent(twin) == [("remove", source_ticket)]
-    finally:
-        twin.close()
 
 
 def test_a_copy_of_no_source_order_makes_the_plan_full(tmp_path, monkeypatch):
     """An orphan appearing on the target (its source order is not pending): for the orphan policy."""
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         twin.books[TARGET].place(2, distance_points=250, magic=99, comment=copy_tag(99))
         twin.report(TARGET)
         twin.reconcile()
         assert made == ["refused", "full"]
         assert [copy.magic for copy in _last_plan(twin).orphans] == [99]
-    finally:
-        twin.close()
 
 
 def test_a_copy_on_a_symbol_with_a_volume_limit_makes_the_plan_full(tmp_path, monkeypatch):
     """Every placement on such a symbol sums the target's orders there: a copy deleted by hand makes room for a
     source order that waited for it, which an incremental plan of the deleted copy's ticket alone would miss."""
-    twin = Twin(tmp_path, {TARGET: {}})
-    try:
+    with Twin(tmp_path, {TARGET: {}}) as twin:
         twin.books[TARGET].symbols["EURUSD"]["volume_limit"] = 1.0
         source = twin.books[SOURCE]
         first = source.place(2, volume=0.5, distance_points=300)
@@ -262,8 +225,6 @@ def test_a_copy_on_a_symbol_with_a_volume_limit_makes_the_plan_full(tmp_path, mo
         twin.report(TARGET)
         twin.reconcile()
         assert made == ["refused", "full"] and _sent(twin) == [("place", waiting)]
-    finally:
-        twin.close()
 
 
 def test_the_updated_index_is_the_index_of_the_new_orders(tmp_path):
@@ -300,8 +261,7 @@ def test_the_updated_index_is_the_index_of_the_new_orders(tmp_path):
 
 
 def test_a_copy_removed_from_the_middle_of_the_list_replans_its_ticket_alone(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}}, orders=6)
-    try:
+    with _settled(tmp_path, {TARGET: {}}, orders=6) as twin:
         made = _spy(twin, monkeypatch)
         book = twin.books[TARGET]
         gone = book.orders[list(book.orders)[2]]
@@ -311,15 +271,12 @@ def test_a_copy_removed_from_the_middle_of_the_list_replans_its_ticket_alone(tmp
         twin.reconcile()
         assert made == ["incremental"] and _sent(twin) == [("modify", edited)]
         assert [(u.source_ticket, u.status.value) for u in _last_plan(twin).link_updates] == [(gone.magic, "deleted")]
-    finally:
-        twin.close()
 
 
 def test_orders_listed_in_another_order_are_planned_as_the_full_plan_plans_them(tmp_path, monkeypatch):
     """The worker's list order is not relied on: the orders between the first and the last that differ count
     as changed (here most of them, so the plan is a full one)."""
-    twin = _settled(tmp_path, {TARGET: {}}, orders=6)
-    try:
+    with _settled(tmp_path, {TARGET: {}}, orders=6) as twin:
         made = _spy(twin, monkeypatch)
         book = twin.books[TARGET]
         tickets = list(book.orders)
@@ -332,16 +289,11 @@ def test_orders_listed_in_another_order_are_planned_as_the_full_plan_plans_them(
         twin.report(TARGET)
         twin.reconcile()
         assert made == ["incremental"] and twin.unanswered[TARGET] == []
-    finally:
-        twin.close()
 
 
 def test_the_timer_pass_after_a_target_snapshot_is_full(tmp_path, monkeypatch):
-    twin = _settled(tmp_path, {TARGET: {}})
-    try:
+    with _settled(tmp_path, {TARGET: {}}) as twin:
         made = _spy(twin, monkeypatch)
         twin.report(TARGET)
         twin.reconcile(full=True)
         assert made == ["full"]
-    finally:
-        twin.close()
