@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from . import constants as c
 from . import money
@@ -85,11 +85,21 @@ def find_terminal(path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
+_T = TypeVar("_T")
+
 def _order_tuple(order: Mapping[str, Any]) -> TradeOrder:
     values = dict(order)
     if values["state"] == c.ORDER_STATE_PLACED and "_bid" in values:
         values["price_current"] = values["_ask"] if is_buy(values["type"]) else values["_bid"]
     return TradeOrder(**{name: values[name] for name in TradeOrder._fields})
+
+
+@dataclass(frozen=True, slots=True)
+class _Remembered:
+    """A read's answer with the status it was read under (Terminal._read)."""
+
+    status: Status
+    value: Any
 
 
 @dataclass
@@ -279,9 +289,22 @@ class Terminal:
 
     def _op_terminal_info(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> TerminalInfo:
         bind_either(args, kwargs, (), 0)
+        return self._read(("terminal_info", self.path), lambda tx, status: self._terminal_info(status))
+
+    def _read(self, key: tuple[Any, ...], compute: Callable[[Transaction, Status], _T]) -> _T:
+        """``compute(tx, status)`` in a read transaction of a live terminal, remembered under ``key`` while the
+        database is unchanged (Transaction.cached). While it is, the answer comes from memory without a transaction
+        (Store.remembered: one PRAGMA instead of BEGIN, the status row and COMMIT), as a real terminal answers its
+        reads from its own memory: a worker reads the account, the connection and the positions at every poll.
+        What the memo holds is as current as ``compute`` would make it: everything it reads (the status with its
+        running flag and generation, the account, positions and prices) is in the database, so any change to it
+        is a new database version. Failures are never remembered: they raise inside the transaction."""
+        remembered = self._store.remembered(key)
+        if isinstance(remembered, _Remembered) and self._is_live(remembered.status):
+            return cast(_T, remembered.value)
         with self._store.read() as tx:
             status = self._live(tx)
-            return tx.cached(("terminal_info", self.path), lambda: self._terminal_info(status))
+            return cast(_T, tx.cached(key, lambda: _Remembered(status, compute(tx, status))).value)
 
     def _terminal_info(self, status: Status) -> TerminalInfo:
         ping = int(status.latency * 1_000_000) or 25_000 if status.connected else 0
@@ -312,14 +335,12 @@ class Terminal:
 
     def _op_account_info(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> AccountInfo:
         bind_either(args, kwargs, (), 0)
-        with self._store.read() as tx:
-            status = self._live(tx)
 
-            def account() -> AccountInfo:
-                view = Broker(tx, status).account_view(cached=not status.connected)
-                return AccountInfo(**{name: view[name] for name in ACCOUNT_INFO_FIELDS})
+        def account(tx: Transaction, status: Status) -> AccountInfo:
+            view = Broker(tx, status).account_view(cached=not status.connected)
+            return AccountInfo(**{name: view[name] for name in ACCOUNT_INFO_FIELDS})
 
-            return tx.cached("account_info", account)
+        return self._read(("account_info",), account)
 
     # -- symbols
     def _symbol_info(self, row: SymbolRow, broker: Broker) -> SymbolInfo:
@@ -452,15 +473,13 @@ class Terminal:
 
     def _op_positions_get(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[TradePosition, ...]:
         symbol, group, ticket = self._filters(args, kwargs)
-        with self._store.read() as tx:
-            status = self._live(tx)
 
-            def positions() -> tuple[TradePosition, ...]:
-                broker = Broker(tx, status)
-                rows = tx.positions(symbol=symbol, ticket=ticket, cached=not status.connected)
-                return tuple(TradePosition(**broker.position_view(row)) for row in rows)
+        def positions(tx: Transaction, status: Status) -> tuple[TradePosition, ...]:
+            broker = Broker(tx, status)
+            rows = tx.positions(symbol=symbol, ticket=ticket, cached=not status.connected)
+            return tuple(TradePosition(**broker.position_view(row)) for row in rows)
 
-            held = tx.cached(("positions", symbol, ticket), positions)
+        held = self._read(("positions", symbol, ticket), positions)
         if group is not None:
             matches = compile_group(group)
             held = tuple(position for position in held if matches(position.symbol))
