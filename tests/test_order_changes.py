@@ -1,12 +1,12 @@
-"""coordinator/domain/order_changes.py: what changed between two order lists, place by place, against the plain
-Python reading of it."""
+"""coordinator/domain/order_changes.py: what changed between two order lists, place by place, and what they share
+at both ends, against the plain Python reading of each."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coordinator.domain.order_changes import order_changes
+from coordinator.domain.order_changes import common_ends, order_changes
 from protocol import PendingOrder
 
 
@@ -60,3 +60,23 @@ def test_it_reads_as_the_place_by_place_loop(before: tuple[PendingOrder, ...], a
     assert list(changes.changed) == expected
     same_tickets = len(before) == len(after) and all(a.ticket == b.ticket for a, b in zip(after, before, strict=True))
     assert changes.in_place == same_tickets
+
+
+@given(_lists, _lists)
+def test_the_common_ends_read_as_the_two_loops(before: tuple[PendingOrder, ...], after: tuple[PendingOrder, ...]):
+    shorter = min(len(before), len(after))
+    head = 0
+    while head < shorter and before[head] == after[head]:
+        head += 1
+    tail = 0
+    while tail < shorter - head and before[-1 - tail] == after[-1 - tail]:
+        tail += 1
+    assert common_ends(before, after) == (head, tail)
+
+
+def test_an_edit_in_the_middle_leaves_both_ends_common():
+    before = tuple(_order(ticket) for ticket in range(10))
+    after = (*before[:4], _order(4, 1.2), *before[5:])
+    assert common_ends(before, after) == (4, 5)
+    assert common_ends(before, before) == (10, 0)  # equal lists: all of it is the head
+    assert common_ends(before, (*before, _order(10))) == (10, 0)  # appended: the head, nothing at the end

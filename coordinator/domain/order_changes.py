@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, count
 from operator import ne
 
 from protocol import PendingOrder
@@ -35,3 +35,14 @@ def order_changes(before: Sequence[PendingOrder], after: Sequence[PendingOrder])
     changed = tuple(after[place] for place in places) + tuple(after[common:])
     in_place = len(before) == len(after) and all(after[place].ticket == before[place].ticket for place in places)
     return OrderChanges(changed=changed, in_place=in_place)
+
+
+def common_ends(before: Sequence[PendingOrder], after: Sequence[PendingOrder]) -> tuple[int, int]:
+    """(head, tail): how many orders the two lists share at their start, and then at their end, place by place
+    (``head + tail`` never exceeds the shorter list). Only the stretch between them can differ; each bound is found
+    by one C-speed pass (a target of 1000 copies after one edit: tens of microseconds, not a Python loop over
+    every order, once per target snapshot)."""
+    shorter = min(len(before), len(after))
+    head = next(compress(count(), map(ne, before, after)), shorter)
+    tail = next(compress(count(), map(ne, reversed(before), reversed(after))), shorter)
+    return head, min(tail, shorter - head)

@@ -27,6 +27,7 @@ from coordinator.domain.clocks import same_expiration
 from coordinator.domain.desired import Anchor, CannotCopy, DesiredCopy, NotYet, TargetContext, desire
 from coordinator.domain.filters import FilterVerdict, left_out_by_filter
 from coordinator.domain.link_lifecycle import PENDING_STATUSES, Link, LinkStatus
+from coordinator.domain.order_changes import common_ends
 from coordinator.domain.orphans import FILLED, ConfirmedOrphan
 from coordinator.domain.positions import PositionPlanner, entry_slippage_points, position_orphans, tagged_positions
 from coordinator.domain.sizing import round_price
@@ -189,15 +190,7 @@ class TargetIndex:
         # terminal's order, so a copy placed is appended, an edit stays in place, a removal only closes the gap.
         # Orders are compared by value (each snapshot decodes fresh ones). An order that merely moved within the
         # stretch counts as changed: planned again for nothing, but never missed.
-        shorter = min(len(before), len(after))
-        head = 0
-        for old, new in zip(before, after, strict=False):
-            if old != new:
-                break
-            head += 1
-        tail = 0
-        while tail < shorter - head and before[-1 - tail] == after[-1 - tail]:
-            tail += 1
+        head, tail = common_ends(before, after)
         gone, came = before[head:len(before) - tail], after[head:len(after) - tail]
         copies = dict(self.copies)
         for order in gone:

@@ -351,16 +351,27 @@ class Coordinator:
                 self._report_missing_terminals()
             dirty = self.engine.take_dirty()
             now = time.monotonic()
-            if now >= next_full:
+            full = now >= next_full
+            if full:
                 self.engine.reconcile()
                 next_full = now + self.config.coordinator.interval  # read each time: a reload may change it
-                if not settled and self.engine.source_fresh()[0]:
-                    collector.settle()  # the first full plan with the source reporting: start-up is over
-                    settled = True
             elif dirty:
                 # React to a change at once; the timer is only the safety net.
                 self.engine.reconcile(dirty)
+            if not settled and (full or dirty) and self._started_up(full):
+                collector.settle()
+                settled = True
         return ExitCode.OK
+
+    def _started_up(self, full_plan: bool) -> bool:
+        """Start-up is over once the source is fresh and every terminal has reported (or at the first timed full
+        plan with a fresh source, if one never does): the state its collection freezes is then the one copying
+        runs on. Not later: the collection pauses the loop for tens of milliseconds, harmless before the first
+        copies go out, not in the middle of them."""
+        assert self.engine is not None
+        if not self.engine.source_fresh()[0]:
+            return False
+        return full_plan or all(view.snapshot is not None for view in self.engine.views.values())
 
     def _report_missing_terminals(self) -> list[str]:
         assert self.engine is not None
