@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from types import SimpleNamespace
 
@@ -168,7 +167,7 @@ def test_engine_sends_at_most_one_command_per_source_order(make_rig, monkeypatch
 
     def doubled(source_orders, target, **options):
         plan = real_plan(source_orders, target, **options)
-        plan.actions.extend(dataclasses.replace(c, kind=CommandKind.REMOVE, ticket=9999) for c in list(plan.actions))
+        plan.actions.extend(replace(c, kind=CommandKind.REMOVE, ticket=9999) for c in list(plan.actions))
         return plan
 
     monkeypatch.setattr(engine_module, "plan_target", doubled)

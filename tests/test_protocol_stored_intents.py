@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from coordinator.domain.actions import Action, CopyTicket, SourceTicket
 from coordinator.persistence.migrations import MIGRATIONS

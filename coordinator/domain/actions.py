@@ -13,8 +13,9 @@ Source and copy tickets are both MT5 order tickets (ints) but never interchangea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NewType
+
+import msgspec
 
 from coordinator.domain.link_lifecycle import LinkMove
 from protocol import Command, CommandKind
@@ -28,8 +29,7 @@ CopyTicket = NewType("CopyTicket", int)  # an order (or the position it became) 
 ActionKind = CommandKind
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Action:
+class Action(msgspec.Struct, frozen=True, kw_only=True):
     """One thing to do to one target for one source order. Carries the copy's full desired state (never
     deltas): a MODIFY that left SL or TP out would delete them on MT5."""
 

@@ -7,7 +7,7 @@ is converted through UTC. Offsets come from the config (``server_utc_offset``) o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from protocol import PendingOrder
 from protocol.mt5 import OrderTime
@@ -26,8 +26,7 @@ def allowed(expiration_mode: int, type_time: int) -> bool:
     return bool(expiration_mode & (1 << type_time))
 
 
-@dataclass(frozen=True, slots=True)
-class Expiration:
+class Expiration(msgspec.Struct, frozen=True):
     type_time: int
     expiration: int  # target server clock seconds; 0 for GTC and DAY
     fell_back: bool = False

@@ -20,9 +20,11 @@ bookkeeping behind.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+
+import msgspec
 
 from coordinator.domain.actions import Action, ActionKind
 
@@ -103,8 +105,7 @@ class Withheld:
         return f"waiting: {self.action.kind.value} held back: {self.reason}"
 
 
-@dataclass(frozen=True)
-class Gated:
+class Gated(msgspec.Struct, frozen=True):
     sent: list[Action]
     withheld: list[Withheld]
     # Placements withheld by max_total_volume (for its guard's event), by source ticket.
@@ -153,7 +154,7 @@ def gate(actions: Sequence[Action], control: TargetControl, room: VolumeRoom | N
 def _remove_instead(action: Action, control: TargetControl) -> Action:
     """Close-only: a pending copy whose source filled is removed, as ``on_source_fill = "remove"`` would, rather
     than opened at market (a new position) or left pending (to fill by itself on its own market)."""
-    return replace(action, kind=ActionKind.REMOVE, order_type=0, volume=0.0, price=0.0, deviation=0,
+    return msgspec.structs.replace(action, kind=ActionKind.REMOVE, order_type=0, volume=0.0, price=0.0, deviation=0,
                    source_volume=0.0, price_offset=0.0,
                    reason=f"source order #{action.source_ticket} filled; {control.describe()}: its pending copy is "
                           "removed, not opened at market")

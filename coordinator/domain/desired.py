@@ -4,7 +4,8 @@ target's settings, symbol specification, prices and clock. Pure."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+
+import msgspec
 
 from config import CopySettings, ExpirationFallback, PriceMode, VolumeMode
 from coordinator.domain.clocks import Expiration, translate_expiration
@@ -14,8 +15,7 @@ from protocol import PendingOrder, Quote, SymbolSpec
 from protocol.mt5 import OrderTime, OrderType
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Anchor:
+class Anchor(msgspec.Struct, frozen=True, kw_only=True):
     """What was fixed when the copy was placed and must not drift with the market or the balance."""
 
     source_volume: float  # the source volume the copy was sized from
@@ -27,8 +27,7 @@ class Anchor:
     tp: float = 0.0
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DesiredCopy:
+class DesiredCopy(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str
     order_type: OrderType
     volume: float
@@ -42,8 +41,7 @@ class DesiredCopy:
     note: str = ""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TargetContext:
+class TargetContext(msgspec.Struct, frozen=True, kw_only=True):
     """Everything about the target (and the source's market) that shapes a copy."""
 
     settings: CopySettings
@@ -51,7 +49,8 @@ class TargetContext:
     source_offset: int | None  # seconds each server clock runs ahead of UTC; None = not known yet
     target_offset: int | None
     source_quotes: dict[str, Quote]
-    source_specs: Mapping[str, SymbolSpec] = field(default_factory=dict)  # the source's symbols (contract sizes)
+    # The source's symbols (contract sizes).
+    source_specs: Mapping[str, SymbolSpec] = msgspec.field(default_factory=dict)
 
 
 class NotYet(Exception):

@@ -8,8 +8,9 @@ that 0.1 * 3 comes out as 0.3, not 0.30000000000000004.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import cache
+
+import msgspec
 
 from config import CopySettings, OutOfBounds, VolumeMode, VolumeRounding
 from protocol import SymbolSpec
@@ -35,16 +36,14 @@ def snap(value: float, step: float) -> float:
     return round(round(value / step + _EPSILON) * step, step_decimals(step))
 
 
-@dataclass(frozen=True, slots=True)
-class SizedVolume:
+class SizedVolume(msgspec.Struct, frozen=True):
     volume: float
     note: str = ""  # what changed the size, for the log and the history (contract sizes, a bound)
     problem: str = ""  # set when the order must be skipped (out of bounds with volume_out_of_bounds = skip)
     waiting: bool = False  # the problem resolves by itself (balances not reported yet)
 
 
-@dataclass(frozen=True, slots=True)
-class Accounts:
+class Accounts(msgspec.Struct, frozen=True):
     """Balances and equities of the source and the target account, for the ratio sizing modes."""
 
     source_balance: float = 0.0

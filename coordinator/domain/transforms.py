@@ -26,7 +26,7 @@ target's prices already).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from config import CopySettings, OrderKind
 from protocol import PendingOrder
@@ -42,8 +42,7 @@ REVERSED: dict[OrderType, OrderType] = {
 }
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CopyShape:
+class CopyShape(msgspec.Struct, frozen=True, kw_only=True):
     """The copy's type and prices in the source's terms. A level of None is the copy's own, left as it is."""
 
     order_type: OrderType

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
 from loguru import logger
 
 from config.faults import crash_point
@@ -27,8 +27,7 @@ from protocol import Command, CommandBatch, Message
 SendFunction = Callable[[str, Message], bool]
 
 
-@dataclass(frozen=True, slots=True)
-class Outgoing:
+class Outgoing(msgspec.Struct, frozen=True):
     """One target's share of a reconcile: what its gated plan sends, and when that plan was ready (the copies'
     "planned" stage)."""
 

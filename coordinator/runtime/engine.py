@@ -27,7 +27,6 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 
 import msgspec
 from loguru import logger
@@ -80,8 +79,7 @@ LEAVING_GRACE_SECONDS = 5.0
 SOURCE_CHANGES_KEPT = 64  # source snapshots whose changed tickets are kept for incremental plans
 
 
-@dataclass(frozen=True, slots=True)
-class _Basis:
+class _Basis(msgspec.Struct, frozen=True):
     """What a target's last plan was made of, for the next one to tell what changed since (see
     ``Engine._plan_changed``)."""
 
