@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from coordinator.persistence.state import StateStore
 from coordinator.persistence.status import StatusBoard
@@ -41,6 +42,19 @@ def product_bytecode() -> None:
     PYTHONDONTWRITEBYTECODE they would each compile every module again rather than cache it."""
     for package in PRODUCT_PACKAGES:
         compileall.compile_dir(REPO / package, quiet=2)
+
+
+@pytest.fixture(autouse=True)
+def sinks_end_with_their_test() -> Iterator[None]:
+    """The loguru sinks a test adds go when it ends. A command run in-process (``main([...])``) sets the console
+    sink up on the test's captured stderr, which pytest closes after the test: a line logged later, by a thread
+    that outlives its test (an alert sender giving up on a URL), hit that closed file ("Logging error in Loguru
+    Handler ... I/O operation on closed file" in the run's output)."""
+    before = set(logger._core.handlers)  # loguru keeps no public list of its sinks
+    yield
+    for sink in set(logger._core.handlers) - before:
+        with contextlib.suppress(ValueError):  # removed meanwhile
+            logger.remove(sink)
 
 
 @dataclass
