@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="P3: seconds measured (default 10)")
     parser.add_argument("--edit-targets", type=int, default=50, help="P4: targets (default 50)")
     parser.add_argument("--copies", type=int, default=1000, help="P4: copies per target (default 1000)")
-    parser.add_argument("--edits", type=int, default=3, help="P4: source edits timed (default 3)")
+    parser.add_argument("--edits", type=int, default=9, help="P4: source edits timed (default 9)")
     args = parser.parse_args(argv)
     sections = {name.strip() for name in args.only.split(",") if name.strip()}
     unknown = sections - set(SECTIONS)
