@@ -12,7 +12,8 @@ The engine wires the parts and orchestrates them; each piece of state has one ow
   orphans for it, with the counts it owns. A source change re-plans only the tickets it touched
   (``plan_target_incrementally``, the same decisions), and so does a target snapshot in which only the copier's
   copies changed (the snapshot after each batch), when the engine can show nothing else about a target changed
-  since its last plan (``_plan_changed`` says what that takes); otherwise, and at every timer pass, plans are full.
+  since its last plan (``_plan_changed`` says what that takes); otherwise plans are full, and so is each target's
+  periodic check (``reconcile(full=True)``, paced by the runner: runtime/full_plans.py).
 - ``Dispatcher`` (dispatch.py): actions become wire commands, durably: every target's intents of one reconcile in
   one transaction, before any batch leaves. ``CommandLedger`` (ledger.py): what is in flight. ``Settlement``
   (settlement.py): what each outcome means. ``RetryPolicy``: backoff.
@@ -210,6 +211,8 @@ class Engine:
         self._source_changes: deque[tuple[int, frozenset[int], bool]] = deque(maxlen=SOURCE_CHANGES_KEPT)
         self._bases: dict[str, _Basis] = {}
         self._plan_in_full: set[str] = set()  # targets whose next plan must be a full one
+        # When each target's plan was last made in full (this engine's clock), for the runner's paced full plans.
+        self.planned_in_full_at: dict[str, float] = {}
         self._logged_not_followed: dict[str, str] = {}  # target -> why its positions are not followed, as logged
         self._unpriced_source: tuple[Snapshot | None, tuple[PositionFacts, ...]] = (None, ())
         self._reported_source_fates: dict[int, None] = {}  # insertion-ordered, trimmed
@@ -419,6 +422,7 @@ class Engine:
         self._logged_not_followed.pop(name, None)
         self._logged_skips.pop(name, None)
         self._bases.pop(name, None)
+        self.planned_in_full_at.pop(name, None)
 
     def _reset_session(self, view: TerminalView, *, was_remote: bool) -> None:
         """``view``'s worker reads an entry that changed: a remote worker (still remote) is asked to say hello
@@ -479,9 +483,10 @@ class Engine:
             return False, f"source {source.name} is not connected to its broker"
         return True, ""
 
-    def reconcile(self, names: set[str] | None = None) -> int:
-        """Plan the named targets (all when None: then every plan is a full one, the periodic check that nothing
-        was missed) and send what the plans call for; return how many commands and requests went out."""
+    def reconcile(self, names: set[str] | None = None, *, full: bool | None = None) -> int:
+        """Plan the named targets (all when None) and send what the plans call for; return how many commands and
+        requests went out. ``full``: every plan made from scratch, the check that nothing was missed (by default
+        when all targets are planned), rather than incrementally where that is shown to give the same plan."""
         fresh, why = self.source_fresh()
         if not fresh:
             # A missing or stale source is not an empty one: decide nothing.
@@ -504,7 +509,8 @@ class Engine:
         for name in sorted(names if names is not None else self.targets):
             if name in self.targets:
                 try:
-                    sent += self._reconcile_target(self.targets[name], outgoing, source_prices, full=names is None)
+                    sent += self._reconcile_target(self.targets[name], outgoing, source_prices,
+                                                   full=names is None if full is None else full)
                 except Exception:  # a bug or bad data for one target must not stop the others
                     self._bases.pop(name, None)
                     logger.exception("{}: planning failed; the other targets carry on", name)
@@ -629,6 +635,7 @@ class Engine:
             plan = self._plan_changed(view, basis, inputs, index, facts, prices, links_changed, orders_changed)
         if plan is None:
             self._plan_in_full.discard(view.name)
+            self.planned_in_full_at[view.name] = now
             orphans = [copy for ticket, copy in sorted(index.copies.items()) if ticket not in self._source_live]
             removals, requests = self.orphans.confirm(view, self.source, orphans, now)
             closes: dict[int, ConfirmedOrphan] = {}

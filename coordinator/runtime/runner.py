@@ -20,6 +20,7 @@ from coordinator.runtime import collector
 from coordinator.runtime.alerts import Alerts, AlertTeller, alerts_from_config
 from coordinator.runtime.dry_run import DryRun
 from coordinator.runtime.engine import Engine
+from coordinator.runtime.full_plans import FullPlanPace
 from coordinator.runtime.hub import Hub
 from coordinator.runtime.instance_lock import AnotherCoordinatorRunning, CoordinatorLock
 from coordinator.runtime.kill_switch import REMOVE_COPIES, KillSwitch, refused
@@ -341,9 +342,10 @@ class Coordinator:
 
     def _run_forever(self) -> ExitCode:
         assert self.engine is not None
-        next_full = time.monotonic()
-        hello_deadline: float | None = next_full + self.config.coordinator.hello_timeout
+        next_pass = time.monotonic()
+        hello_deadline: float | None = next_pass + self.config.coordinator.hello_timeout
         settled = False  # the start-up's state frozen out of the collector's passes (runtime/collector.py)
+        pace = FullPlanPace()
         while not self.stopping:
             self.pump(LOOP_TICK_MS)
             if hello_deadline is not None and time.monotonic() > hello_deadline:
@@ -351,27 +353,44 @@ class Coordinator:
                 self._report_missing_terminals()
             dirty = self.engine.take_dirty()
             now = time.monotonic()
-            full = now >= next_full
-            if full:
-                self.engine.reconcile()
-                next_full = now + self.config.coordinator.interval  # read each time: a reload may change it
+            timed = now >= next_pass
+            if timed:
+                # Every plan brought up to date, incrementally where the engine shows that gives the same plan
+                # (little work when nothing changed): what waits on time (a backoff ending, a fact asked for) is
+                # acted on within an interval. The full plans follow, paced (runtime/full_plans.py).
+                self.engine.reconcile(set(self.engine.targets), full=False)
+                next_pass = now + self.config.coordinator.interval  # read each time: a reload may change it
             elif dirty:
                 # React to a change at once; the timer is only the safety net.
                 self.engine.reconcile(dirty)
-            if not settled and (full or dirty) and self._started_up(full):
+            self._plan_in_full_when_due(pace)
+            if not settled and (timed or dirty) and self._started_up(timed):
                 collector.settle()
                 settled = True
         return ExitCode.OK
 
-    def _started_up(self, full_plan: bool) -> bool:
-        """Start-up is over once the source is fresh and every terminal has reported (or at the first timed full
-        plan with a fresh source, if one never does): the state its collection freezes is then the one copying
-        runs on. Not later: the collection pauses the loop for tens of milliseconds, harmless before the first
-        copies go out, not in the middle of them."""
+    def _plan_in_full_when_due(self, pace: FullPlanPace) -> None:
+        """The periodic full plans that are due, one target at a time, as far as their pace allows."""
+        assert self.engine is not None
+        if not self.engine.source_fresh()[0]:
+            return  # nothing is planned then; they are made once the source is back
+        for name in pace.due(self.engine.planned_in_full_at, self.engine.targets,
+                             self.config.coordinator.interval):
+            if not pace.may_plan():
+                break
+            began = time.monotonic()
+            self.engine.reconcile({name}, full=True)
+            pace.planned(name, time.monotonic() - began)
+
+    def _started_up(self, timed_pass: bool) -> bool:
+        """Start-up is over once the source is fresh and every terminal has reported (or at the first timed pass
+        with a fresh source, if one never does): the state its collection freezes is then the one copying runs
+        on. Not later: the collection pauses the loop for tens of milliseconds, harmless before the first copies
+        go out, not in the middle of them."""
         assert self.engine is not None
         if not self.engine.source_fresh()[0]:
             return False
-        return full_plan or all(view.snapshot is not None for view in self.engine.views.values())
+        return timed_pass or all(view.snapshot is not None for view in self.engine.views.values())
 
     def _report_missing_terminals(self) -> list[str]:
         assert self.engine is not None
