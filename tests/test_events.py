@@ -6,8 +6,9 @@ from dataclasses import replace
 
 from loguru import logger
 
-from coordinator.domain.events import CommandFailed, CopyPlaced, CopyRemoved, Event, EventStream
-from protocol import CommandStatus
+from coordinator.domain.events import CommandFailed, CopyPlaced, CopyRemoved, Event, EventStream, OrderSkipped
+from coordinator.domain.planner import SkipReason
+from protocol import CommandStatus, SymbolSpecs
 from protocol.mt5 import Retcode
 from tests.enginekit import SOURCE, TARGET, closed, copy_of, order
 
@@ -81,3 +82,32 @@ def test_a_subscriber_that_fails_stops_neither_copying_nor_the_others():
     event = CopyRemoved(target="t1", source_ticket=1, copy_ticket=2, reason="")
     stream.emit(event)
     assert told == [event]
+
+
+def test_orders_waiting_for_the_same_thing_are_one_event_and_one_log_line(make_rig):
+    """A target's first plans can find a thousand orders waiting for its symbol specification: one event and one
+    line say it, naming the orders. What is no wait (a symbol the target does not have) is still said per order."""
+    rig = make_rig()
+    seen = collect(rig)
+    lines: list[tuple[str, str]] = []
+    sink = logger.add(lambda message: lines.append((message.record["level"].name, message.record["message"])),
+                      level="DEBUG")
+    try:
+        rig.start([order(ticket, symbol="GBPUSD") for ticket in range(1, 8)])
+        rig.reconcile()
+        skipped = [event for event in seen if isinstance(event, OrderSkipped)]
+        assert [(event.skip.source_ticket, event.skip.reason, event.others) for event in skipped] == [
+            (1, SkipReason.SYMBOL_PENDING, (2, 3, 4, 5, 6, 7))]
+        assert [text for level, text in lines if "GBPUSD" in text] == [
+            "t1: 7 source orders (#1, #2, #3, #4, #5, ...) GBPUSD: waiting for the target's symbol specification"]
+        rig.reconcile()  # said once per cause
+        assert len([event for event in seen if isinstance(event, OrderSkipped)]) == 1
+        rig.engine.on_message(TARGET, SymbolSpecs(request_id="r", specs=(), missing=("GBPUSD",)))
+        lines.clear()
+        rig.reconcile()
+    finally:
+        logger.remove(sink)
+    missing = [event for event in seen if isinstance(event, OrderSkipped)][1:]
+    assert [(event.skip.source_ticket, event.skip.reason, event.others) for event in missing] == [
+        (ticket, SkipReason.SYMBOL_MISSING, ()) for ticket in range(1, 8)]
+    assert [level for level, text in lines if "GBPUSD" in text] == ["WARNING"] * 7

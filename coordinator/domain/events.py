@@ -130,10 +130,14 @@ class OrphanDecided:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderSkipped:
-    """A source order is not copied to a target, for a reason that is new (said once per cause)."""
+    """A source order is not copied to a target, for a reason that is new (said once per cause). Orders that wait
+    for the same thing (``SkipReason.waiting``: the target's symbol specification at start-up, a price, a retry)
+    are one event: ``skip`` is the first, ``others`` the source tickets of the rest. A target's first plan can
+    find a thousand orders waiting for its specification: one line in the log, not a thousand."""
 
     target: str
     skip: Skip
+    others: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

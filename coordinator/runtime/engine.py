@@ -842,11 +842,18 @@ class Engine:
     def _log_skips(self, target: str, skips: list[Skip]) -> None:
         current = {skip.source_ticket: skip for skip in skips}
         logged = self._logged_skips.setdefault(target, {})
+        waiting: dict[tuple[str, str], list[Skip]] = {}  # orders newly waiting for the same thing: one event
         for ticket, skip in current.items():
             text = f"{skip.reason.value}: {skip.detail}" if skip.detail else skip.reason.value
             if logged.get(ticket) != text:  # once per cause, not once per cycle
                 logged[ticket] = text
-                self.events.emit(OrderSkipped(target=target, skip=skip))
+                if skip.reason.waiting:
+                    waiting.setdefault((text, skip.symbols()), []).append(skip)
+                else:
+                    self.events.emit(OrderSkipped(target=target, skip=skip))
+        for first, *rest in waiting.values():
+            self.events.emit(OrderSkipped(target=target, skip=first,
+                                          others=tuple(skip.source_ticket for skip in rest)))
         for ticket in [ticket for ticket in logged if ticket not in current]:
             del logged[ticket]
 

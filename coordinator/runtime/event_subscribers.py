@@ -220,7 +220,8 @@ class OutcomeLog:
     def _(self, event: OrderSkipped) -> None:
         skip = event.skip
         if skip.reason.waiting:
-            logger.debug("{}: source #{} {}: {}", event.target, skip.source_ticket, skip.symbols(), _skip_text(event))
+            logger.debug("{}: {} {}: {}", event.target, _tickets(skip.source_ticket, event.others), skip.symbols(),
+                         _skip_text(event))
         else:
             logger.warning("{}: not copying source #{} {}: {}", event.target, skip.source_ticket, skip.symbols(),
                            _skip_text(event))
@@ -321,6 +322,15 @@ def _handler(owner: type, method: str, event: Event) -> Callable[..., None]:
     twentieth of the coordinator's time per copy."""
     dispatcher: singledispatchmethod[None] = vars(owner)[method]
     return dispatcher.dispatcher.dispatch(type(event))
+
+
+def _tickets(first: int, others: tuple[int, ...], shown: int = 5) -> str:
+    """"source #5", or "5 source orders (#5, #6, #7, #8, #9)", or "12 source orders (#5, #6, #7, #8, #9, ...)"."""
+    if not others:
+        return f"source #{first}"
+    tickets = (first, *others)
+    listed = ", ".join(f"#{ticket}" for ticket in tickets[:shown]) + (", ..." if len(tickets) > shown else "")
+    return f"{len(tickets)} source orders ({listed})"
 
 
 def _skip_text(event: OrderSkipped) -> str:
