@@ -59,7 +59,8 @@ class CoordinatorConfig:
     interval: float = setting(
         Number(gt=0, le=3600),
         default=5.0,
-        doc="seconds between full reconciliations when not running --once",
+        doc="seconds between two checks of every target's plan (each made in full once an interval, paced) when not "
+            "running --once",
     )
     state_dir: Path = path_setting(  # absolute
         file_default="state",
