@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
@@ -127,9 +128,19 @@ def _rss_mb() -> float:
     return float("nan")
 
 
-def measure(targets: int, copies: int, edits: int, *, prices_move: bool = False) -> tuple[list[float], int, float]:
-    """(ms per edit, commands sent per edit, RSS in MB). ``prices_move``: before each edit every target's
-    heartbeat brings a new price, as live markets do between two edits."""
+@dataclass(frozen=True)
+class EditFigures:
+    times_ms: list[float]  # snapshot -> commands sent, per edit
+    commands: int  # sent per edit
+    rss_mb: float
+    # One target's full plan (the periodic check that nothing was missed, coordinator/runtime/full_plans.py): the
+    # longest the coordinator's loop waits for those, since they are made one target at a time. Median of 3.
+    full_plan_ms: float
+
+
+def measure(targets: int, copies: int, edits: int, *, prices_move: bool = False) -> EditFigures:
+    """The edits timed, and a target's full plan. ``prices_move``: before each edit every target's heartbeat
+    brings a new price, as live markets do between two edits."""
     collector.tune()  # the coordinator's settings for Python's cycle collector (coordinator/runtime/collector.py)
     with tempfile.TemporaryDirectory(prefix="mt5-copier-bench-") as folder:
         rig = _Rig(Path(folder) / "state", targets)
@@ -159,18 +170,23 @@ def measure(targets: int, copies: int, edits: int, *, prices_move: bool = False)
                 rig.snapshot(SOURCE, changed)
                 rig.engine.reconcile(rig.engine.take_dirty())
                 times.append((time.perf_counter() - started) * 1000)
-            return times, rig.commands // max(1, edits), _rss_mb()
+            full = []
+            for name in list(books)[:3]:
+                started = time.perf_counter()
+                rig.engine.reconcile({name}, full=True)
+                full.append((time.perf_counter() - started) * 1000)
+            return EditFigures(times, rig.commands // max(1, edits), _rss_mb(), statistics.median(full))
         finally:
             rig.state.close()
             gc.unfreeze()  # the next measurement starts as the first did
 
 
-def _measure_quietly(targets: int, copies: int, edits: int, prices_move: bool) -> tuple[list[float], int, float]:
+def _measure_quietly(targets: int, copies: int, edits: int, prices_move: bool) -> EditFigures:
     logger.disable("coordinator")  # the engine's log of a start-up is not the benchmark's output
     return measure(targets, copies, edits, prices_move=prices_move)
 
 
-def _apart(targets: int, copies: int, edits: int, *, prices_move: bool = False) -> tuple[list[float], int, float]:
+def _apart(targets: int, copies: int, edits: int, *, prices_move: bool = False) -> EditFigures:
     """``measure`` in a process of its own, as the coordinator is: its RSS is the engine's alone (not what the
     benchmarks run before left in this process), and its cycle collector starts fresh."""
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -180,18 +196,22 @@ def _apart(targets: int, copies: int, edits: int, *, prices_move: bool = False) 
 def run(*, targets: int, copies: int, edits: int) -> None:
     print(f"P4 one source edit, {targets} targets x {copies} copies in sync (engine in a process of its own, no "
           "workers)")
-    times, commands, rss = _apart(targets, copies, edits)
-    moved, _, _ = _apart(targets, copies, edits, prices_move=True)
-    alone, _, _ = _apart(1, copies, edits) if targets > 1 else (times, 0, 0.0)
-    print(f"  snapshot -> commands sent: median {statistics.median(times):.1f} ms, best {min(times):.1f} ms over "
-          f"{edits} edits ({commands} commands each); process RSS {rss:.0f} MB")
+    figures = _apart(targets, copies, edits)
+    moved = _apart(targets, copies, edits, prices_move=True)
+    alone = _apart(1, copies, edits) if targets > 1 else figures
+    median = statistics.median(figures.times_ms)
+    print(f"  snapshot -> commands sent: median {median:.1f} ms, best {min(figures.times_ms):.1f} ms over {edits} "
+          f"edits ({figures.commands} commands each); process RSS {figures.rss_mb:.0f} MB")
     if targets > 1:
         # What one more target adds, and what an edit costs whatever the number of targets (the source's orders
         # compared, the intents' durable write): from the same edit with one target.
-        per_target = (statistics.median(times) - statistics.median(alone)) / (targets - 1)
+        per_target = (median - statistics.median(alone.times_ms)) / (targets - 1)
         adds = f"{per_target * 1000:.0f} us" if per_target > 0 else "less than the noise of these sizes"
-        print(f"  with 1 target: median {statistics.median(alone):.1f} ms; each further target adds {adds}")
+        print(f"  with 1 target: median {statistics.median(alone.times_ms):.1f} ms; each further target adds {adds}")
     print(f"  the same after every target's price moved (a heartbeat's new tick before each edit): median "
-          f"{statistics.median(moved):.1f} ms (a moved price re-plans only the orders the last plan acted on or "
-          "skipped)")
+          f"{statistics.median(moved.times_ms):.1f} ms (a moved price re-plans only the orders the last plan acted on "
+          "or skipped)")
+    every = figures.full_plan_ms * targets / 1000
+    print(f"  a target's full plan (the periodic check, made one target at a time: the longest the loop waits for "
+          f"it): {figures.full_plan_ms:.0f} ms; all {targets} at once would be ~{every:.1f} s")
     print()
