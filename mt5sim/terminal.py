@@ -76,6 +76,9 @@ API_FUNCTIONS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+_T = TypeVar("_T")  # what a remembered read answers (Terminal._read)
+
+
 def find_terminal(path: str | os.PathLike[str]) -> Path | None:
     """The terminal directory `path` names: the directory itself or the one holding a file inside it."""
     candidate = Path(path).expanduser().absolute()
@@ -84,8 +87,6 @@ def find_terminal(path: str | os.PathLike[str]) -> Path | None:
             return directory
     return None
 
-
-_T = TypeVar("_T")
 
 def _order_tuple(order: Mapping[str, Any]) -> TradeOrder:
     values = dict(order)
