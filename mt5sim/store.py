@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import sqlite3
+import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -28,6 +29,11 @@ _T = TypeVar("_T")
 DB_NAME = "terminal.db"
 BUSY_TIMEOUT_MS = 10_000
 SCHEMA_VERSION = 1
+# A read answered from memory (Store.remembered) trusts that the database file is the one its connection opened
+# for this long after it last looked: a source's worker asks 50 times a second, and on a small VM the stat of a
+# process just woken costs a third of the answer. Every transaction still looks first, so a terminal deleted and
+# created again is never written to, nor read anew, through the old file.
+IDENTITY_TRUSTED_SECONDS = 0.25
 
 ORDER_COLUMNS: tuple[str, ...] = (*TRADE_ORDER_FIELDS, "expire_at")
 POSITION_COLUMNS: tuple[str, ...] = TRADE_POSITION_FIELDS
@@ -507,8 +513,8 @@ class _Handle:
     """One process's connection to one terminal database, with a lock serialising its threads."""
 
     def __init__(self, path: Path) -> None:
-        self.pid = os.getpid()
         self.identity = _file_identity(path)
+        self.identity_checked_at = time.monotonic()
         self.lock = threading.RLock()
         # What read transactions computed (Transaction.cached), valid while the database version is unchanged:
         # PRAGMA data_version moves when another connection commits, total_changes when this one writes.
@@ -522,9 +528,9 @@ class _Handle:
         self.conn.execute("PRAGMA synchronous = NORMAL")
 
 
-def _file_identity(path: Path) -> tuple[int, int] | None:
+def _file_identity(path: str | Path) -> tuple[int, int] | None:
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except FileNotFoundError:
         return None
     return (stat.st_dev, stat.st_ino)
@@ -537,25 +543,43 @@ _handles_lock = threading.Lock()
 _inherited: list[_Handle] = []
 
 
+def _forget_inherited_handles() -> None:
+    """In a forked child: the parent's connections are the parent's (registered below, so no call has to ask
+    for its process id: a simulated read is one PRAGMA, and a source's worker makes 50 a second)."""
+    with _handles_lock:
+        _inherited.extend(_handles.values())
+        _handles.clear()
+
+
+if sys.platform != "win32":
+    os.register_at_fork(after_in_child=_forget_inherited_handles)
+
+
 class Store:
     """The database of the terminal in `directory`."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.path = directory / DB_NAME
+        self._key = str(self.path)
 
     @staticmethod
     def exists(directory: Path) -> bool:
         return (directory / DB_NAME).is_file()
 
-    def _handle(self) -> _Handle:
-        key = str(self.path)
+    def _handle(self, trusted_for: float = 0.0) -> _Handle:
+        """This process's connection to the database; reopened when the file is another one than it opened
+        (checked unless it was within ``trusted_for`` seconds)."""
+        key = self._key
         with _handles_lock:
             handle = _handles.get(key)
-            if handle is not None and handle.pid != os.getpid():
-                _inherited.append(handle)
-                handle = None
-            elif handle is not None and handle.identity != _file_identity(self.path):
+            if handle is None:
+                pass
+            elif trusted_for and time.monotonic() - handle.identity_checked_at < trusted_for:
+                return handle
+            elif handle.identity == _file_identity(key):
+                handle.identity_checked_at = time.monotonic()
+            else:
                 # The directory was deleted and the terminal created again: the old file is gone.
                 handle.conn.close()
                 handle = None
@@ -594,7 +618,7 @@ class Store:
     def remembered(self, key: Hashable) -> Any | None:
         """What a read transaction remembered under ``key`` (Transaction.cached), if the database has not changed
         since; None otherwise. One PRAGMA, no transaction: the cheapest way to learn that nothing changed."""
-        handle = self._handle()
+        handle = self._handle(trusted_for=IDENTITY_TRUSTED_SECONDS)
         with handle.lock:
             if handle.conn.in_transaction or handle.memo_version is None:
                 return None
@@ -621,3 +645,5 @@ class Store:
             conn.execute("COMMIT")
         finally:
             conn.close()
+        if self._key in _handles:
+            self._handle()  # a connection this process kept to a file deleted before is closed now

@@ -365,9 +365,12 @@ class Terminal:
             rows = tx.symbols()
             return tuple(self._symbol_info(row, broker) for row in rows if matches is None or matches(row.name))
 
-    def _selected_row(self, tx: Transaction, args: Sequence[Any], kwargs: Mapping[str, Any]) -> SymbolRow:
+    @staticmethod
+    def _symbol_name(args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         bound = bind_either(args, kwargs, ("symbol",), 1)
-        name = as_str(bound.get("symbol"), bound.error("symbol"))
+        return as_str(bound.get("symbol"), bound.error("symbol"))
+
+    def _selected_row(self, tx: Transaction, name: str) -> SymbolRow:
         self._live(tx)
         row = tx.symbol(name)
         # The real terminal answers only for symbols selected in Market Watch.
@@ -376,14 +379,18 @@ class Terminal:
         return row
 
     def _op_symbol_info(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> SymbolInfo:
+        name = self._symbol_name(args, kwargs)
         with self._store.read() as tx:
-            row = self._selected_row(tx, args, kwargs)
+            row = self._selected_row(tx, name)
             return self._symbol_info(row, Broker(tx, tx.status()))
 
     def _op_symbol_info_tick(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Tick:
-        with self._store.read() as tx:
-            row = self._selected_row(tx, args, kwargs)
-            now_msc = int(tx.status().now() * 1000)
+        # Every worker asks for its symbols' ticks every second: the row comes from memory while the database is
+        # unchanged (Terminal._read), the tick's time from the clock now.
+        name = self._symbol_name(args, kwargs)
+        row, status = self._read(("symbol_info_tick", self.path, name),
+                                 lambda tx, status: (self._selected_row(tx, name), status))
+        now_msc = int(status.now() * 1000)
         # An open market streams ticks: the latest tick is "now" on the server clock even when the price has
         # not moved (the copier reads the broker's clock from tick times, as it must with the real terminal).
         time_msc = max(row.time_msc, now_msc) if row.session_open else row.time_msc

@@ -76,11 +76,14 @@ QUOTES_REFRESH_SECONDS = 1.0
 # Only the source's detection is on every copy's path: between its full reads it probes its orders alone, and a
 # probe that sees a change makes a full read at once. Orders come in bursts (an order, its edits, the next one):
 # for SOURCE_BUSY_SECONDS after its orders last changed the source probes every SOURCE_PROBE_SECONDS (a change
-# seen within 5 ms), and when quiet every SOURCE_IDLE_PROBE_SECONDS (within 20 ms). A probe is one orders_get
-# and a comparison with the last answer, but each wake-up of a process costs ~0.1-0.2 ms of CPU on a small VM:
-# 200 a second would be 3-5 % of a core spent waiting for a trader who is not trading.
+# seen within 5 ms), and when quiet every SOURCE_IDLE_PROBE_SECONDS (within 40 ms). A probe is one orders_get
+# and a comparison with the last answer, but a process woken from a wait costs ~0.2 ms of CPU on a small VM
+# before it does anything, and a terminal's read from cold caches ~0.3 ms more: at 200 a second that is 8-10 %
+# of a core, and even 50 a second (20 ms) was 2.6-3 %, the largest part of an idle fleet's cost, spent waiting
+# for a trader who is not trading. 40 ms halves it; the first order after a pause is copied ~10 ms later on
+# average (a pending order waits for its price anyway), and the rest of its burst within 5 ms as before.
 SOURCE_PROBE_SECONDS = 0.005
-SOURCE_IDLE_PROBE_SECONDS = 0.02
+SOURCE_IDLE_PROBE_SECONDS = 0.04
 SOURCE_BUSY_SECONDS = 5.0
 # The full-read pace when the config leaves poll_interval out. The source's positions and account are read this
 # often (a position closed on the source is copied from its full reads); a target's reads only report what
@@ -93,8 +96,14 @@ TARGET_POLL_SECONDS = 1.0
 # refresh the balance and the connection: once a second, so a broker connection the terminal reports lost
 # pauses copying within a second of its report instead of a tenth.
 SOURCE_QUIET_POLL_SECONDS = 1.0
-# The longest wait for a message: a signal's stop request and the parent check are seen within it.
-MAX_WAIT_MS = 1000
+# The longest wait for a message: a signal's stop request and the parent check are seen within it. Above an idle
+# target's pace with the coordinator's pings (PING_SLACK intervals of 1 s): a cap below it woke every idle target
+# a second time each second, for nothing, just before the ping that does its read and heartbeat.
+MAX_WAIT_MS = 1500
+# Whether the coordinator still lives is checked at most this often, not at each wake-up (a busy source wakes 200
+# times a second; on Windows each check opens a process handle). A worker without its coordinator is sent nothing
+# to execute, so a second's delay in noticing changes nothing but when it exits.
+PARENT_CHECK_SECONDS = 0.5
 RESULT_MEMORY = 2000  # replayed on duplicate command ids instead of trading twice
 MAX_QUOTED_SYMBOLS = 64  # quotes ride on every heartbeat: keep them small
 # Hellos that get no welcome for this long reopen the socket: libzmq gives up a connection for good after
@@ -162,6 +171,7 @@ class Worker:
         self._socket: zmq.Socket | None = None
         self._link_watch: LinkWatch | None = None
         self._next_link_watch = 0.0  # monotonic: when the link's socket events are read next (LINK_WATCH_SECONDS)
+        self._next_parent_check = 0.0  # monotonic: when the coordinator's process is looked for next
         # One poller for the link, made with it: the source waits here 200 times a second, and building a poller
         # per wait (what Socket.poll does) costs more than the wait's own work.
         self._poller = zmq.Poller()
@@ -215,7 +225,7 @@ class Worker:
                 now = time.monotonic()
                 self._run_timers(now)
                 self._check_coordinator(now)
-                self._check_parent()
+                self._check_parent(now)
                 self._malformed.flush()
         finally:
             self._close(self._stop_reason or "stopped")
@@ -258,8 +268,11 @@ class Worker:
         self.adapter.disconnect()
         self._context.destroy(linger=0)
 
-    def _check_parent(self) -> None:
-        if self.parent_pid is not None and not parent_alive(self.parent_pid):
+    def _check_parent(self, now: float) -> None:
+        if self.parent_pid is None or now < self._next_parent_check:
+            return
+        self._next_parent_check = now + PARENT_CHECK_SECONDS
+        if not parent_alive(self.parent_pid):
             logger.warning("the coordinator (pid {}) is gone; exiting so no orphan keeps trading", self.parent_pid)
             self.request_stop("coordinator process exited", ExitCode.OK)
 

@@ -381,6 +381,31 @@ def test_a_terminal_deleted_and_created_again_is_reopened(tmp_path: Path) -> Non
     assert Terminal(path).account_info().login == 2
 
 
+def test_a_deleted_terminal_is_noticed_by_reads_answered_from_memory_within_a_moment(tmp_path: Path) -> None:
+    import shutil
+
+    from mt5sim.store import IDENTITY_TRUSTED_SECONDS
+
+    path = mt5.create_terminal(tmp_path / "t", login=1, server="S")
+    term = Terminal(path)
+    assert term.orders_get() == () and term.orders_get() == ()  # the second from memory
+    shutil.rmtree(path)
+    time.sleep(IDENTITY_TRUSTED_SECONDS + 0.05)
+    with pytest.raises(FileNotFoundError):
+        term.orders_get()
+
+
+def test_a_tick_answered_from_memory_has_the_time_of_now_and_a_new_price_at_once(term: Terminal) -> None:
+    first = term.symbol_info_tick("EURUSD")
+    time.sleep(0.02)
+    second = term.symbol_info_tick("EURUSD")
+    assert (second.bid, second.ask) == (first.bid, first.ask)
+    assert second.time_msc >= first.time_msc + 15  # an open market's latest tick is now on the server clock
+    term.set_quote("EURUSD", 1.2, 1.2002)
+    assert (term.symbol_info_tick("EURUSD").bid, term.symbol_info_tick("EURUSD").ask) == (1.2, 1.2002)
+    assert term.symbol_info_tick("NOSUCH") is None and term.last_error()[0] == mt5.RES_E_NOT_FOUND
+
+
 def test_orders_get_costs_two_small_selects(path: Path, term: Terminal) -> None:
     from mt5sim import store
 

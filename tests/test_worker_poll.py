@@ -23,6 +23,8 @@ from protocol import (
 )
 from terminal_worker import worker as worker_module
 from terminal_worker.worker import (
+    MAX_WAIT_MS,
+    PARENT_CHECK_SECONDS,
     PING_SLACK,
     SOURCE_BUSY_SECONDS,
     SOURCE_IDLE_PROBE_SECONDS,
@@ -150,7 +152,7 @@ def test_the_source_probes_its_orders_between_full_reads_and_reads_all_on_a_chan
     assert max(gaps) == pytest.approx(SOURCE_IDLE_PROBE_SECONDS)  # quiet: on every copy's path all the same
     # The account (a full read) is read about once per poll_interval, the orders every probe.
     assert 9 <= adapter.reads["account"] <= 12
-    assert adapter.reads["orders"] > 40 * adapter.reads["account"]
+    assert adapter.reads["orders"] > 0.8 * (1.0 / SOURCE_IDLE_PROBE_SECONDS) * adapter.reads["account"]
     snapshots = len(sent)
     adapter.orders = (order(7),)
     clock.now = worker._next_poll  # a probe, not a full read, is due
@@ -305,3 +307,29 @@ def test_pings_much_quicker_than_a_targets_reads_do_not_make_its_reads_more_freq
     clock.now += 0.2
     worker._run_timers(clock.now)
     assert adapter.reads["account"] == reads + 1
+
+
+def test_an_idle_target_waits_for_the_ping_that_does_its_read_in_one_wait(rig):
+    clock, make = rig
+    worker, _adapter, _sent = make("target", poll_interval=1.0)
+    _ping(worker)
+    worker._run_timers(clock.now)
+    # Its read and heartbeat wait PING_SLACK intervals for the next ping: one wait reaches them, no wake-up between.
+    assert worker._poll_timeout_ms() == pytest.approx(PING_SLACK * 1000, abs=1)
+    assert PING_SLACK * 1000 < MAX_WAIT_MS
+
+
+def test_the_coordinators_process_is_looked_for_at_its_own_pace_not_at_every_wake_up(rig, monkeypatch):
+    clock, make = rig
+    worker, _adapter, _sent = make("source", poll_interval=1.0)
+    worker.parent_pid = 4242
+    looked: list[int] = []
+    monkeypatch.setattr(worker_module, "parent_alive", lambda pid: looked.append(pid) or True)
+    for _ in range(100):  # a quiet source's wake-ups over 4 s
+        clock.now += SOURCE_IDLE_PROBE_SECONDS
+        worker._check_parent(clock.now)
+    assert len(looked) == pytest.approx(100 * SOURCE_IDLE_PROBE_SECONDS / PARENT_CHECK_SECONDS, abs=1)
+    monkeypatch.setattr(worker_module, "parent_alive", lambda pid: False)
+    clock.now += PARENT_CHECK_SECONDS
+    worker._check_parent(clock.now)
+    assert worker.exit_code is not None  # gone: the worker stops (no orphan keeps trading)

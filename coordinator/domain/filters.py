@@ -73,6 +73,8 @@ def left_out_by_filter(order: PendingOrder, settings: FilterSettings) -> FilterV
 def filter_counts(verdicts: Iterable[FilterVerdict]) -> dict[str, int]:
     """How many orders each key left out, in the table's order; keys that left none out are not named."""
     counts = Counter(verdict.key for verdict in verdicts)
+    if not counts:
+        return {}  # the usual answer, for every target at every status write: no walk over the keys for it
     return {key.value: counts[key] for key in FilterKey if counts[key]}
 
 

@@ -162,11 +162,17 @@ def _optional_bool(value: int | None) -> bool | None:
     return None if value is None else bool(value)
 
 
+def _json_list(items: Sequence[Sequence[object]]) -> str:
+    """``items`` as a JSON list of lists; "[]" without the encoder for the usual empty one (every row, every
+    second)."""
+    return json.dumps([list(item) for item in items]) if items else "[]"
+
+
 def _to_row(status: TerminalStatus) -> tuple[object, ...]:
-    skipped = json.dumps([[ticket, reason] for ticket, reason in status.skipped])
-    left_out = json.dumps([[key, count] for key, count in status.left_out])
-    orphans = json.dumps([list(orphan) for orphan in status.orphan_list])
-    positions = json.dumps([list(position) for position in status.position_list])
+    skipped = _json_list(status.skipped)
+    left_out = _json_list(status.left_out)
+    orphans = _json_list(status.orphan_list)
+    positions = _json_list(status.position_list)
     return (
         status.name, status.role, int(status.enabled), int(status.online), _optional_int(status.terminal_reachable),
         _optional_int(status.connected), status.account, _optional_int(status.account_ok), status.pending_orders,
