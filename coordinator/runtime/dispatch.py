@@ -9,6 +9,7 @@ crash after the commit is resolved against the terminal on restart, never by sen
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
@@ -23,6 +24,24 @@ from coordinator.runtime.latency import LatencyTracker
 from coordinator.runtime.ledger import CommandLedger
 from coordinator.runtime.views import TerminalView
 from protocol import Command, CommandBatch, Message
+
+
+class CommandIds:
+    """Ids for commands and batches, never the same twice. A worker answers a command id it has seen with the
+    result it remembers instead of trading again, so an id must never come back: within this process a counter
+    makes it unique, and a random prefix drawn once at start (64 bits from ``secrets``) sets this run apart from
+    every earlier one. Same length as the 16 random bytes it replaces, a fifth of the cost: one id per command,
+    and a source edit at 50 targets makes 50."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._counter = itertools.count(1)
+
+    def command(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+    def batch(self) -> str:
+        return f"{self._prefix[:8]}{next(self._counter):x}"
 
 SendFunction = Callable[[str, Message], bool]
 
@@ -63,6 +82,7 @@ class Dispatcher:
         self._command_timeout_ms = int(command_timeout * 1000)
         self._now_ms = now_ms
         self._latency = latency  # the copies' stages (planned, sent) and the metrics' command counts
+        self._ids = CommandIds()
 
     def send(self, view: TerminalView, actions: Sequence[Action], now: float,
              fingerprints: Mapping[int, tuple]) -> int:
@@ -81,7 +101,7 @@ class Dispatcher:
             view = each.view
             # In the worker's clock: a worker whose clock is off must not find fresh commands already expired.
             deadline_ms = self._now_ms() + view.clock_skew_ms + self._command_timeout_ms
-            sends = [(action, action.command(secrets.token_hex(16), deadline_ms))
+            sends = [(action, action.command(self._ids.command(), deadline_ms))
                      for action in first_per_order(each.actions)]
             batches.append((each, sends))
         if not batches:
@@ -107,7 +127,7 @@ class Dispatcher:
                 self._events.emit(OrphanDecided(target=view.name, source_ticket=action.source_ticket,
                                                 copy_ticket=action.ticket, kill=True, why=action.evidence))
         commands = tuple(command for _, command in sends)
-        if self._send(view.name, CommandBatch(batch_id=secrets.token_hex(6), commands=commands)):
+        if self._send(view.name, CommandBatch(batch_id=self._ids.batch(), commands=commands)):
             crash_point("after-send", flush_seconds=0.2)
             if self._latency is not None:
                 self._latency.sent(view.name, sends, planned)
