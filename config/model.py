@@ -194,7 +194,7 @@ class TerminalConfig:
         default=None,
         shown_default="0.1 (source), 1.0 (target)",
         doc="seconds between full reads of the terminal (orders, positions, account, connection); a target also "
-            "reads at once after each batch of commands, and the source checks its pending orders every 5-20 ms "
+            "reads at once after each batch of commands, and the source checks its pending orders every 5-40 ms "
             "between full reads",
     )
     portable: bool = setting(Boolean(), default=False, doc="mt5 only: start the terminal with /portable")
