@@ -545,10 +545,12 @@ _inherited: list[_Handle] = []
 
 def _forget_inherited_handles() -> None:
     """In a forked child: the parent's connections are the parent's (registered below, so no call has to ask
-    for its process id: a simulated read is one PRAGMA, and a source's worker makes 50 a second)."""
-    with _handles_lock:
-        _inherited.extend(_handles.values())
-        _handles.clear()
+    for its process id: a simulated read is one PRAGMA, and a source's worker makes 25 a second). The child has
+    one thread: a new lock, as a thread of the parent may have held the old one at the fork."""
+    global _handles_lock
+    _handles_lock = threading.Lock()
+    _inherited.extend(_handles.values())
+    _handles.clear()
 
 
 if sys.platform != "win32":
@@ -573,16 +575,13 @@ class Store:
         key = self._key
         with _handles_lock:
             handle = _handles.get(key)
-            if handle is None:
-                pass
-            elif trusted_for and time.monotonic() - handle.identity_checked_at < trusted_for:
-                return handle
-            elif handle.identity == _file_identity(key):
-                handle.identity_checked_at = time.monotonic()
-            else:
-                # The directory was deleted and the terminal created again: the old file is gone.
-                handle.conn.close()
-                handle = None
+            if handle is not None and not (trusted_for and time.monotonic() - handle.identity_checked_at < trusted_for):
+                if handle.identity == _file_identity(key):
+                    handle.identity_checked_at = time.monotonic()
+                else:
+                    # The directory was deleted and the terminal created again: the old file is gone.
+                    handle.conn.close()
+                    handle = None
             if handle is None:
                 if not self.path.is_file():
                     raise FileNotFoundError(f"no simulated terminal in {self.directory}")

@@ -30,7 +30,7 @@ class CommandIds:
     """Ids for commands and batches, never the same twice. A worker answers a command id it has seen with the
     result it remembers instead of trading again, so an id must never come back: within this process a counter
     makes it unique, and a random prefix drawn once at start (64 bits from ``secrets``) sets this run apart from
-    every earlier one. Same length as the 16 random bytes it replaces, a fifth of the cost: one id per command,
+    every earlier one. Same length as the 16 random bytes it replaces, half the cost: one id per command,
     and a source edit at 50 targets makes 50."""
 
     def __init__(self) -> None:
