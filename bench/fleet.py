@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mt5sim
@@ -135,6 +135,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of proc(5)
 
 
+def wake_ups(pid: int) -> int:
+    """Times the process's threads have gone to sleep and been woken so far (voluntary context switches, every
+    thread; 0 when it cannot be read). Idle, a process's CPU is mostly the cost of its wake-ups."""
+    total = 0
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for line in (task / "status").read_text().splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+    except OSError:
+        return total
+    return total
+
+
 def process_tree(pid: int) -> list[int]:
     """``pid`` and the processes it spawned (the coordinator's workers)."""
     return [pid, *_children(pid)]
@@ -149,15 +163,23 @@ class CpuWindow:
     started_at: float
     cpu: dict[int, float]
     wall: float = 0.0
+    started_wakes: dict[int, int] = field(default_factory=dict)
+    wakes: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def start(cls, pids: list[int]) -> CpuWindow:
-        return cls(pids, {pid: cpu_seconds(pid) for pid in pids}, time.perf_counter(), {})
+        return cls(pids, {pid: cpu_seconds(pid) for pid in pids}, time.perf_counter(), {},
+                   started_wakes={pid: wake_ups(pid) for pid in pids})
 
     def stop(self) -> CpuWindow:
         self.wall = time.perf_counter() - self.started_at
         self.cpu = {pid: cpu_seconds(pid) - self.started_cpu[pid] for pid in self.pids}
+        self.wakes = {pid: wake_ups(pid) - self.started_wakes.get(pid, 0) for pid in self.pids}
         return self
+
+    def wakes_per_second(self, pids: list[int]) -> float:
+        """Wake-ups a second of ``pids`` together, over the window."""
+        return sum(self.wakes.get(pid, 0) for pid in pids) / self.wall if self.wall else float("nan")
 
     def cores(self, pids: list[int] | None = None) -> float:
         chosen = self.pids if pids is None else pids

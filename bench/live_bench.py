@@ -136,6 +136,12 @@ class Idle:
     coordinator_pct: float
     worker_pct: float  # the mean over the workers
     seconds: float
+    source_pct: float = float("nan")
+    target_pct: float = float("nan")  # the mean over the targets' workers
+    # Wake-ups a second (every thread): the coordinator, the source's worker, a target's worker on average.
+    coordinator_wakes: float = float("nan")
+    source_wakes: float = float("nan")
+    target_wakes: float = float("nan")
 
 
 def measure_p3(terminals: int, seconds: float) -> Idle:
@@ -147,12 +153,21 @@ def measure_p3(terminals: int, seconds: float) -> Idle:
             # its last change (SOURCE_BUSY_SECONDS): idle is the pace of a source nobody has touched for a while.
             time.sleep(min(SOURCE_BUSY_SECONDS + 1.0, max(2.0, seconds)))
             pids = process_tree(process.pid)
+            source = _source_worker(pids)
             window = CpuWindow.start(pids)
             time.sleep(seconds)
             window.stop()
     workers = pids[1:]
+    targets = [pid for pid in workers if pid != source]
+    sources = [source] if source is not None else []
+    each = max(1, len(targets))
     return Idle(window.cores() * 100, window.cores(pids[:1]) * 100,
-                window.cores(workers) * 100 / max(1, len(workers)), seconds)
+                window.cores(workers) * 100 / max(1, len(workers)), seconds,
+                source_pct=window.cores(sources) * 100 if sources else float("nan"),
+                target_pct=window.cores(targets) * 100 / each,
+                coordinator_wakes=window.wakes_per_second(pids[:1]),
+                source_wakes=window.wakes_per_second(sources) if sources else float("nan"),
+                target_wakes=window.wakes_per_second(targets) / each)
 
 
 def run(*, targets: int, rounds: int, round_trip: float, idle_terminals: int, idle_seconds: float, p1: bool = True,
@@ -194,5 +209,9 @@ def _run_p3(idle_terminals: int, idle_seconds: float) -> None:
           f"{idle_seconds:.0f} s")
     idle = measure_p3(idle_terminals, idle_seconds)
     print(f"  all processes {idle.total_pct:.1f}% of one core (coordinator {idle.coordinator_pct:.1f}%, "
-          f"each worker {idle.worker_pct:.2f}% on average)")
+          f"each worker {idle.worker_pct:.2f}% on average: the source's {idle.source_pct:.2f}%, each target's "
+          f"{idle.target_pct:.2f}%)")
+    print(f"  wake-ups a second, every thread (idle, a process's CPU is mostly its wake-ups): coordinator "
+          f"{idle.coordinator_wakes:.0f}, the source's worker {idle.source_wakes:.0f}, each target's "
+          f"{idle.target_wakes:.1f}")
     print()
