@@ -288,6 +288,32 @@ class Snapshot(Struct, frozen=True, kw_only=True):
     server: Text = ""  # with ``login``: the trade server of that account ("" from workers before protocol 1.1)
 
 
+class SnapshotChanges(Struct, frozen=True, kw_only=True):
+    """Worker -> coordinator (protocol 1.4, to a coordinator of 1.4 or newer): snapshot ``seq``, its orders given
+    as their changes to snapshot ``base_seq`` of the same boot, the last one the worker sent: ``orders`` holds the
+    orders added or edited since, ``removed`` the tickets that left (protocol/snapshot_changes.py says how the list
+    is rebuilt). Every other field is whole, as in Snapshot. A coordinator that does not hold snapshot
+    ``base_seq`` answers "snapshot-required", and the worker's next snapshot is whole."""
+
+    KIND: ClassVar[bytes] = b"snapshot_changes"
+    boot_id: Text
+    seq: int
+    base_seq: int
+    taken_at_ms: int
+    login: int
+    connected: bool
+    trade_allowed: bool
+    orders: Items[PendingOrder]
+    removed: Items[int] = ()
+    positions: Items[PositionFacts] = ()
+    closed: Items[ClosedOrder] = ()
+    server_time: int = 0
+    balance: Number = 0.0
+    equity: Number = 0.0
+    margin_free: Number = 0.0
+    server: Text = ""
+
+
 class SymbolRequest(Struct, frozen=True, kw_only=True):
     """Coordinator -> worker: select these symbols and describe them."""
 
@@ -402,6 +428,7 @@ Message = (
     Hello
     | Welcome
     | Snapshot
+    | SnapshotChanges
     | SymbolRequest
     | SymbolSpecs
     | CommandBatch
@@ -420,6 +447,7 @@ MESSAGE_TYPES: dict[bytes, type[Message]] = {
         Hello,
         Welcome,
         Snapshot,
+        SnapshotChanges,
         SymbolRequest,
         SymbolSpecs,
         CommandBatch,

@@ -2,12 +2,14 @@
 and fill defaults for missing optional ones. Anything that breaks that bumps the major (and the tag)."""
 
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 3  # 1.1: Snapshot.server, ErrorMessage.terminal/boot_id
+PROTOCOL_MINOR = 4  # 1.1: Snapshot.server, ErrorMessage.terminal/boot_id
 # 1.2: positions: CommandKind SLTP/CLOSE/MARKET, Command.expected_volume/deviation, CommandResult.price/volume,
 # PositionFacts prices and levels, HistoryRequest.positions, HistoryReport.positions/unknown_positions.
 # A 1.1 worker cannot decode the new command kinds: the coordinator sends them only to workers of 1.2 or newer.
 # 1.3: workers on other machines: Hello.configured_login/configured_server/worker_file, Welcome.role,
 # Shutdown.code. A worker from a worker.toml says role "" and needs a 1.3 coordinator (an older one refuses it).
+# 1.4: SnapshotChanges (a snapshot's orders as their changes to the last one), sent only to a coordinator whose
+# Welcome says 1.4 or newer; an older coordinator gets whole snapshots.
 PROTOCOL_TAG = b"MTC%d" % PROTOCOL_MAJOR
 TAG_FAMILY = b"MTC"
 PROTOCOL_VERSION = f"{PROTOCOL_MAJOR}.{PROTOCOL_MINOR}"

@@ -34,6 +34,7 @@ from protocol import (
     Quote,
     Shutdown,
     Snapshot,
+    SnapshotChanges,
     SymbolRequest,
     SymbolSpec,
     SymbolSpecs,
@@ -77,6 +78,8 @@ SAMPLES = [
     Shutdown(reason="bye"),
     Goodbye(reason="signal SIGTERM", exit_code=0),
     ErrorMessage(code="hello-required", message="send hello first"),
+    SnapshotChanges(boot_id="abc", seq=8, base_seq=7, taken_at_ms=1_700_000_000_001, login=2001, server="S",
+                    connected=True, trade_allowed=True, orders=(ORDER,), removed=(3,)),
 ]
 
 

@@ -36,6 +36,7 @@ from protocol import (
     Quote,
     Shutdown,
     Snapshot,
+    SnapshotChanges,
     SymbolRequest,
     SymbolSpec,
     SymbolSpecs,
@@ -119,6 +120,14 @@ GOLDEN_SAMPLES: dict[str, Message] = {
                                orders=()),
     "snapshot_sixteen_orders": Snapshot(boot_id="b", seq=1, taken_at_ms=1, login=1, connected=True,
                                         trade_allowed=True, orders=(MINIMAL_ORDER,) * 16),
+    "snapshot_changes": SnapshotChanges(
+        boot_id="abc", seq=2**32 + 1, base_seq=2**32, taken_at_ms=1_700_000_000_001, login=2_000_001,
+        connected=True, trade_allowed=True, orders=(FULL_ORDER,), removed=(7, 2**63 - 1),
+        positions=(PositionFacts(ticket=5, identifier=6, symbol="EURUSD", type=1, volume=0.1, magic=9,
+                                 comment="mtc#9"),),
+        server_time=1_700_007_200, balance=10.5, equity=11.5, margin_free=1.0, server="MetaQuotes-Demo"),
+    "snapshot_changes_minimal": SnapshotChanges(boot_id="b", seq=2, base_seq=1, taken_at_ms=1, login=1,
+                                                connected=True, trade_allowed=True, orders=()),
     "symbol_request": SymbolRequest(request_id="r1", symbols=("EURUSD.m", "GOLD", UNICODE, STR16_SHORTEST)),
     "symbol_specs": SymbolSpecs(request_id="r1", specs=(FULL_SPEC,), missing=("GOLD", "")),
     "command_batch_pending_kinds": CommandBatch(

@@ -44,11 +44,13 @@ from protocol import (
     HistoryRequest,
     Message,
     Snapshot,
+    SnapshotChanges,
     SymbolRequest,
     SymbolSpecs,
     Welcome,
 )
 from protocol.mt5 import OrderState
+from protocol.snapshot_changes import ChangesDoNotApply, apply_order_changes
 
 OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accepted after this long
 # Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
@@ -149,6 +151,10 @@ class WorkerSessions:
             self._send(name, ErrorMessage(code="hello-required", message="send hello first"))
         elif isinstance(message, Snapshot):
             self._on_snapshot(view, message, now)
+        elif isinstance(message, SnapshotChanges):
+            snapshot = self._rebuilt(view, message)
+            if snapshot is not None:
+                self._on_snapshot(view, snapshot, now)
         elif isinstance(message, Heartbeat):
             self._on_heartbeat(view, message, now)
         elif isinstance(message, CommandResults):
@@ -229,6 +235,37 @@ class WorkerSessions:
                 view.closed[record.ticket] = record
         trim(view.closed)
         self._listener.snapshot_arrived(view, snapshot, previous)
+
+    def _rebuilt(self, view: TerminalView, changes: SnapshotChanges) -> Snapshot | None:
+        """The whole snapshot ``changes`` stands for, its orders rebuilt on the snapshot held (whose unchanged
+        orders it shares: protocol/snapshot_changes.py); None when it does not apply: old news, or changes to a
+        snapshot not held here (one lost on the way, another boot), for which the worker is asked for a whole one.
+        """
+        if changes.boot_id != view.boot_id:
+            self._send(view.name, ErrorMessage(code="hello-required", message="snapshot from an unknown boot"))
+            return None
+        base = view.snapshot
+        if base is not None and base.boot_id == changes.boot_id and changes.seq <= base.seq:
+            return None  # out of order or repeated: the newer one already applies
+        problem = ""
+        if base is None or base.boot_id != changes.boot_id or base.seq != changes.base_seq:
+            problem = f"they are to snapshot {changes.base_seq}, and the last one here is " + \
+                (f"{base.seq}" if base is not None and base.boot_id == changes.boot_id else "of no snapshot of it")
+        else:
+            try:
+                orders = apply_order_changes(base.orders, changes.orders, changes.removed)
+            except ChangesDoNotApply as e:
+                problem = str(e)
+        if problem:
+            logger.info("{}: snapshot changes not applied ({}); asking for a whole snapshot", view.name, problem)
+            self._send(view.name, ErrorMessage(code="snapshot-required", message=f"snapshot changes not applied: "
+                                                                              f"{problem}"))
+            return None
+        return Snapshot(boot_id=changes.boot_id, seq=changes.seq, taken_at_ms=changes.taken_at_ms,
+                        login=changes.login, connected=changes.connected, trade_allowed=changes.trade_allowed,
+                        orders=orders, positions=changes.positions, closed=changes.closed,
+                        server_time=changes.server_time, balance=changes.balance, equity=changes.equity,
+                        margin_free=changes.margin_free, server=changes.server)
 
     def _note_account(self, view: TerminalView, login: int, server: str) -> None:
         """The account a terminal reports, checked against its config on every hello and snapshot. A source on

@@ -1,0 +1,138 @@
+"""Snapshots sent as their changes (protocol 1.4): the one rule both sides use (protocol/snapshot_changes.py), and
+the coordinator's side: it rebuilds exactly the whole snapshot, shares the unchanged orders' objects, and asks for a
+whole snapshot whenever the changes are not to the snapshot it holds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import ErrorMessage, PendingOrder, SnapshotChanges
+from protocol.snapshot_changes import ChangesDoNotApply, apply_order_changes, order_changes_since
+from tests.enginekit import TARGET, EngineRig, order
+
+
+def orders(*tickets: int, price: float = 1.08) -> tuple[PendingOrder, ...]:
+    return tuple(order(ticket, price_open=price) for ticket in tickets)
+
+
+def test_changes_give_back_the_list_with_the_unchanged_orders_shared():
+    base = orders(1, 2, 3, 4)
+    edited = msgspec.structs.replace(base[1], price_open=1.07)
+    after = (base[0], edited, base[3], order(5))
+    changes = order_changes_since(base, after)
+    assert changes == ((edited, order(5)), (3,))
+    rebuilt = apply_order_changes(base, *changes)
+    assert rebuilt == after
+    assert rebuilt[0] is base[0] and rebuilt[2] is base[3]  # the very objects: later comparisons stop at once
+
+
+def test_an_equal_order_read_again_is_no_change():
+    base = orders(1, 2)
+    assert order_changes_since(base, orders(1, 2)) == ((), ())
+
+
+def test_a_list_in_another_order_goes_whole():
+    base = orders(1, 2, 3)
+    assert order_changes_since(base, (base[2], base[0], base[1])) is None
+    assert order_changes_since(base, (base[0], base[0])) is None  # a ticket twice: only the whole list says so
+
+
+@pytest.mark.parametrize(("changed", "removed", "why"), [
+    (orders(9), (7,), "a removed ticket is not in the base"),
+    (orders(2, 2), (), "a ticket is named twice"),
+    (orders(2), (2,), "a ticket is named twice"),
+    ((), (1, 1), "a ticket is named twice"),
+])
+def test_changes_that_do_not_fit_their_base_are_refused(changed, removed, why):
+    with pytest.raises(ChangesDoNotApply, match=why):
+        apply_order_changes(orders(1, 2, 3), changed, removed)
+
+
+TICKET_LISTS = st.lists(st.integers(1, 30), unique=True, max_size=12)
+
+
+@given(TICKET_LISTS, TICKET_LISTS, st.sets(st.integers(1, 30)))
+def test_whenever_changes_are_given_they_rebuild_the_list_exactly(before, after, edited):
+    base = orders(*before)
+    new = tuple(order(ticket, price_open=1.07) if ticket in edited else order(ticket) for ticket in after)
+    changes = order_changes_since(base, new)
+    kept = [ticket for ticket in before if ticket in set(after)]
+    if [ticket for ticket in after if ticket in set(before)] == kept:  # the survivors in their places, new at the end
+        appended = after[len(kept):]
+        if after[:len(kept)] == kept and set(appended).isdisjoint(before):
+            assert changes is not None
+    if changes is not None:
+        assert apply_order_changes(base, *changes) == new
+
+
+# ---- the coordinator ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[EngineRig]:
+    engine_rig = EngineRig(tmp_path / "state")
+    engine_rig.start()
+    yield engine_rig
+    engine_rig.close()
+
+
+def send_changes(rig: EngineRig, base_seq: int, changed: tuple[PendingOrder, ...], removed: tuple[int, ...] = (),
+                 boot: str = "b1") -> int:
+    rig.seq[TARGET] += 1
+    rig.engine.on_message(TARGET, SnapshotChanges(
+        boot_id=boot, seq=rig.seq[TARGET], base_seq=base_seq, taken_at_ms=1, login=rig.logins[TARGET],
+        connected=True, trade_allowed=True, orders=changed, removed=removed, balance=1000.0, equity=1000.0))
+    return rig.seq[TARGET]
+
+
+def held(rig: EngineRig):
+    snapshot = rig.engine.views[TARGET].snapshot
+    assert snapshot is not None
+    return snapshot
+
+
+def asked_for_a_whole_snapshot(rig: EngineRig) -> list[ErrorMessage]:
+    return [message for name, message in rig.sent
+            if name == TARGET and isinstance(message, ErrorMessage) and message.code == "snapshot-required"]
+
+
+def test_the_coordinator_rebuilds_the_whole_snapshot_from_its_changes(rig):
+    first = orders(101, 102, 103)
+    base_seq = rig.snapshot(TARGET, first)
+    edited = msgspec.structs.replace(first[0], price_open=1.05)
+    seq = send_changes(rig, base_seq, (edited, order(104)), (102,))
+    snapshot = held(rig)
+    assert snapshot.seq == seq
+    assert snapshot.orders == (edited, first[2], order(104))
+    assert snapshot.orders[1] is first[2]
+    assert (snapshot.balance, snapshot.connected) == (1000.0, True)
+    assert not asked_for_a_whole_snapshot(rig)
+
+
+def test_changes_to_a_snapshot_not_held_here_are_not_applied_and_a_whole_one_is_asked_for(rig):
+    base_seq = rig.snapshot(TARGET, orders(101, 102))
+    send_changes(rig, base_seq + 5, orders(103))  # a snapshot lost on the way
+    assert held(rig).seq == base_seq and [o.ticket for o in held(rig).orders] == [101, 102]
+    assert "to snapshot" in asked_for_a_whole_snapshot(rig)[0].message
+    send_changes(rig, rig.seq[TARGET], (), (999,))  # malformed: a ticket the held snapshot lacks
+    assert held(rig).seq == base_seq
+    assert len(asked_for_a_whole_snapshot(rig)) == 2
+    again = rig.snapshot(TARGET, orders(101, 102, 103))  # the whole snapshot that follows applies
+    assert held(rig).seq == again
+
+
+def test_changes_from_another_boot_ask_for_a_hello_and_old_changes_are_ignored(rig):
+    base_seq = rig.snapshot(TARGET, orders(101))
+    send_changes(rig, base_seq, orders(102), boot="other")
+    assert [m.code for n, m in rig.sent if n == TARGET and isinstance(m, ErrorMessage)] == ["hello-required"]
+    newer = rig.snapshot(TARGET, orders(101, 103))
+    rig.engine.on_message(TARGET, SnapshotChanges(
+        boot_id="b1", seq=newer - 1, base_seq=newer - 2, taken_at_ms=1, login=rig.logins[TARGET], connected=True,
+        trade_allowed=True, orders=orders(104)))
+    assert held(rig).seq == newer and not asked_for_a_whole_snapshot(rig)
