@@ -14,8 +14,11 @@ would have brought.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from protocol.messages import PendingOrder
+import msgspec
+
+from protocol.messages import PendingOrder, Snapshot, SnapshotChanges
 
 
 class ChangesDoNotApply(ValueError):
@@ -64,4 +67,20 @@ def order_changes_since(base: Sequence[PendingOrder], orders: Sequence[PendingOr
     return (changed, removed) if rebuilt == tuple(orders) else None
 
 
-__all__ = ["ChangesDoNotApply", "apply_order_changes", "order_changes_since"]
+def as_changes(snapshot: Snapshot, base_seq: int, changed: Sequence[PendingOrder],
+               removed: Sequence[int]) -> SnapshotChanges:
+    """``snapshot`` sent as the changes (``changed``, ``removed``) of its orders to snapshot ``base_seq``."""
+    fields: dict[str, Any] = msgspec.structs.asdict(snapshot)
+    fields.update(orders=tuple(changed), removed=tuple(removed), base_seq=base_seq)
+    return SnapshotChanges(**fields)
+
+
+def as_snapshot(changes: SnapshotChanges, orders: tuple[PendingOrder, ...]) -> Snapshot:
+    """The whole snapshot ``changes`` stands for, ``orders`` being its rebuilt list."""
+    fields: dict[str, Any] = msgspec.structs.asdict(changes)
+    del fields["base_seq"], fields["removed"]
+    fields["orders"] = orders
+    return Snapshot(**fields)
+
+
+__all__ = ["ChangesDoNotApply", "apply_order_changes", "as_changes", "as_snapshot", "order_changes_since"]

@@ -60,6 +60,7 @@ from protocol.curve import CurveClient
 from protocol.malformed_log import MalformedMessageLog
 from protocol.messages import SHUTDOWN_TERMINAL_REMOVED
 from protocol.mt5 import LastError, OrderState
+from protocol.snapshot_changes import as_changes, order_changes_since
 from protocol.transport import connect_dealer, recv_frames, send_message
 from protocol.version import protocol_mismatch
 from terminal_worker.adapter import MT5Adapter
@@ -96,6 +97,8 @@ TARGET_POLL_SECONDS = 1.0
 # refresh the balance and the connection: once a second, so a broker connection the terminal reports lost
 # pauses copying within a second of its report instead of a tenth.
 SOURCE_QUIET_POLL_SECONDS = 1.0
+# The protocol minor from which a coordinator takes snapshots as their changes (SnapshotChanges).
+SNAPSHOT_CHANGES_MINOR = 4
 # The longest wait for a message: a signal's stop request and the parent check are seen within it. Above an idle
 # target's pace with the coordinator's pings (PING_SLACK intervals of 1 s): a cap below it woke every idle target
 # a second time each second, for nothing, just before the ping that does its read and heartbeat.
@@ -178,6 +181,10 @@ class Worker:
         self._seq = 0
         self._state = _TerminalState()
         self._sent_key: tuple | None = None
+        # The snapshot the next one may be sent as changes to (protocol 1.4): the last one sent since the welcome,
+        # as (seq, orders); None: the next one goes whole. ``_coordinator_minor``: the protocol its welcome named.
+        self._changes_base: tuple[int, tuple[PendingOrder, ...]] | None = None
+        self._coordinator_minor = 0
         self._welcomed = False
         self._last_heard = time.monotonic()
         self._last_hello = 0.0
@@ -294,6 +301,7 @@ class Worker:
         self._poller.register(self._socket, zmq.POLLIN)
         self._welcomed = False
         self._sent_key = None
+        self._changes_base = None
         self._last_heard = time.monotonic()
         self._last_hello = 0.0
         self._hello_unanswered_since = None
@@ -371,6 +379,8 @@ class Worker:
             self.heartbeat_interval = message.heartbeat_interval
             self.coordinator_timeout = message.worker_timeout
             self._sent_key = None  # a (re)welcomed worker resends its full state at once
+            self._changes_base = None  # whole: the coordinator may hold no snapshot of this worker, or an old one
+            self._coordinator_minor = message.protocol_minor
             self._poll_soon()
         elif isinstance(message, CommandBatch):
             self._execute_batch(message)
@@ -414,6 +424,7 @@ class Worker:
             return
         if message.code == "snapshot-required":
             self._sent_key = None  # the next poll sends the full state again
+            self._changes_base = None  # whole: the changes sent did not apply there
             return
         if message.fatal:
             logger.critical("coordinator refused this worker: {} ({})", message.message, message.code)
@@ -698,29 +709,35 @@ class Worker:
             closed.pop(next(iter(closed)))
 
     def _send_snapshot(self, key: tuple) -> None:
+        """The terminal's state as read: whole, or as its orders' changes to the last snapshot sent, when the
+        coordinator takes those (protocol 1.4) and they rebuild the list exactly (protocol/snapshot_changes.py)."""
         self._seq += 1
         balance, equity, margin_free = self._account_cache
         login, server = self._state.account or (0, "")
-        sent = self._send(
-            Snapshot(
-                boot_id=self.boot_id,
-                seq=self._seq,
-                taken_at_ms=self._polled_at_ms,
-                login=login,
-                server=server,
-                connected=self._state.connected,
-                trade_allowed=self._state.trade_allowed,
-                orders=self._state.orders,
-                positions=self._state.positions,
-                closed=tuple(record for record, _ in self._state.closed.values()),
-                server_time=self._server_time,
-                balance=balance,
-                equity=equity,
-                margin_free=margin_free,
-            )
+        orders, base = self._state.orders, self._changes_base
+        changes = None
+        if base is not None and self._coordinator_minor >= SNAPSHOT_CHANGES_MINOR:
+            changes = order_changes_since(base[1], orders)
+        snapshot = Snapshot(
+            boot_id=self.boot_id,
+            seq=self._seq,
+            taken_at_ms=self._polled_at_ms,
+            login=login,
+            server=server,
+            connected=self._state.connected,
+            trade_allowed=self._state.trade_allowed,
+            orders=orders,
+            positions=self._state.positions,
+            closed=tuple(record for record, _ in self._state.closed.values()),
+            server_time=self._server_time,
+            balance=balance,
+            equity=equity,
+            margin_free=margin_free,
         )
-        if sent:
+        message: Message = snapshot if changes is None or base is None else as_changes(snapshot, base[0], *changes)
+        if self._send(message):
             self._sent_key = key
+            self._changes_base = (self._seq, orders)
 
     # ---- commands ------------------------------------------------------------------------------
 

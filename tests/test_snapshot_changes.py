@@ -12,8 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import ErrorMessage, PendingOrder, SnapshotChanges
-from protocol.snapshot_changes import ChangesDoNotApply, apply_order_changes, order_changes_since
+from protocol import ErrorMessage, PendingOrder, Snapshot, SnapshotChanges
+from protocol.snapshot_changes import (
+    ChangesDoNotApply,
+    apply_order_changes,
+    as_changes,
+    as_snapshot,
+    order_changes_since,
+)
 from tests.enginekit import TARGET, EngineRig, order
 
 
@@ -52,6 +58,15 @@ def test_a_list_in_another_order_goes_whole():
 def test_changes_that_do_not_fit_their_base_are_refused(changed, removed, why):
     with pytest.raises(ChangesDoNotApply, match=why):
         apply_order_changes(orders(1, 2, 3), changed, removed)
+
+
+def test_changes_carry_every_field_of_a_snapshot_and_give_it_back():
+    assert set(SnapshotChanges.__struct_fields__) == {*Snapshot.__struct_fields__, "base_seq", "removed"}
+    whole = Snapshot(boot_id="b", seq=8, taken_at_ms=5, login=2, connected=True, trade_allowed=False,
+                     orders=orders(1, 2), server_time=9, balance=1.5, equity=2.5, margin_free=0.5, server="S")
+    changes = as_changes(whole, 7, orders(2), (3,))
+    assert (changes.base_seq, changes.orders, changes.removed, changes.server) == (7, orders(2), (3,), "S")
+    assert as_snapshot(changes, whole.orders) == whole
 
 
 TICKET_LISTS = st.lists(st.integers(1, 30), unique=True, max_size=12)

@@ -15,11 +15,14 @@ from protocol import (
     CommandKind,
     CommandResult,
     CommandStatus,
+    ErrorMessage,
     Heartbeat,
     PendingOrder,
     PositionFacts,
     Snapshot,
+    SnapshotChanges,
     TerminalFacts,
+    Welcome,
 )
 from terminal_worker import worker as worker_module
 from terminal_worker.worker import (
@@ -333,3 +336,53 @@ def test_the_coordinators_process_is_looked_for_at_its_own_pace_not_at_every_wak
     clock.now += PARENT_CHECK_SECONDS
     worker._check_parent(clock.now)
     assert worker.exit_code is not None  # gone: the worker stops (no orphan keeps trading)
+
+
+def welcome(worker: Worker, protocol_minor: int) -> None:
+    worker._handle(Welcome(coordinator_version="x", protocol_minor=protocol_minor, heartbeat_interval=1.0,
+                           worker_timeout=10.0))
+
+
+def snapshots(sent: list[Any]) -> list[Any]:
+    return [message for message in sent if isinstance(message, (Snapshot, SnapshotChanges))]
+
+
+def test_after_a_whole_snapshot_a_1_4_coordinator_is_sent_the_orders_changes(rig):
+    clock, make = rig
+    worker, adapter, sent = make("target", poll_interval=1.0)
+    welcome(worker, 4)
+    adapter.orders = (order(1), order(2), order(3))
+    worker._poll_terminal()
+    first = snapshots(sent)[-1]
+    assert isinstance(first, Snapshot) and len(first.orders) == 3  # the first after a welcome: whole
+    adapter.orders = (order(1), order(3), order(4))
+    clock.now = worker._next_poll
+    worker._poll_terminal()
+    changes = snapshots(sent)[-1]
+    assert isinstance(changes, SnapshotChanges)
+    assert (changes.base_seq, changes.seq) == (first.seq, first.seq + 1)
+    assert changes.orders == (order(4),) and changes.removed == (2,)
+    assert changes.login == first.login and changes.connected
+    # The coordinator did not hold the base: the next snapshot is whole.
+    worker._handle(ErrorMessage(code="snapshot-required", message="snapshot changes not applied"))
+    clock.now = worker._next_poll
+    worker._poll_terminal()
+    assert isinstance(snapshots(sent)[-1], Snapshot) and len(snapshots(sent)[-1].orders) == 3
+
+
+def test_a_coordinator_before_1_4_and_a_list_in_another_order_get_whole_snapshots(rig):
+    clock, make = rig
+    worker, adapter, sent = make("target", poll_interval=1.0)
+    welcome(worker, 3)
+    for orders in ((order(1),), (order(1), order(2))):
+        adapter.orders = orders
+        clock.now = worker._next_poll
+        worker._poll_terminal()
+    assert [type(message) for message in snapshots(sent)] == [Snapshot, Snapshot]
+    welcome(worker, 4)
+    clock.now = worker._next_poll
+    worker._poll_terminal()  # whole after every welcome
+    adapter.orders = (order(2), order(1))
+    clock.now = worker._next_poll
+    worker._poll_terminal()
+    assert [type(message) for message in snapshots(sent)][-2:] == [Snapshot, Snapshot]

@@ -50,7 +50,7 @@ from protocol import (
     Welcome,
 )
 from protocol.mt5 import OrderState
-from protocol.snapshot_changes import ChangesDoNotApply, apply_order_changes
+from protocol.snapshot_changes import ChangesDoNotApply, apply_order_changes, as_snapshot
 
 OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accepted after this long
 # Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
@@ -261,11 +261,7 @@ class WorkerSessions:
             self._send(view.name, ErrorMessage(code="snapshot-required", message=f"snapshot changes not applied: "
                                                                               f"{problem}"))
             return None
-        return Snapshot(boot_id=changes.boot_id, seq=changes.seq, taken_at_ms=changes.taken_at_ms,
-                        login=changes.login, connected=changes.connected, trade_allowed=changes.trade_allowed,
-                        orders=orders, positions=changes.positions, closed=changes.closed,
-                        server_time=changes.server_time, balance=changes.balance, equity=changes.equity,
-                        margin_free=changes.margin_free, server=changes.server)
+        return as_snapshot(changes, orders)
 
     def _note_account(self, view: TerminalView, login: int, server: str) -> None:
         """The account a terminal reports, checked against its config on every hello and snapshot. A source on
