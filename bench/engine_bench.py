@@ -4,7 +4,9 @@ In process, no workers: the real Engine and StateStore are fed the workers' mess
 N targets each reporting M copies in sync with the source's M orders. Then one source order's price changes:
 timed from the source's snapshot handed to the engine (``on_message``) to the commands sent (``reconcile`` of what
 it marked dirty returning), best and median of a few edits, each measurement in a process of its own. The engine's
-memory is reported as that process's RSS.
+memory is reported as that process's RSS. Then every target's answer to each edit, as its worker sends it (the
+snapshot with the copy edited, as its changes to the last one, and the results), is timed from its bytes to the
+reconcile that follows: what an edit costs the coordinator after its commands.
 Python's cycle collector is set as the coordinator sets it (coordinator/runtime/collector.py).
 """
 
@@ -20,6 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 from loguru import logger
 
 from config.loader import parse_config
@@ -31,6 +34,9 @@ from protocol import (
     PROTOCOL_MINOR,
     AccountFacts,
     CommandBatch,
+    CommandResult,
+    CommandResults,
+    CommandStatus,
     Heartbeat,
     Hello,
     Message,
@@ -40,7 +46,10 @@ from protocol import (
     SymbolSpec,
     SymbolSpecs,
     TerminalFacts,
+    decode,
+    encode,
 )
+from protocol.snapshot_changes import as_changes, order_changes_since
 from protocol.tags import copy_tag
 
 SOURCE = "src"
@@ -73,6 +82,7 @@ class _Rig:
         }
         self.state = StateStore(state_dir)
         self.commands = 0
+        self.batches: list[tuple[str, CommandBatch]] = []
         self.engine = Engine(parse_config(data, base_dir=state_dir.parent), self.state, self._send)
         self.seq = dict.fromkeys(self.logins, 0)
 
@@ -90,7 +100,32 @@ class _Rig:
     def _send(self, name: str, message: Message) -> bool:
         if isinstance(message, CommandBatch):
             self.commands += len(message.commands)
+            self.batches.append((name, message))
         return True
+
+    def answers(self, books: dict[str, list[PendingOrder]]) -> list[tuple[str, list[bytes], list[bytes]]]:
+        """Each target's answer to the batches sent since the last call, as its worker sends it: its book with the
+        commands' prices, as the changes to the snapshot it sent last, then the results (the frames on the wire)."""
+        frames = []
+        for name, batch in self.batches:
+            book = books[name]
+            base = tuple(book)
+            place = {order.ticket: index for index, order in enumerate(book)}
+            for command in batch.commands:
+                index = place[command.ticket]
+                book[index] = msgspec.structs.replace(book[index], price_open=command.price)
+            self.seq[name] += 1
+            snapshot = Snapshot(boot_id="b1", seq=self.seq[name], taken_at_ms=int(time.time() * 1000),
+                                login=self.logins[name], connected=True, trade_allowed=True, orders=tuple(book),
+                                balance=1000.0, equity=1000.0)
+            changes = order_changes_since(base, snapshot.orders)
+            sent: Message = snapshot if changes is None else as_changes(snapshot, self.seq[name] - 1, *changes)
+            results = CommandResults(batch_id=batch.batch_id, snapshot_seq=self.seq[name], results=tuple(
+                CommandResult(command_id=command.command_id, status=CommandStatus.DONE, retcode=10009,
+                              ticket=command.ticket) for command in batch.commands))
+            frames.append((name, encode(sent), encode(results)))
+        self.batches.clear()
+        return frames
 
     def hello(self, name: str) -> None:
         self.engine.on_message(name, Hello(
@@ -136,6 +171,8 @@ class EditFigures:
     # One target's full plan (the periodic check that nothing was missed, coordinator/runtime/full_plans.py): the
     # longest the coordinator's loop waits for those, since they are made one target at a time. Median of 3.
     full_plan_ms: float
+    # Every target's answer to an edit (its snapshot as changes, its results), from bytes to the reconcile after.
+    answers_ms: list[float]
 
 
 def measure(targets: int, copies: int, edits: int, *, prices_move: bool = False) -> EditFigures:
@@ -170,15 +207,48 @@ def measure(targets: int, copies: int, edits: int, *, prices_move: bool = False)
                 rig.snapshot(SOURCE, changed)
                 rig.engine.reconcile(rig.engine.take_dirty())
                 times.append((time.perf_counter() - started) * 1000)
+            commands = rig.commands // max(1, edits)
+            answered = _answers_timed(rig, changed if edits else source, books, edits)
             full = []
             for name in list(books)[:3]:
                 started = time.perf_counter()
                 rig.engine.reconcile({name}, full=True)
                 full.append((time.perf_counter() - started) * 1000)
-            return EditFigures(times, rig.commands // max(1, edits), _rss_mb(), statistics.median(full))
+            return EditFigures(times, commands, _rss_mb(), statistics.median(full), answered)
         finally:
             rig.state.close()
             gc.unfreeze()  # the next measurement starts as the first did
+
+
+def _answers_timed(rig: _Rig, source: list[PendingOrder], books: dict[str, list[PendingOrder]],
+                   edits: int) -> list[float]:
+    """After the timed edits (whose commands were never answered): ``edits`` more, each answered by every target
+    as its worker would (rig.answers), the answers timed from their bytes to the reconcile after them."""
+    answered: list[float] = []
+    for _ in range(5):  # the edits timed above, answered untimed, until every copy is settled and in sync
+        if not rig.batches:
+            break
+        for name, snapshot_frames, result_frames in rig.answers(books):
+            rig.engine.on_message(name, decode(snapshot_frames))
+            rig.engine.on_message(name, decode(result_frames))
+        rig.engine.reconcile(rig.engine.take_dirty())
+    else:
+        raise RuntimeError("the copies did not settle after the timed edits")
+    for edit in range(edits):
+        source = list(source)
+        source[edit] = _order(source[edit].ticket, round(source[edit].price_open - 0.002, 5))
+        rig.snapshot(SOURCE, source)
+        rig.engine.reconcile(rig.engine.take_dirty())
+        answers = rig.answers(books)
+        started = time.perf_counter()
+        for name, snapshot_frames, result_frames in answers:
+            rig.engine.on_message(name, decode(snapshot_frames))
+            rig.engine.on_message(name, decode(result_frames))
+        rig.engine.reconcile(rig.engine.take_dirty())
+        answered.append((time.perf_counter() - started) * 1000)
+        if rig.batches:
+            raise RuntimeError(f"the answers to edit {edit} made {len(rig.batches)} more batches")
+    return answered
 
 
 def _measure_quietly(targets: int, copies: int, edits: int, prices_move: bool) -> EditFigures:
@@ -211,6 +281,10 @@ def run(*, targets: int, copies: int, edits: int) -> None:
     print(f"  the same after every target's price moved (a heartbeat's new tick before each edit): median "
           f"{statistics.median(moved.times_ms):.1f} ms (a moved price re-plans only the orders the last plan acted on "
           "or skipped)")
+    answers = statistics.median(figures.answers_ms)
+    print(f"  then every target's answer (its snapshot, sent as its changes to the last one, and its results), from "
+          f"their bytes to the reconcile after them: median {answers:.1f} ms ({answers * 1000 / targets:.0f} us per "
+          "target)")
     every = figures.full_plan_ms * targets / 1000
     print(f"  a target's full plan (the periodic check, made one target at a time: the longest the loop waits for "
           f"it): {figures.full_plan_ms:.0f} ms; all {targets} at once would be ~{every:.1f} s")

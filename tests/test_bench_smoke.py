@@ -29,7 +29,8 @@ def test_planner_benchmark_orders_are_all_placeable():
     pytest.param("p1", ("P1 copy latency", "sequential baseline"), marks=pytest.mark.e2e),
     pytest.param("p2", ("P2 full sync",), marks=pytest.mark.e2e),
     pytest.param("p3", ("P3 idle", "the source's", "wake-ups a second"), marks=pytest.mark.e2e),
-    pytest.param("p4", ("P4 one source edit", "each further target adds", "a target's full plan")),
+    pytest.param("p4", ("P4 one source edit", "each further target adds", "every target's answer",
+                        "a target's full plan")),
 ])
 def test_issue_13_figures_run_in_quick_mode(section, figures, capsys):
     # P1-P4 on tiny sizes: every figure is printed (none is asserted: --quick is for CI).
