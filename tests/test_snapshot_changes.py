@@ -151,3 +151,14 @@ def test_changes_from_another_boot_ask_for_a_hello_and_old_changes_are_ignored(r
         boot_id="b1", seq=newer - 1, base_seq=newer - 2, taken_at_ms=1, login=rig.logins[TARGET], connected=True,
         trade_allowed=True, orders=orders(104)))
     assert held(rig).seq == newer and not asked_for_a_whole_snapshot(rig)
+
+
+@given(st.lists(st.integers(1, 8), max_size=8), st.lists(st.integers(1, 8), max_size=10), st.sets(st.integers(0, 9)))
+def test_even_lists_with_a_ticket_twice_are_rebuilt_exactly_or_sent_whole(before, after, edited_places):
+    base = orders(*before)
+    new = tuple(order(ticket, price_open=1.07) if place in edited_places else
+                (base[place] if place < len(base) and base[place].ticket == ticket else order(ticket))
+                for place, ticket in enumerate(after))
+    changes = order_changes_since(base, new)
+    if changes is not None:
+        assert apply_order_changes(base, *changes) == new
