@@ -423,8 +423,11 @@ class Worker:
             self._hello_unanswered_since = None
             return
         if message.code == "snapshot-required":
-            self._sent_key = None  # the next poll sends the full state again
-            self._changes_base = None  # whole: the changes sent did not apply there
+            # The coordinator lacks a snapshot (one lost on the way, or changes to one it does not hold): read and
+            # send the full state now, not at the next poll (a second away for an idle target).
+            self._sent_key = None
+            self._changes_base = None
+            self._poll_soon()
             return
         if message.fatal:
             logger.critical("coordinator refused this worker: {} ({})", message.message, message.code)

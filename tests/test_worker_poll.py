@@ -365,7 +365,7 @@ def test_after_a_whole_snapshot_a_1_4_coordinator_is_sent_the_orders_changes(rig
     assert changes.login == first.login and changes.connected
     # The coordinator did not hold the base: the next snapshot is whole.
     worker._handle(ErrorMessage(code="snapshot-required", message="snapshot changes not applied"))
-    clock.now = worker._next_poll
+    assert worker._next_poll == 0.0  # read and sent at once, not at the next poll
     worker._poll_terminal()
     assert isinstance(snapshots(sent)[-1], Snapshot) and len(snapshots(sent)[-1].orders) == 3
 

@@ -249,8 +249,9 @@ class WorkerSessions:
             return None  # out of order or repeated: the newer one already applies
         problem = ""
         if base is None or base.boot_id != changes.boot_id or base.seq != changes.base_seq:
-            problem = f"they are to snapshot {changes.base_seq}, and the last one here is " + \
-                (f"{base.seq}" if base is not None and base.boot_id == changes.boot_id else "of no snapshot of it")
+            held = f"snapshot {base.seq}" if base is not None and base.boot_id == changes.boot_id else \
+                "no snapshot of this worker process"
+            problem = f"they are changes to snapshot {changes.base_seq}, and the coordinator holds {held}"
         else:
             try:
                 orders = apply_order_changes(base.orders, changes.orders, changes.removed)
