@@ -27,6 +27,11 @@ from coordinator.persistence.state import DATABASE_NAME, read_events
 from protocol.tags import parse_tag
 
 BROKER_ROUND_TRIP = 0.05  # seconds per order_send
+# A copy is on its target halfway through the order_send that places it (the simulated broker answers after the
+# second half of its round trip). Each single order waits this long after its copies appeared, so the previous
+# answer's way back and the worker's read after it are over: else the next order queues behind them, and its
+# figures (the latency, and the stages' "answered") carry the previous one's tail.
+SETTLE_SECONDS = 2 * BROKER_ROUND_TRIP
 CONFIG_HEAD = """
 [coordinator]
 bind = "tcp://127.0.0.1:*"
@@ -115,9 +120,11 @@ def measure_copier(fan_out: int, burst: int) -> dict[str, float]:
             _wait_all(targets, {_place(source, 0)})  # warm-up: everything connected and planned once
             single, placed_ms = [], {}
             for i in range(3):
+                time.sleep(SETTLE_SECONDS)
                 ticket = _place(source, 1 + i)
                 placed_ms[ticket] = time.time() * 1000
                 single.append(_wait_all(targets, {ticket}))
+            time.sleep(SETTLE_SECONDS)
             tickets = {_place(source, 10 + i) for i in range(burst)}
             burst_seconds = _wait_all(targets, tickets)
             memory = {"coordinator": _rss_mb(process.pid)}
