@@ -1,7 +1,8 @@
 """A snapshot's orders as their changes to the last snapshot sent (protocol 1.4, ``SnapshotChanges``).
 
-A target of 1000 copies that has one edited sends all 1000 orders in every snapshot: the coordinator decoded them
-(1.5 ms) and compared them with the last ones (1 ms), 50 times over after one source edit at 50 targets. Sent as
+A target of 1000 copies with one of them edited used to send all 1000 orders in its snapshot: the coordinator
+decoded them (1-1.5 ms) and compared them with the last ones (~1 ms), 50 times over after one source edit at 50
+targets. Sent as
 its changes, the snapshot carries the orders added or edited and the tickets that left; the coordinator rebuilds
 the list from the one it holds, with the very objects of that list for every order that did not change, so the
 comparisons that follow stop at the first look (the same object).
