@@ -228,10 +228,7 @@ def _answers_timed(rig: _Rig, source: list[PendingOrder], books: dict[str, list[
     for _ in range(5):  # the edits timed above, answered untimed, until every copy is settled and in sync
         if not rig.batches:
             break
-        for name, snapshot_frames, result_frames in rig.answers(books):
-            rig.engine.on_message(name, decode(snapshot_frames))
-            rig.engine.on_message(name, decode(result_frames))
-        rig.engine.reconcile(rig.engine.take_dirty())
+        _deliver(rig, rig.answers(books))
     else:
         raise RuntimeError("the copies did not settle after the timed edits")
     for edit in range(edits):
@@ -241,14 +238,19 @@ def _answers_timed(rig: _Rig, source: list[PendingOrder], books: dict[str, list[
         rig.engine.reconcile(rig.engine.take_dirty())
         answers = rig.answers(books)
         started = time.perf_counter()
-        for name, snapshot_frames, result_frames in answers:
-            rig.engine.on_message(name, decode(snapshot_frames))
-            rig.engine.on_message(name, decode(result_frames))
-        rig.engine.reconcile(rig.engine.take_dirty())
+        _deliver(rig, answers)
         answered.append((time.perf_counter() - started) * 1000)
         if rig.batches:
             raise RuntimeError(f"the answers to edit {edit} made {len(rig.batches)} more batches")
     return answered
+
+
+def _deliver(rig: _Rig, answers: list[tuple[str, list[bytes], list[bytes]]]) -> None:
+    """The targets' answers handed to the engine from their bytes, as the hub does, then the reconcile after them."""
+    for name, snapshot_frames, result_frames in answers:
+        rig.engine.on_message(name, decode(snapshot_frames))
+        rig.engine.on_message(name, decode(result_frames))
+    rig.engine.reconcile(rig.engine.take_dirty())
 
 
 def _measure_quietly(targets: int, copies: int, edits: int, prices_move: bool) -> EditFigures:

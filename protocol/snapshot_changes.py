@@ -2,10 +2,9 @@
 
 A target of 1000 copies with one of them edited used to send all 1000 orders in its snapshot: the coordinator
 decoded them (1-1.5 ms) and compared them with the last ones (~1 ms), 50 times over after one source edit at 50
-targets. Sent as
-its changes, the snapshot carries the orders added or edited and the tickets that left; the coordinator rebuilds
-the list from the one it holds, with the very objects of that list for every order that did not change, so the
-comparisons that follow stop at the first look (the same object).
+targets. Sent as its changes, the snapshot carries the orders added or edited and the tickets that left; the
+coordinator rebuilds the list from the one it holds, with the very objects of that list for every order that did
+not change, so the comparisons that follow stop at the first look (the same object).
 
 Both sides use the one rule here, and the worker sends changes only when that rule gives back exactly its list
 (the same orders, in the same places): the list the coordinator holds is then always the one a full snapshot
