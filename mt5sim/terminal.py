@@ -107,25 +107,30 @@ class _Remembered:
 class _OrdersView:
     """One read of the placed orders, as remembered while the database is unchanged (Transaction.cached)."""
 
-    rows: list[dict[str, Any]]
+    orders: list[tuple[TradeOrder, int]]  # each with its expiry (server time; 0: none)
     status: Status
     expires_at: float  # server time of the first expiry among them (infinite when none, or from the cache)
     answers: dict[str | None, tuple[TradeOrder, ...]] = field(default_factory=dict)  # orders_get's, by group
 
     @classmethod
-    def read(cls, tx: Transaction, status: Status, symbol: str | None, ticket: int | None) -> _OrdersView:
+    def read(cls, tx: Transaction, status: Status, symbol: str | None, ticket: int | None,
+             memo: dict[tuple[Any, ...], tuple[TradeOrder, int]]) -> _OrdersView:
         cached = not status.connected  # a disconnected terminal shows what it knew, which does not expire
-        rows = tx.active_orders(symbol=symbol, ticket=ticket, cached=cached)
-        expiries = [row["expire_at"] for row in rows if row["expire_at"] > 0]
-        return cls(rows, status, math.inf if cached or not expiries else min(expiries))
+        orders = tx.active_orders_as(_order_with_expiry, memo, symbol=symbol, ticket=ticket, cached=cached)
+        expiries = [expire_at for _, expire_at in orders if expire_at > 0]
+        return cls(orders, status, math.inf if cached or not expiries else min(expiries))
 
     def answer(self, group: str | None) -> tuple[TradeOrder, ...]:
         found = self.answers.get(group)
         if found is None:
             matches = compile_group(group) if group is not None else None
             found = self.answers[group] = tuple(
-                _order_tuple(row) for row in self.rows if matches is None or matches(row["symbol"]))
+                order for order, _ in self.orders if matches is None or matches(order.symbol))
         return found
+
+
+def _order_with_expiry(row: Mapping[str, Any]) -> tuple[TradeOrder, int]:
+    return _order_tuple(row), row["expire_at"]
 
 
 class Terminal:
@@ -140,6 +145,8 @@ class Terminal:
         # Set by the facade's initialize(): a restarted terminal (new generation) breaks the connection.
         self._generation: int | None = None
         self._last_error: tuple[int, str] = SUCCESS
+        # Each placed order's row converted once per content, not at every read (Transaction.active_orders_as).
+        self._order_memo: dict[tuple[Any, ...], tuple[TradeOrder, int]] = {}
 
     def __repr__(self) -> str:
         return f"Terminal({str(self.path)!r})"
@@ -458,7 +465,7 @@ class Terminal:
         for _ in range(2):
             with self._store.read() as tx:
                 status = self._live(tx)
-                view = tx.cached(key, partial(_OrdersView.read, tx, status, symbol, ticket))
+                view = tx.cached(key, partial(_OrdersView.read, tx, status, symbol, ticket, self._order_memo))
             if status.now() < view.expires_at:
                 break
             with self._store.write() as tx:
@@ -467,7 +474,7 @@ class Terminal:
 
     def _op_orders_total(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> int:
         bind_either(args, kwargs, (), 0)
-        return len(self._orders_view().rows)
+        return len(self._orders_view().orders)
 
     def _op_orders_get(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[TradeOrder, ...]:
         symbol, group, ticket = self._filters(args, kwargs)

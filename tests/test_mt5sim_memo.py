@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import mt5sim
+from mt5sim import store
 from tests.simhelpers import BUY_LIMIT, create, place_pending
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -70,3 +71,25 @@ def test_positions_and_the_account_follow_a_fill(tmp_path):
     mt5sim.set_quote(tmp_path / "t", "EURUSD", tick.bid + 0.01, tick.ask + 0.01)
     assert terminal.positions_get()[0].profit > 0
     assert terminal.account_info().profit > 0
+
+
+def test_orders_read_again_after_a_change_show_every_edit_and_price_and_the_memo_stays_bounded(
+        tmp_path, monkeypatch):
+    """Each order's row is converted once per content (Transaction.active_orders_as): an edit, a new quote and an
+    order added are all read, unchanged orders are the very tuples read before, and the memo is cleared when full."""
+    term = create(tmp_path / "t", login=1)
+    for index in range(3):
+        place_pending(term, BUY_LIMIT, distance_points=500 + 100 * index)
+    first = term.orders_get()
+    edited = first[1]
+    price = round(edited.price_open - 0.0001, 5)
+    assert term.order_send({"action": mt5sim.TRADE_ACTION_MODIFY, "order": edited.ticket, "price": price,
+                            "sl": 0.0, "tp": 0.0}).retcode == mt5sim.TRADE_RETCODE_DONE
+    second = term.orders_get()
+    assert second[1].price_open == price and second[0] is first[0] and second[2] is first[2]
+    mt5sim.set_quote(tmp_path / "t", "EURUSD", 1.2, 1.2002)
+    priced = term.orders_get()
+    assert [order.price_current for order in priced] == [1.2002] * 3  # a buy's current price is the ask
+    monkeypatch.setattr(store, "ROW_MEMO_BOUND", 4)
+    place_pending(term, BUY_LIMIT, distance_points=900)
+    assert len(term.orders_get()) == 4 and len(term._order_memo) <= 4
