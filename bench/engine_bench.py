@@ -49,7 +49,7 @@ from protocol import (
     decode,
     encode,
 )
-from protocol.snapshot_changes import as_changes, order_changes_since
+from protocol.snapshot_changes import as_changes, changes_since
 from protocol.tags import copy_tag
 
 SOURCE = "src"
@@ -118,7 +118,7 @@ class _Rig:
             snapshot = Snapshot(boot_id="b1", seq=self.seq[name], taken_at_ms=int(time.time() * 1000),
                                 login=self.logins[name], connected=True, trade_allowed=True, orders=tuple(book),
                                 balance=1000.0, equity=1000.0)
-            changes = order_changes_since(base, snapshot.orders)
+            changes = changes_since(base, snapshot.orders)
             sent: Message = snapshot if changes is None else as_changes(snapshot, self.seq[name] - 1, *changes)
             results = CommandResults(batch_id=batch.batch_id, snapshot_seq=self.seq[name], results=tuple(
                 CommandResult(command_id=command.command_id, status=CommandStatus.DONE, retcode=10009,

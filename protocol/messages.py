@@ -292,7 +292,8 @@ class SnapshotChanges(Struct, frozen=True, kw_only=True):
     """Worker -> coordinator (protocol 1.4, to a coordinator of 1.4 or newer): snapshot ``seq``, its orders given
     as their changes to snapshot ``base_seq`` of the same boot, the last one the worker sent: ``orders`` holds the
     orders added or edited since, ``removed`` the tickets that left (protocol/snapshot_changes.py says how the list
-    is rebuilt). Every other field is whole, as in Snapshot. A coordinator that does not hold snapshot
+    is rebuilt); since 1.5 the closed orders' records too, when ``closed_as_changes`` says so. Every other field is
+    whole, as in Snapshot. A coordinator that does not hold snapshot
     ``base_seq`` answers "snapshot-required", and the worker's next snapshot is whole.
 
     Its fields repeat Snapshot's on purpose, not by subclassing: a subclass would pass ``isinstance(m, Snapshot)``
@@ -316,6 +317,11 @@ class SnapshotChanges(Struct, frozen=True, kw_only=True):
     equity: Number = 0.0
     margin_free: Number = 0.0
     server: Text = ""
+    # Protocol 1.5, sent only to a coordinator of 1.5 or newer: True when ``closed`` holds the records added or
+    # changed since snapshot ``base_seq`` and ``closed_removed`` the tickets of those dropped; False (a 1.4
+    # worker's, or a list that would not rebuild exactly): ``closed`` is whole, as in Snapshot.
+    closed_removed: Items[int] = ()
+    closed_as_changes: bool = False
 
 
 class SymbolRequest(Struct, frozen=True, kw_only=True):

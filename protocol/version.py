@@ -2,7 +2,7 @@
 and fill defaults for missing optional ones. Anything that breaks that bumps the major (and the tag)."""
 
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 4  # 1.1: Snapshot.server, ErrorMessage.terminal/boot_id
+PROTOCOL_MINOR = 5  # 1.1: Snapshot.server, ErrorMessage.terminal/boot_id
 # 1.2: positions: CommandKind SLTP/CLOSE/MARKET, Command.expected_volume/deviation, CommandResult.price/volume,
 # PositionFacts prices and levels, HistoryRequest.positions, HistoryReport.positions/unknown_positions.
 # A 1.1 worker cannot decode the new command kinds: the coordinator sends them only to workers of 1.2 or newer.
@@ -10,6 +10,8 @@ PROTOCOL_MINOR = 4  # 1.1: Snapshot.server, ErrorMessage.terminal/boot_id
 # Shutdown.code. A worker from a worker.toml says role "" and needs a 1.3 coordinator (an older one refuses it).
 # 1.4: SnapshotChanges (a snapshot's orders as their changes to the last one), sent only to a coordinator whose
 # Welcome says 1.4 or newer; an older coordinator gets whole snapshots.
+# 1.5: SnapshotChanges.closed_removed/closed_as_changes (the closed orders' records as their changes too), sent
+# only to a coordinator of 1.5 or newer; a 1.4 coordinator gets them whole.
 PROTOCOL_TAG = b"MTC%d" % PROTOCOL_MAJOR
 TAG_FAMILY = b"MTC"
 PROTOCOL_VERSION = f"{PROTOCOL_MAJOR}.{PROTOCOL_MINOR}"

@@ -60,7 +60,7 @@ from protocol.curve import CurveClient
 from protocol.malformed_log import MalformedMessageLog
 from protocol.messages import SHUTDOWN_TERMINAL_REMOVED
 from protocol.mt5 import LastError, OrderState
-from protocol.snapshot_changes import as_changes, order_changes_since
+from protocol.snapshot_changes import as_changes, changes_since
 from protocol.transport import connect_dealer, recv_frames, send_message
 from protocol.version import protocol_mismatch
 from terminal_worker.adapter import MT5Adapter
@@ -97,8 +97,10 @@ TARGET_POLL_SECONDS = 1.0
 # refresh the balance and the connection: once a second, so a broker connection the terminal reports lost
 # pauses copying within a second of its report instead of a tenth.
 SOURCE_QUIET_POLL_SECONDS = 1.0
-# The protocol minor from which a coordinator takes snapshots as their changes (SnapshotChanges).
+# The protocol minor from which a coordinator takes snapshots as their orders' changes (SnapshotChanges), and the
+# one from which it takes the closed orders' records as their changes too.
 SNAPSHOT_CHANGES_MINOR = 4
+CLOSED_CHANGES_MINOR = 5
 # The longest wait for a message: a signal's stop request and the parent check are seen within it. Above an idle
 # target's pace with the coordinator's pings (PING_SLACK intervals of 1 s): a cap below it woke every idle target
 # a second time each second, for nothing, just before the ping that does its read and heartbeat.
@@ -182,8 +184,9 @@ class Worker:
         self._state = _TerminalState()
         self._sent_key: tuple | None = None
         # The snapshot the next one may be sent as changes to (protocol 1.4): the last one sent since the welcome,
-        # as (seq, orders); None: the next one goes whole. ``_coordinator_minor``: the protocol its welcome named.
-        self._changes_base: tuple[int, tuple[PendingOrder, ...]] | None = None
+        # as (seq, orders, closed orders' records); None: the next one goes whole. ``_coordinator_minor``: the
+        # protocol its welcome named.
+        self._changes_base: tuple[int, tuple[PendingOrder, ...], tuple[ClosedOrder, ...]] | None = None
         self._coordinator_minor = 0
         self._welcomed = False
         self._last_heard = time.monotonic()
@@ -713,14 +716,18 @@ class Worker:
 
     def _send_snapshot(self, key: tuple) -> None:
         """The terminal's state as read: whole, or as its orders' changes to the last snapshot sent, when the
-        coordinator takes those (protocol 1.4) and they rebuild the list exactly (protocol/snapshot_changes.py)."""
+        coordinator takes those (protocol 1.4) and they rebuild the list exactly (protocol/snapshot_changes.py); the
+        closed orders' records likewise, to a coordinator of 1.5 or newer."""
         self._seq += 1
         balance, equity, margin_free = self._account_cache
         login, server = self._state.account or (0, "")
         orders, base = self._state.orders, self._changes_base
-        changes = None
+        closed = tuple(record for record, _ in self._state.closed.values())
+        changes = closed_changes = None
         if base is not None and self._coordinator_minor >= SNAPSHOT_CHANGES_MINOR:
-            changes = order_changes_since(base[1], orders)
+            changes = changes_since(base[1], orders)
+            if self._coordinator_minor >= CLOSED_CHANGES_MINOR:
+                closed_changes = changes_since(base[2], closed)  # None: the records go whole
         snapshot = Snapshot(
             boot_id=self.boot_id,
             seq=self._seq,
@@ -731,16 +738,17 @@ class Worker:
             trade_allowed=self._state.trade_allowed,
             orders=orders,
             positions=self._state.positions,
-            closed=tuple(record for record, _ in self._state.closed.values()),
+            closed=closed,
             server_time=self._server_time,
             balance=balance,
             equity=equity,
             margin_free=margin_free,
         )
-        message: Message = snapshot if changes is None or base is None else as_changes(snapshot, base[0], *changes)
+        message: Message = snapshot if changes is None or base is None else \
+            as_changes(snapshot, base[0], *changes, closed=closed_changes)
         if self._send(message):
             self._sent_key = key
-            self._changes_base = (self._seq, orders)
+            self._changes_base = (self._seq, orders, closed)
 
     # ---- commands ------------------------------------------------------------------------------
 

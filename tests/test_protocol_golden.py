@@ -128,6 +128,11 @@ GOLDEN_SAMPLES: dict[str, Message] = {
         server_time=1_700_007_200, balance=10.5, equity=11.5, margin_free=1.0, server="MetaQuotes-Demo"),
     "snapshot_changes_minimal": SnapshotChanges(boot_id="b", seq=2, base_seq=1, taken_at_ms=1, login=1,
                                                 connected=True, trade_allowed=True, orders=()),
+    "snapshot_changes_with_closed_changes": SnapshotChanges(  # protocol 1.5
+        boot_id="b", seq=3, base_seq=2, taken_at_ms=1, login=1, connected=True, trade_allowed=True, orders=(),
+        closed=(ClosedOrder(ticket=2**63 - 1, symbol="EURUSD", type=2, state=4, magic=9, comment="mtc#9",
+                            time_done_msc=1_700_000_000_001, position_id=6),),
+        closed_removed=(1, 2**63 - 1), closed_as_changes=True),
     "symbol_request": SymbolRequest(request_id="r1", symbols=("EURUSD.m", "GOLD", UNICODE, STR16_SHORTEST)),
     "symbol_specs": SymbolSpecs(request_id="r1", specs=(FULL_SPEC,), missing=("GOLD", "")),
     "command_batch_pending_kinds": CommandBatch(

@@ -386,3 +386,25 @@ def test_a_coordinator_before_1_4_and_a_list_in_another_order_get_whole_snapshot
     clock.now = worker._next_poll
     worker._poll_terminal()
     assert [type(message) for message in snapshots(sent)][-2:] == [Snapshot, Snapshot]
+
+
+def test_a_1_5_coordinator_is_sent_the_closed_orders_records_as_their_changes_a_1_4_one_whole(rig):
+    clock, make = rig
+    for minor, as_changes in ((5, True), (4, False)):
+        worker, adapter, sent = make("target", poll_interval=1.0)
+        welcome(worker, minor)
+        adapter.orders = (order(1), order(2), order(3))
+        worker._poll_terminal()
+        adapter.orders = (order(1), order(3))  # #2 left: its record is kept ("not in the history yet")
+        clock.now = worker._next_poll
+        worker._poll_terminal()
+        adapter.orders = (order(3),)  # #1 left too
+        clock.now = worker._next_poll
+        worker._poll_terminal()
+        first, second = snapshots(sent)[-2:]
+        assert isinstance(second, SnapshotChanges) and second.closed_as_changes is as_changes
+        if as_changes:
+            assert [record.ticket for record in second.closed] == [1] and second.closed_removed == ()
+        else:  # whole, as a 1.4 coordinator reads them
+            assert [record.ticket for record in second.closed] == [2, 1]
+        assert [record.ticket for record in first.closed] == [2]

@@ -50,7 +50,7 @@ from protocol import (
     Welcome,
 )
 from protocol.mt5 import OrderState
-from protocol.snapshot_changes import ChangesDoNotApply, apply_order_changes, as_snapshot
+from protocol.snapshot_changes import ChangesDoNotApply, as_snapshot, rebuilt_lists
 
 OFFSET_WINDOW_SECONDS = 6 * 3600.0  # a clock change (daylight saving) is accepted after this long
 # Worker error codes that will not mend themselves within seconds: a --once run stops waiting for that terminal.
@@ -237,10 +237,10 @@ class WorkerSessions:
         self._listener.snapshot_arrived(view, snapshot, previous)
 
     def _rebuilt(self, view: TerminalView, changes: SnapshotChanges) -> Snapshot | None:
-        """The whole snapshot ``changes`` stands for, its orders rebuilt on the snapshot held (whose unchanged
-        orders it shares: protocol/snapshot_changes.py); None when it does not apply: old news, or changes to a
-        snapshot not held here (one lost on the way, another boot), for which the worker is asked for a whole one.
-        """
+        """The whole snapshot ``changes`` stands for, its orders (and since 1.5 its closed orders' records) rebuilt
+        on the snapshot held, whose unchanged entries it shares (protocol/snapshot_changes.py); None when it does not
+        apply: old news, or changes to a snapshot not held here (one lost on the way, another boot), for which the
+        worker is asked for a whole one."""
         if changes.boot_id != view.boot_id:
             self._send(view.name, ErrorMessage(code="hello-required", message="snapshot from an unknown boot"))
             return None
@@ -254,7 +254,7 @@ class WorkerSessions:
             problem = f"they are changes to snapshot {changes.base_seq}, and the coordinator holds {held}"
         else:
             try:
-                orders = apply_order_changes(base.orders, changes.orders, changes.removed)
+                orders, closed = rebuilt_lists(base, changes)
             except ChangesDoNotApply as e:
                 problem = str(e)
         if problem:
@@ -262,7 +262,7 @@ class WorkerSessions:
             self._send(view.name, ErrorMessage(code="snapshot-required", message=f"snapshot changes not applied: "
                                                                               f"{problem}"))
             return None
-        return as_snapshot(changes, orders)
+        return as_snapshot(changes, orders, closed)
 
     def _note_account(self, view: TerminalView, login: int, server: str) -> None:
         """The account a terminal reports, checked against its config on every hello and snapshot. A source on
