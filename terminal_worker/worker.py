@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import takewhile
 
 import msgspec
 import zmq
@@ -135,7 +136,10 @@ class _TerminalState:
     connected: bool = False
     trade_allowed: bool = False
     account: tuple[int, str] | None = None  # (login, server) the terminal was logged into at the last read
+    # The orders that left the pending list, by ticket, with when they were seen leaving: in that order, so the
+    # times only grow (Worker._track_closed rests on it).
     closed: dict[int, tuple[ClosedOrder, float]] = field(default_factory=dict)
+    closed_version: int = 0  # counts the changes to ``closed``: a snapshot's key holds it, not every record
 
 
 class Worker:
@@ -656,11 +660,11 @@ class Worker:
             self._next_poll = now + self._poll_gap()  # a busy source probes at the quick pace from now on
         self._state.orders = orders
         self._state.positions = positions
-        closed = tuple((ticket, record.state) for ticket, (record, _) in self._state.closed.items())
         # A position's current price moves with every tick: it rides along in each snapshot, but a price move
         # alone is no change worth a snapshot (the quotes reach the coordinator with the heartbeats).
         held = tuple(msgspec.structs.replace(position, price_current=0.0) for position in positions)
-        key = (orders, held, self._state.connected, self._state.trade_allowed, self._state.account, closed)
+        key = (orders, held, self._state.connected, self._state.trade_allowed, self._state.account,
+               self._state.closed_version)
         if key != self._sent_key and self._welcomed:
             self._send_snapshot(key)
 
@@ -694,25 +698,40 @@ class Worker:
 
     def _track_closed(self, orders: tuple[PendingOrder, ...], now: float) -> None:
         """Remember orders that left the pending list, with their fate from the history (filled, cancelled,
-        expired). Repeated in every snapshot for a while, so one lost snapshot loses nothing."""
-        current = {order.ticket for order in orders}
-        closed = self._state.closed
-        for order in self._state.orders:
-            if order.ticket not in current and order.ticket not in closed:
-                closed[order.ticket] = (
-                    ClosedOrder(ticket=order.ticket, symbol=order.symbol, type=order.type,
-                                state=int(OrderState.NOT_IN_HISTORY_YET), magic=order.magic, comment=order.comment),
-                    now,
-                )
-        for ticket, (record, since) in list(closed.items()):
-            if record.state == OrderState.NOT_IN_HISTORY_YET and now - since <= HISTORY_RETRY_SECONDS:
+        expired). Repeated in every snapshot for a while, so one lost snapshot loses nothing.
+
+        Without a pass over every record at each read (a busy account keeps up to 500): the records are held in
+        the order the orders left, so their times only grow. Only a changed pending list adds records or takes one
+        back; the newest ones are those whose history may still lag; the oldest are those forgotten."""
+        state, closed = self._state, self._state.closed
+        changed = False
+        if orders != state.orders:
+            current = {order.ticket for order in orders}
+            for order in state.orders:
+                if order.ticket not in current and order.ticket not in closed:
+                    closed[order.ticket] = (
+                        ClosedOrder(ticket=order.ticket, symbol=order.symbol, type=order.type,
+                                    state=int(OrderState.NOT_IN_HISTORY_YET), magic=order.magic,
+                                    comment=order.comment),
+                        now,
+                    )
+                    changed = True
+            for ticket in closed.keys() & current:  # pending again: no longer an order that left
+                del closed[ticket]
+                changed = True
+        recent = list(takewhile(lambda item: now - item[1][1] <= HISTORY_RETRY_SECONDS, reversed(closed.items())))
+        for ticket, (record, since) in recent:
+            if record.state == OrderState.NOT_IN_HISTORY_YET:
                 found = self.adapter.closed_order(ticket)
                 if found is not None:
                     closed[ticket] = (found, since)
-            if now - since > CLOSED_ORDER_MEMORY_SECONDS or ticket in current:
-                del closed[ticket]
-        while len(closed) > CLOSED_ORDER_MEMORY_COUNT:
-            closed.pop(next(iter(closed)))
+                    changed = True
+        while closed and (len(closed) > CLOSED_ORDER_MEMORY_COUNT
+                          or now - next(iter(closed.values()))[1] > CLOSED_ORDER_MEMORY_SECONDS):
+            del closed[next(iter(closed))]
+            changed = True
+        if changed:
+            state.closed_version += 1
 
     def _send_snapshot(self, key: tuple) -> None:
         """The terminal's state as read: whole, or as its orders' changes to the last snapshot sent, when the

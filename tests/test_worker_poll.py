@@ -10,6 +10,7 @@ import pytest
 
 from protocol import (
     AccountFacts,
+    ClosedOrder,
     Command,
     CommandBatch,
     CommandKind,
@@ -26,6 +27,9 @@ from protocol import (
 )
 from terminal_worker import worker as worker_module
 from terminal_worker.worker import (
+    CLOSED_ORDER_MEMORY_COUNT,
+    CLOSED_ORDER_MEMORY_SECONDS,
+    HISTORY_RETRY_SECONDS,
     MAX_WAIT_MS,
     PARENT_CHECK_SECONDS,
     PING_SLACK,
@@ -58,6 +62,7 @@ class CountingAdapter:
         self.orders: tuple[PendingOrder, ...] = ()
         self.held: tuple[PositionFacts, ...] = ()
         self.reads: dict[str, int] = {"orders": 0, "account": 0}
+        self.history: dict[int, ClosedOrder] = {}  # what the terminal's history says of an order that left
 
     def pending_orders(self) -> tuple[PendingOrder, ...]:
         self.reads["orders"] += 1
@@ -79,8 +84,9 @@ class CountingAdapter:
     def quotes(self, symbols: Any) -> tuple:
         return ()
 
-    def closed_order(self, ticket: int) -> None:
-        return None
+    def closed_order(self, ticket: int) -> ClosedOrder | None:
+        self.reads["history"] = self.reads.get("history", 0) + 1
+        return self.history.get(ticket)
 
     def disconnect(self) -> None:
         pass
@@ -408,3 +414,34 @@ def test_a_1_5_coordinator_is_sent_the_closed_orders_records_as_their_changes_a_
         else:  # whole, as a 1.4 coordinator reads them
             assert [record.ticket for record in second.closed] == [2, 1]
         assert [record.ticket for record in first.closed] == [2]
+
+
+def test_orders_that_leave_are_told_with_their_fate_and_forgotten_oldest_first(rig):
+    clock, make = rig
+    worker, adapter, sent = make("target", poll_interval=1.0)
+
+    def poll(seconds: float = 1.0) -> list[tuple[int, int]]:
+        clock.now += seconds
+        worker._poll_terminal()
+        return [(record.ticket, record.state) for record, _ in worker._state.closed.values()]
+
+    adapter.orders = (order(1), order(2), order(3))
+    poll()
+    adapter.orders = (order(3),)
+    assert poll() == [(1, -1), (2, -1)]  # not in the history yet
+    adapter.history[2] = ClosedOrder(ticket=2, symbol="EURUSD", type=2, state=4, magic=0, comment="")
+    assert poll() == [(1, -1), (2, 4)]  # filled, as the history now says
+    told = len(snapshots(sent))
+    assert poll() == [(1, -1), (2, 4)] and len(snapshots(sent)) == told  # nothing new: no snapshot
+    asked = adapter.reads["history"]
+    poll(HISTORY_RETRY_SECONDS)
+    assert adapter.reads["history"] == asked  # no longer looked for once the history had time to catch up
+    adapter.orders = (order(1), order(3))  # #1 is pending again
+    assert poll() == [(2, 4)]
+    assert poll(CLOSED_ORDER_MEMORY_SECONDS) == []  # forgotten
+    adapter.orders = tuple(order(ticket) for ticket in range(10, 10 + CLOSED_ORDER_MEMORY_COUNT + 3))
+    poll()
+    adapter.orders = ()
+    kept = poll()
+    assert [ticket for ticket, _ in kept] == list(range(13, 10 + CLOSED_ORDER_MEMORY_COUNT + 3))  # the newest
+    assert snapshots(sent)[-1].closed[0].ticket == 13
