@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import compileall
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -212,9 +213,14 @@ def running(tmp_path: Path) -> Iterator[int]:
 # order, short ones between them (a process test mostly waits on the copier's timers: a short one on another
 # runner uses the CPU meanwhile) and a tail of short ones last: what stealing moves to a runner that ran dry.
 # How long a test takes: as the last run that ran it measured (pytest's cache, kept by the controller and handed
-# to every runner), else a guess: one that starts real processes is long. Without xdist the order is left alone.
+# to every runner), else as tests/data/durations.json says (the long tests' times, committed: a fresh clone, as
+# CI's, has no cache, and ordered by guesses its suite took ~20 s longer), else a guess: one that starts real
+# processes is long. Without xdist the order is left alone. MT5_COPIER_STORE_DURATIONS=1 writes the file anew
+# from a whole run's times.
 
 DURATIONS_CACHE_KEY = "mt5-copier/durations"
+COMMITTED_DURATIONS = REPO / "tests" / "data" / "durations.json"
+COMMITTED_FROM_SECONDS = 0.5  # the tests the file keeps: those that count for the order (a few dozen KB at most)
 PROCESS_FIXTURES = frozenset({"copier"})
 GUESS_PROCESS_SECONDS = 6.0
 GUESS_OTHER_SECONDS = 0.1
@@ -229,9 +235,22 @@ def _guess_seconds(item: pytest.Item) -> float:
 
 
 def _known_durations(config: pytest.Config) -> dict[str, float]:
+    """The committed times, with the cache's over them (newer, and of this machine)."""
+    known = _committed_durations()
     cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
-    known = cache.get(DURATIONS_CACHE_KEY, {}) if cache is not None else {}
-    return known if isinstance(known, dict) else {}
+    cached = cache.get(DURATIONS_CACHE_KEY, {}) if cache is not None else {}
+    if isinstance(cached, dict):
+        known.update(cached)
+    return known
+
+
+def _committed_durations() -> dict[str, float]:
+    try:
+        committed = json.loads(COMMITTED_DURATIONS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # only the order of the tests is at stake: guesses then
+    return {str(nodeid): float(seconds) for nodeid, seconds in committed.items()} if isinstance(committed, dict) \
+        else {}
 
 
 def long_tests_first(seconds: list[float], runners: int) -> list[int]:
@@ -303,3 +322,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     known = _known_durations(config)
     known.update({nodeid: round(seconds, 3) for nodeid, seconds in _measured.items()})
     config.cache.set(DURATIONS_CACHE_KEY, known)
+    if os.environ.get("MT5_COPIER_STORE_DURATIONS") == "1" and session.testsfailed == 0:
+        long = {nodeid: round(seconds, 1) for nodeid, seconds in sorted(_measured.items())
+                if seconds >= COMMITTED_FROM_SECONDS}
+        COMMITTED_DURATIONS.write_text(json.dumps(long, indent=0) + "\n", encoding="utf-8")
