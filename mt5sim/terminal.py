@@ -113,10 +113,10 @@ class _OrdersView:
     answers: dict[str | None, tuple[TradeOrder, ...]] = field(default_factory=dict)  # orders_get's, by group
 
     @classmethod
-    def read(cls, tx: Transaction, status: Status, symbol: str | None, ticket: int | None,
-             memo: dict[tuple[Any, ...], tuple[TradeOrder, int]]) -> _OrdersView:
+    def read(cls, tx: Transaction, status: Status, symbol: str | None, ticket: int | None) -> _OrdersView:
         cached = not status.connected  # a disconnected terminal shows what it knew, which does not expire
-        orders = tx.active_orders_as(_order_with_expiry, memo, symbol=symbol, ticket=ticket, cached=cached)
+        orders = tx.active_orders_as(_order_with_expiry, status.generation, symbol=symbol, ticket=ticket,
+                                     cached=cached)
         expiries = [expire_at for _, expire_at in orders if expire_at > 0]
         return cls(orders, status, math.inf if cached or not expiries else min(expiries))
 
@@ -145,8 +145,6 @@ class Terminal:
         # Set by the facade's initialize(): a restarted terminal (new generation) breaks the connection.
         self._generation: int | None = None
         self._last_error: tuple[int, str] = SUCCESS
-        # Each placed order's row converted once per content, not at every read (Transaction.active_orders_as).
-        self._order_memo: dict[tuple[Any, ...], tuple[TradeOrder, int]] = {}
 
     def __repr__(self) -> str:
         return f"Terminal({str(self.path)!r})"
@@ -465,7 +463,7 @@ class Terminal:
         for _ in range(2):
             with self._store.read() as tx:
                 status = self._live(tx)
-                view = tx.cached(key, partial(_OrdersView.read, tx, status, symbol, ticket, self._order_memo))
+                view = tx.cached(key, partial(_OrdersView.read, tx, status, symbol, ticket))
             if status.now() < view.expires_at:
                 break
             with self._store.write() as tx:

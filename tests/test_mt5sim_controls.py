@@ -406,16 +406,22 @@ def test_a_tick_answered_from_memory_has_the_time_of_now_and_a_new_price_at_once
     assert term.symbol_info_tick("NOSUCH") is None and term.last_error()[0] == mt5.RES_E_NOT_FOUND
 
 
-def test_orders_get_costs_two_small_selects(path: Path, term: Terminal) -> None:
+def test_orders_get_after_a_change_fetches_the_order_list_and_the_changed_row_alone(path: Path, term: Terminal) -> None:
     from mt5sim import store
 
     for index in range(5):
         term.order_send(buy_limit(price=round(1.08 - index * 0.0001, 5)))
+    first = term.orders_get()
+    assert term.order_send({"action": mt5.TRADE_ACTION_MODIFY, "order": first[2].ticket, "price": 1.0701,
+                            "sl": 0.0, "tp": 0.0}).retcode == mt5.TRADE_RETCODE_DONE
     statements: list[str] = []
     connection = store._handles[str(path / store.DB_NAME)].conn
     connection.set_trace_callback(statements.append)
     try:
-        assert len(term.orders_get()) == 5
+        after = term.orders_get()
     finally:
         connection.set_trace_callback(None)
-    assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) == 2
+    assert [order.price_open for order in after][2] == 1.0701 and after[0] is first[0]
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    # The status, each order's ticket and version, then the one row that changed.
+    assert len(selects) == 3 and selects[2].endswith(f"o.ticket IN ({first[2].ticket}) ORDER BY o.ticket"), selects

@@ -4,6 +4,7 @@ change: one made by this process, one made by another process, or one that time 
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -75,8 +76,9 @@ def test_positions_and_the_account_follow_a_fill(tmp_path):
 
 def test_orders_read_again_after_a_change_show_every_edit_and_price_and_the_memo_stays_bounded(
         tmp_path, monkeypatch):
-    """Each order's row is converted once per content (Transaction.active_orders_as): an edit, a new quote and an
-    order added are all read, unchanged orders are the very tuples read before, and the memo is cleared when full."""
+    """Each order's row is converted once per version and quote (Transaction.active_orders_as): an edit, a new
+    quote and an order added are all read, unchanged orders are the very tuples read before, and the memo is
+    cleared when full."""
     term = create(tmp_path / "t", login=1)
     for index in range(3):
         place_pending(term, BUY_LIMIT, distance_points=500 + 100 * index)
@@ -92,4 +94,23 @@ def test_orders_read_again_after_a_change_show_every_edit_and_price_and_the_memo
     assert [order.price_current for order in priced] == [1.2002] * 3  # a buy's current price is the ask
     monkeypatch.setattr(store, "ROW_MEMO_BOUND", 4)
     place_pending(term, BUY_LIMIT, distance_points=900)
-    assert len(term.orders_get()) == 4 and len(term._order_memo) <= 4
+    remembered = store._handles[str(tmp_path / "t" / store.DB_NAME)].converted_orders
+    assert len(term.orders_get()) == 4 and len(remembered) <= 4
+
+
+def test_a_terminal_created_again_numbers_its_orders_anew_and_they_are_read_as_its_own(tmp_path):
+    """The orders' conversions are remembered by ticket and version: a terminal created again at the same place
+    (the same file wiped, or a new file) starts its tickets and versions over, and must never be read as the
+    orders it held before."""
+    term = create(tmp_path / "t", login=1)
+    first = place_pending(term, BUY_LIMIT, distance_points=500)
+    assert [order.volume_initial for order in term.orders_get()] == [0.1]
+    for wiped in (True, False):  # the same file wiped, then a new file in its place
+        if not wiped:
+            shutil.rmtree(tmp_path / "t")
+        mt5sim.create_terminal(tmp_path / "t", login=1, server="Sim-Server")
+        term = mt5sim.Terminal(tmp_path / "t")
+        assert term.orders_get() == ()
+        ticket = place_pending(term, BUY_LIMIT, volume=0.2, distance_points=600)
+        assert ticket == first  # numbered anew
+        assert [(order.ticket, order.volume_initial) for order in term.orders_get()] == [(first, 0.2)]
