@@ -578,6 +578,15 @@ class _Handle:
         )
         self.conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self.conn.execute("PRAGMA synchronous = NORMAL")
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            # A terminal an older mt5sim created: brought up to this schema (idempotent: any process may do it).
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                Transaction(self.conn).create_schema()
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
 
 def _file_identity(path: str | Path) -> tuple[int, int] | None:

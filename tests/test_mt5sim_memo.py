@@ -5,6 +5,7 @@ change: one made by this process, one made by another process, or one that time 
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -114,3 +115,22 @@ def test_a_terminal_created_again_numbers_its_orders_anew_and_they_are_read_as_i
         ticket = place_pending(term, BUY_LIMIT, volume=0.2, distance_points=600)
         assert ticket == first  # numbered anew
         assert [(order.ticket, order.volume_initial) for order in term.orders_get()] == [(first, 0.2)]
+
+
+def test_a_terminal_an_older_mt5sim_created_is_brought_up_to_date_when_opened(tmp_path):
+    term = create(tmp_path / "t", login=1)
+    ticket = place_pending(term, BUY_LIMIT)
+    database = tmp_path / "t" / store.DB_NAME
+    store._handles.pop(str(database)).conn.close()
+    with sqlite3.connect(database) as old:  # as schema 1 had it: no versions
+        old.execute("DROP TRIGGER orders_versioned")
+        for table in ("orders", "orders_cache"):
+            old.execute(f"ALTER TABLE {table} DROP COLUMN version")
+        old.execute("PRAGMA user_version = 1")
+    term = mt5sim.Terminal(tmp_path / "t")
+    first = term.orders_get()
+    assert [order.ticket for order in first] == [ticket]
+    assert term.order_send({"action": mt5sim.TRADE_ACTION_MODIFY, "order": ticket,
+                            "price": round(first[0].price_open - 0.0001, 5), "sl": 0.0, "tp": 0.0}).retcode == \
+        mt5sim.TRADE_RETCODE_DONE
+    assert term.orders_get()[0].price_open == round(first[0].price_open - 0.0001, 5)  # versions move again
