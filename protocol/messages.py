@@ -293,8 +293,8 @@ class SnapshotChanges(Struct, frozen=True, kw_only=True):
     as their changes to snapshot ``base_seq`` of the same boot, the last one the worker sent: ``orders`` holds the
     orders added or edited since, ``removed`` the tickets that left (protocol/snapshot_changes.py says how the list
     is rebuilt); since 1.5 the closed orders' records too, when ``closed_as_changes`` says so. Every other field is
-    whole, as in Snapshot. A coordinator that does not hold snapshot
-    ``base_seq`` answers "snapshot-required", and the worker's next snapshot is whole.
+    whole, as in Snapshot. A coordinator that does not hold snapshot ``base_seq`` answers "snapshot-required", and
+    the worker's next snapshot is whole.
 
     Its fields repeat Snapshot's on purpose, not by subclassing: a subclass would pass ``isinstance(m, Snapshot)``
     and be taken for a whole snapshot. protocol/snapshot_changes.py converts between the two, and a test holds
